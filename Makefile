@@ -1,0 +1,155 @@
+# snapfs: one non-recursive Makefile for the whole tree.
+#
+#   make            build build/snapvm, build/snapfs, build/snapctl, libsnap
+#   make test       install missing packages, build, run every test
+#   make test SAN=1 the same under AddressSanitizer + UBSan (in build/san/)
+#   make demo       install missing packages, build, show what works
+#   make check-proto  fail when a committed .proto field changed
+#   make WERROR=0   warnings stay warnings
+
+CC      ?= gcc
+PROTOC  ?= protoc-c
+SAN     ?= 0
+WERROR  ?= 1
+
+BUILD   := build
+ifeq ($(SAN),1)
+BUILD   := build/san
+endif
+
+WARNINGS := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wundef \
+	    -Wshadow -Wformat=2 -Wpointer-arith -Wvla -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+
+PKGS     := libprotobuf-c libzstd libcrypto
+DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   := -std=gnu11 -O2 -g -D_GNU_SOURCE -MMD -MP $(WARNINGS) \
+	    -Isnapshot -I$(BUILD)/proto $(DEP_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS  := $(EXTRA_LDFLAGS)
+ifeq ($(SAN),1)
+CFLAGS   += -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+.DEFAULT_GOAL := all
+.PHONY: all deps test run-tests demo run-demo check-proto proto-lock clean
+.SECONDARY:
+
+# ---- generated protobuf-c code ---------------------------------------------
+
+PROTOS     := $(wildcard proto/*.proto)
+PROTO_C    := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
+PROTO_H    := $(PROTO_C:.c=.h)
+
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(@D)
+	$(PROTOC) -Iproto --c_out=$(BUILD)/proto $<
+
+# The "future" schemas of tests/proto extend ours with fields of every kind.
+FUTURE_PROTOS := $(wildcard tests/proto/*.proto)
+FUTURE_C      := $(patsubst tests/proto/%.proto,$(BUILD)/tproto/%.pb-c.c,$(FUTURE_PROTOS))
+
+$(BUILD)/tproto/%.pb-c.c $(BUILD)/tproto/%.pb-c.h: tests/proto/%.proto
+	@mkdir -p $(@D)
+	$(PROTOC) -Itests/proto --c_out=$(BUILD)/tproto $<
+
+# ---- compile rules -----------------------------------------------------------
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: $(BUILD)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# ---- libsnap -----------------------------------------------------------------
+
+LIBSNAP_SRCS := $(wildcard snapshot/*.c)
+LIBSNAP_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIBSNAP_SRCS)) $(PROTO_C:.c=.o)
+LIBSNAP      := $(BUILD)/libsnap.a
+
+$(LIBSNAP): $(LIBSNAP_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# ---- programs ----------------------------------------------------------------
+
+SNAPCTL_SRCS := $(wildcard tools/snapctl/*.c)
+SNAPVM_SRCS  := $(wildcard vmm/*.c vmm/dev/*.c)
+SNAPFS_SRCS  := $(wildcard fs/*.c)
+TOOL_SRCS    := tools/protolock.c
+
+$(BUILD)/snapctl: $(patsubst %.c,$(BUILD)/%.o,$(SNAPCTL_SRCS)) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(BUILD)/snapvm: $(patsubst %.c,$(BUILD)/%.o,$(SNAPVM_SRCS)) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lpthread
+
+$(BUILD)/snapfs: $(patsubst %.c,$(BUILD)/%.o,$(SNAPFS_SRCS)) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(shell pkg-config --libs fuse3 2>/dev/null)
+$(patsubst %.c,$(BUILD)/%.o,$(SNAPFS_SRCS)): CFLAGS += $(shell pkg-config --cflags fuse3 2>/dev/null)
+
+$(BUILD)/protolock: $(BUILD)/tools/protolock.o $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+PROGRAMS := $(BUILD)/snapctl $(BUILD)/snapvm $(BUILD)/snapfs
+all: $(PROGRAMS)
+
+# ---- tests -------------------------------------------------------------------
+
+TESTLIB_SRCS := tests/unit/testutil.c
+UNIT_SRCS    := $(filter-out $(TESTLIB_SRCS),$(wildcard tests/unit/test_*.c))
+UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TESTLIB_SRCS))
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
+
+# The compatibility test decodes messages of the extended schemas.
+$(BUILD)/tests/unit/test_future.o: CFLAGS += -I$(BUILD)/tproto
+$(BUILD)/tests/unit/test_future.o: $(FUTURE_C:.c=.h)
+$(BUILD)/tests/test_future: $(FUTURE_C:.c=.o)
+
+TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock
+
+deps:
+	@sh tools/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: $(PROGRAMS) $(TEST_BINS)
+	@BUILD=$(BUILD) sh tests/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory run-demo
+
+run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap
+	@BUILD=$(BUILD) sh tools/demo.sh
+
+# A small producer of synthetic snapshots for the demo and the tests.
+$(BUILD)/tests/mksnap: $(BUILD)/tests/unit/mksnap.o $(TESTLIB_OBJS) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+check-proto: $(BUILD)/protolock
+	$(BUILD)/protolock check proto/schema.lock
+
+# Record new fields in the lock (it refuses changes to committed ones).
+proto-lock: $(BUILD)/protolock
+	$(BUILD)/protolock update proto/schema.lock
+
+clean:
+	rm -rf build
+
+# Everything that includes generated headers waits for them.
+ALL_SRCS := $(LIBSNAP_SRCS) $(SNAPCTL_SRCS) $(SNAPVM_SRCS) $(SNAPFS_SRCS) \
+	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/unit/mksnap.c
+$(patsubst %.c,$(BUILD)/%.o,$(ALL_SRCS)): | $(PROTO_H)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
