@@ -576,9 +576,10 @@ static int sregs_from(const Snapfs__State__Sregs *pb, struct snap_sregs *c,
 static int vcpu_from(const Snapfs__State__Vcpu *pb, struct snap_vcpu *c,
 		     uint32_t i, struct snap_err *err)
 {
-	char ctx[VCTX_MAX];
+	char ctx[VCTX_MAX], sub[CTX_MAX];
 	int ret;
 
+#define SUB(part) (snprintf(sub, sizeof(sub), "%s: " part, ctx), sub)
 	snprintf(ctx, sizeof(ctx), "vcpu %u", i);
 	c->id = pb->id;
 	if ((ret = need(pb->regs, ctx, "regs", err)) ||
@@ -605,11 +606,11 @@ static int vcpu_from(const Snapfs__State__Vcpu *pb, struct snap_vcpu *c,
 				    ctx);
 	if (pb->xsave.len)
 		memcpy(c->xsave, pb->xsave.data, pb->xsave.len);
-	ret = regs_from_pb(pb->regs, &c->regs, ctx, err);
+	ret = regs_from_pb(pb->regs, &c->regs, SUB("regs"), err);
 	if (!ret)
 		ret = sregs_from(pb->sregs, &c->sregs, ctx, err);
 	if (!ret)
-		ret = fpu_from_pb(pb->fpu, &c->fpu, ctx, err);
+		ret = fpu_from_pb(pb->fpu, &c->fpu, SUB("fpu"), err);
 	if (!ret)
 		ret = copy_exact(c->fpu.fpr, pb->fpu->fpr, sizeof(c->fpu.fpr),
 				 ctx, "fpu.fpr", err);
@@ -618,26 +619,29 @@ static int vcpu_from(const Snapfs__State__Vcpu *pb, struct snap_vcpu *c,
 				 ctx, "fpu.xmm", err);
 	if (!ret)
 		ret = FROM_ARRAY(c->xcrs, c->n_xcrs, pb->xcrs, pb->n_xcrs,
-				 SNAP_MAX_XCRS, xcr_from_pb, ctx, "xcrs");
+				 SNAP_MAX_XCRS, xcr_from_pb, SUB("xcrs"), "count");
 	if (!ret)
 		ret = FROM_ARRAY(c->msrs, c->n_msrs, pb->msrs, pb->n_msrs,
-				 SNAP_MAX_MSRS, msr_from_pb, ctx, "msrs");
+				 SNAP_MAX_MSRS, msr_from_pb, SUB("msrs"), "count");
 	if (!ret)
 		ret = copy_exact(c->lapic, pb->lapic, sizeof(c->lapic), ctx,
 				 "lapic", err);
 	if (!ret)
-		ret = events_from_pb(pb->events, &c->events, ctx, err);
+		ret = events_from_pb(pb->events, &c->events, SUB("events"),
+				     err);
 	c->mp_state = pb->mp_state;
 	if (!ret)
-		ret = debugregs_from_pb(pb->debugregs, &c->debugregs, ctx, err);
+		ret = debugregs_from_pb(pb->debugregs, &c->debugregs,
+					SUB("debugregs"), err);
 	if (!ret)
 		ret = copy_words(c->debugregs.db, pb->debugregs->db,
 				 pb->debugregs->n_db, 4, ctx, "debugregs.db",
 				 err);
 	if (!ret)
 		ret = FROM_ARRAY(c->cpuid, c->n_cpuid, pb->cpuid, pb->n_cpuid,
-				 SNAP_MAX_CPUID, cpuid_entry_from_pb, ctx,
-				 "cpuid");
+				 SNAP_MAX_CPUID, cpuid_entry_from_pb, SUB("cpuid"),
+				 "count");
+#undef SUB
 	c->tsc_khz = pb->tsc_khz;
 	return ret;
 }
@@ -681,7 +685,8 @@ static int vm_from(const Snapfs__State__VmState *pb, struct snap_state *s,
 		if ((ret = pit_from_pb(pb->pit, &s->pit, "pit", err)) ||
 		    (ret = FROM_ARRAY(s->pit.channels, n, pb->pit->channels,
 				      pb->pit->n_channels, SNAP_PIT_CHANNELS,
-				      pit_channel_from_pb, "pit", "channels")))
+				      pit_channel_from_pb, "pit.channels",
+				      "count")))
 			return ret;
 		(void)n;	/* always SNAP_PIT_CHANNELS, checked above */
 		s->has_pit = true;

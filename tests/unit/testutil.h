@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAP_TESTUTIL_H
+#define SNAP_TESTUTIL_H
+
+/*
+ * Helpers shared by the unit tests and build/tests/mksnap: deterministic
+ * sample snapshots and scratch directories.
+ */
+
+#include <stdint.h>
+
+#include "manifest.h"
+#include "snapdir.h"
+#include "state.h"
+
+/* A state with every field set to values derived from seed. */
+struct snap_state *test_state_sample(uint32_t n_vcpus, uint32_t seed);
+
+/* A manifest for a guest of mem_size bytes in one or two regions. */
+void test_manifest_sample(struct snap_manifest *m, uint32_t n_vcpus,
+			  uint64_t mem_size, uint32_t seed);
+
+/*
+ * Write a complete snapshot to dir with io: sample state and manifest,
+ * memory.bin of mem_size bytes with a pattern from seed on some pages.
+ * Returns 0 or a negative errno (err says what failed).
+ */
+int test_write_snapshot(const struct snap_io *io, const char *dir,
+			uint32_t n_vcpus, uint64_t mem_size, uint32_t seed,
+			struct snap_err *err);
+
+/* mkdtemp under $TMPDIR (or /tmp); aborts on failure. Free the result. */
+char *test_tmpdir(void);
+
+/* rm -r path (files and directories below it). */
+void test_rmtree(const char *path);
+
+/* Number of entries in dir other than . and .. (-1 if it cannot be read). */
+int test_count_entries(const char *dir);
+
+/* Read a whole file into a new buffer; aborts on failure. */
+uint8_t *test_read_file(const char *path, size_t *len);
+
+/* Replace a file's contents; aborts on failure. */
+void test_write_file(const char *path, const void *buf, size_t len);
+
+#endif
