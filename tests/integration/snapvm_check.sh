@@ -1,0 +1,40 @@
+#!/bin/sh
+# snapvm check: the host's KVM and its capabilities, and the error lines
+# when there is no usable KVM. Prints TAP.
+set -u
+BUILD=${BUILD:-build}
+SNAPVM=$BUILD/snapvm
+n=0 failed=0
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; sed 's/^/# /' "$err"; }
+check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
+
+echo "1..5"
+
+SNAPVM_KVM=/nonexistent/kvm "$SNAPVM" check >"$out" 2>"$err"; rc=$?
+check "missing KVM device: exit 1 with one line naming it" \
+	'[ $rc -eq 1 ] && [ "$(wc -l <"$err")" -eq 1 ] && grep -q "^snapvm: /nonexistent/kvm: No such file" "$err"'
+
+SNAPVM_KVM=/dev/null "$SNAPVM" check >"$out" 2>"$err"; rc=$?
+check "a device that is not KVM: exit 1, 'not a KVM device'" \
+	'[ $rc -eq 1 ] && grep -q "^snapvm: /dev/null: not a KVM device$" "$err"'
+
+"$SNAPVM" >"$out" 2>"$err"; rc=$?
+check "no command: usage, exit 2" '[ $rc -eq 2 ] && grep -q "^usage: snapvm" "$err"'
+
+"$SNAPVM" frobnicate >"$out" 2>"$err"; rc=$?
+check "unknown command: exit 2 naming it" \
+	'[ $rc -eq 2 ] && grep -q "unknown command .frobnicate." "$err"'
+
+if [ -c /dev/kvm ]; then
+	"$SNAPVM" check >"$out" 2>"$err"; rc=$?
+	check "/dev/kvm has every required capability" \
+		'[ $rc -eq 0 ] && grep -q "IRQCHIP *yes" "$out" && grep -q "^ok:" "$out"'
+else
+	echo "snapvm_check: /dev/kvm missing: KVM capability test NOT RUN" >&2
+	n=$((n + 1)); echo "ok $n - /dev/kvm capabilities # SKIP /dev/kvm missing on this machine"
+fi
+exit $failed
