@@ -13,8 +13,6 @@
 
 #include "manifest.pb-c.h"
 
-#define TRAILER_TAG	0x7a	/* field 15, wire type 2 (bytes) */
-
 /*
  * Required features this build implements. A snapshot naming any other
  * required feature is refused (docs/format.md, "Features").
@@ -300,7 +298,7 @@ int snap_manifest_encode(const struct snap_manifest *m, uint8_t **bufp,
 	if (!buf)
 		return snap_err_set(err, -ENOMEM, "manifest.bin: out of memory");
 	snapfs__manifest__snapshot_manifest__pack(&pb, buf);
-	buf[body] = TRAILER_TAG;
+	buf[body] = SNAP_TRAILER_TAG;
 	buf[body + 1] = SNAP_DIGEST_LEN;
 	snap_sha256(buf, body, buf + body + 2);
 	*bufp = buf;
@@ -429,7 +427,7 @@ static int check_trailer(const uint8_t *buf, size_t len, struct snap_err *err)
 		return snap_err_set(err, -EBADMSG, "manifest.bin: %zu bytes, "
 				    "too short to hold a checksum", len);
 	body = len - SNAP_TRAILER_LEN;
-	if (buf[body] != TRAILER_TAG || buf[body + 1] != SNAP_DIGEST_LEN)
+	if (buf[body] != SNAP_TRAILER_TAG || buf[body + 1] != SNAP_DIGEST_LEN)
 		return snap_err_set(err, -EBADMSG, "manifest.bin: checksum: "
 				    "trailer missing (truncated or not a "
 				    "snapshot manifest)");

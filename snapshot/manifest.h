@@ -30,7 +30,8 @@
 #define SNAP_MEMORY_MAX		(1ull << 46)	/* 64 TiB */
 #define SNAP_GPA_LIMIT		(1ull << 52)
 
-/* Size of the checksum trailer that ends manifest.bin. */
+/* The checksum trailer that ends manifest.bin: tag, length, digest. */
+#define SNAP_TRAILER_TAG	0x7a	/* field 15, wire type 2 (bytes) */
 #define SNAP_TRAILER_LEN	(2 + SNAP_DIGEST_LEN)
 
 struct snap_region {

@@ -797,7 +797,8 @@ int snap_uart8250_decode(const uint8_t *buf, size_t len,
 				   "%zu bytes, at most %u expected",
 				   pb->rx_fifo.len, SNAP_UART_FIFO_MAX);
 	if (!ret) {
-		memcpy(c->rx_fifo, pb->rx_fifo.data, pb->rx_fifo.len);
+		if (pb->rx_fifo.len)
+			memcpy(c->rx_fifo, pb->rx_fifo.data, pb->rx_fifo.len);
 		c->rx_len = (uint32_t)pb->rx_fifo.len;
 		c->thr_irq_pending = pb->thr_irq_pending;
 		c->irq_level = pb->irq_level;

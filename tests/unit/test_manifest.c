@@ -57,7 +57,7 @@ static void test_round_trip(void **unused)
 	assert_string_equal(d.compatible_features[0], "sample-feature");
 	assert_string_equal(d.cmdline, "console=ttyS0 touch=64");
 	/* The file ends in the trailer: tag, length, digest of the rest. */
-	assert_int_equal(buf[len - 34], 0x7a);
+	assert_int_equal(buf[len - 34], SNAP_TRAILER_TAG);
 	assert_int_equal(buf[len - 33], 32);
 	free(buf);
 	snap_manifest_release(&d);
@@ -206,7 +206,7 @@ static uint8_t *pack_with_trailer(const Snapfs__Manifest__SnapshotManifest *pb,
 	uint8_t *buf = malloc(body + SNAP_TRAILER_LEN);
 
 	snapfs__manifest__snapshot_manifest__pack(pb, buf);
-	buf[body] = 0x7a;
+	buf[body] = SNAP_TRAILER_TAG;
 	buf[body + 1] = 32;
 	snap_sha256(buf, body, buf + body + 2);
 	*len = body + SNAP_TRAILER_LEN;
@@ -332,7 +332,7 @@ static void test_decode_container(void **unused)
 
 	/* Undecodable bytes behind a correct checksum. */
 	memcpy(bad, garbage, sizeof(garbage));
-	bad[sizeof(garbage)] = 0x7a;
+	bad[sizeof(garbage)] = SNAP_TRAILER_TAG;
 	bad[sizeof(garbage) + 1] = 32;
 	snap_sha256(bad, sizeof(garbage), bad + sizeof(garbage) + 2);
 	expect_decode(bad, sizeof(garbage) + SNAP_TRAILER_LEN, -EBADMSG,

@@ -340,6 +340,12 @@ static void test_uart_payload(void **unused)
 	assert_int_equal(u.lcr, 0x83);
 	assert_int_equal(u.ier, 0x0f);
 	assert_int_equal(u.rx_len, 3);
+	/* An empty FIFO (no bytes at all on the wire) decodes to rx_len 0. */
+	pb.rx_fifo.len = 0;
+	len = snapfs__state__uart8250__pack(&pb, buf);
+	assert_int_equal(snap_uart8250_decode(buf, len, &u, &err), 0);
+	assert_int_equal(u.rx_len, 0);
+	assert_int_equal(u.lcr, 0x83);
 	buf[0] = 0xff;
 	assert_int_equal(snap_uart8250_decode(buf, 1, &u, &err), -EBADMSG);
 }
