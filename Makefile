@@ -116,7 +116,7 @@ $(BUILD)/tests/unit/test_future.o: CFLAGS += -I$(BUILD)/tproto
 $(BUILD)/tests/unit/test_future.o: $(FUTURE_C:.c=.h)
 $(BUILD)/tests/test_future: $(FUTURE_C:.c=.o)
 
-TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock
+TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap
 
 deps:
 	@sh tools/deps.sh

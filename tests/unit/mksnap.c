@@ -23,6 +23,7 @@ int main(int argc, char **argv)
 	unsigned long vcpus = 2, seed = 1;
 	unsigned long long mem = 64ull << 20;
 	struct snap_err err = { "" };
+	unsigned flags = 0;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
 		case 'c': vcpus = strtoul(optarg, NULL, 0); break;
 		case 'm': mem = strtoull(optarg, NULL, 0); break;
 		case 's': seed = strtoul(optarg, NULL, 0); break;
-		case 'd': break;	/* the sample always records it */
+		case 'd': flags |= SNAP_MEMORY_DIGEST; break;
 		default: return 2;
 		}
 	}
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (test_write_snapshot(&snap_io_posix, argv[optind], (uint32_t)vcpus,
-				mem, (uint32_t)seed, &err)) {
+				mem, (uint32_t)seed, flags, &err)) {
 		fprintf(stderr, "mksnap: %s: %s\n", argv[optind], err.msg);
 		return 1;
 	}

@@ -35,7 +35,8 @@ static void setup_file(struct fixture *fx, const char *name)
 	    asprintf(&fx->path, "%s/%s", fx->dir, name) < 0)
 		abort();
 	assert_int_equal(test_write_snapshot(&snap_io_posix, fx->dir, 1, MEM,
-					     7, NULL), 0);
+					     7,
+					     SNAP_MEMORY_DIGEST, NULL), 0);
 	fx->orig = test_read_file(fx->path, &fx->len);
 }
 

@@ -41,7 +41,7 @@ static void test_write_read(void **unused)
 	struct snap_state *s = NULL, *want = test_state_sample(3, 9);
 
 	assert_int_equal(test_write_snapshot(&snap_io_posix, dir, 3, MEM, 9,
-					     &err), 0);
+					     SNAP_MEMORY_DIGEST, &err), 0);
 	assert_int_equal(test_count_entries(tmp), 1);	/* no temporary left */
 	assert_int_equal(test_count_entries(dir), 3);
 	assert_int_equal(snap_read(dir, SNAP_MEMORY_DIGEST, &m, &s, &err), 0);
@@ -56,7 +56,7 @@ static void test_write_read(void **unused)
 
 	/* A second save under the same name is refused; the first stays. */
 	assert_int_equal(test_write_snapshot(&snap_io_posix, dir, 1, MEM, 2,
-					     &err), -EEXIST);
+					     SNAP_MEMORY_DIGEST, &err), -EEXIST);
 	assert_non_null(strstr(err.msg, "already exists"));
 	assert_int_equal(snap_read(dir, 0, &m, NULL, &err), 0);
 	assert_int_equal(m.vcpu_count, 3);
@@ -225,7 +225,7 @@ static void test_injected_failures(void **unused)
 	int injected = 0;
 
 	assert_int_equal(test_write_snapshot(&snap_io_posix, old, 2, MEM, 1,
-					     NULL), 0);
+					     SNAP_MEMORY_DIGEST, NULL), 0);
 	digest_snapshot(old, before);
 
 	for (int op = 0; op < OP_COUNT; op++) {
@@ -238,7 +238,8 @@ static void test_injected_failures(void **unused)
 			struct snap_manifest m;
 			int ret;
 
-			ret = test_write_snapshot(&io, new, 2, MEM, 2, &err);
+			ret = test_write_snapshot(&io, new, 2, MEM, 2,
+					     SNAP_MEMORY_DIGEST, &err);
 			if (!f.fired) {
 				/* Past the last call of op: a clean save. */
 				assert_int_equal(ret, 0);
@@ -287,7 +288,8 @@ static void test_killed_writer(void **unused)
 
 		assert_true(pid >= 0);
 		if (pid == 0)
-			_exit(test_write_snapshot(&io, dir, 1, MEM, 3, NULL)
+			_exit(test_write_snapshot(&io, dir, 1, MEM, 3,
+					     SNAP_MEMORY_DIGEST, NULL)
 			      ? 1 : 0);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFSIGNALED(status));
@@ -327,9 +329,9 @@ static void test_read_errors(void **unused)
 
 	expect_read_error(dir, -ENOENT, "manifest.bin: No such file");
 	assert_int_equal(test_write_snapshot(&snap_io_posix, dir, 2, MEM, 1,
-					     NULL), 0);
+					     SNAP_MEMORY_DIGEST, NULL), 0);
 	assert_int_equal(test_write_snapshot(&snap_io_posix, other, 2, MEM, 2,
-					     NULL), 0);
+					     SNAP_MEMORY_DIGEST, NULL), 0);
 
 	/* state.bin with one byte changed, and another snapshot's */
 	saved = test_read_file(state, &len);

@@ -138,7 +138,7 @@ void test_manifest_sample(struct snap_manifest *m, uint32_t n_vcpus,
 
 int test_write_snapshot(const struct snap_io *io, const char *dir,
 			uint32_t n_vcpus, uint64_t mem_size, uint32_t seed,
-			struct snap_err *err)
+			unsigned flags, struct snap_err *err)
 {
 	struct snap_writer *w = NULL;
 	struct snap_state *s;
@@ -164,7 +164,7 @@ int test_write_snapshot(const struct snap_io *io, const char *dir,
 			goto out;
 		}
 	}
-	ret = snap_writer_commit(w, &m, s, SNAP_MEMORY_DIGEST, err);
+	ret = snap_writer_commit(w, &m, s, flags, err);
 out:
 	snap_writer_free(w);
 	snap_manifest_release(&m);

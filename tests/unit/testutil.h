@@ -23,11 +23,12 @@ void test_manifest_sample(struct snap_manifest *m, uint32_t n_vcpus,
 /*
  * Write a complete snapshot to dir with io: sample state and manifest,
  * memory.bin of mem_size bytes with a pattern from seed on some pages.
+ * flags go to snap_writer_commit (SNAP_MEMORY_DIGEST records the digest).
  * Returns 0 or a negative errno (err says what failed).
  */
 int test_write_snapshot(const struct snap_io *io, const char *dir,
 			uint32_t n_vcpus, uint64_t mem_size, uint32_t seed,
-			struct snap_err *err);
+			unsigned flags, struct snap_err *err);
 
 /* mkdtemp under $TMPDIR (or /tmp); aborts on failure. Free the result. */
 char *test_tmpdir(void);
