@@ -118,13 +118,25 @@ $(BUILD)/tests/test_future: $(FUTURE_C:.c=.o)
 
 TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap
 
+# ---- guests ------------------------------------------------------------------
+
+# Debian's stock kernel (downloaded, never installed) for Linux guests and
+# for the rig (tests/rig/rig.sh), which gives tests a real KVM anywhere.
+GUEST_LINUX := build/guest/vmlinuz
+
+$(GUEST_LINUX): tools/fetch-linux.sh
+	@sh tools/fetch-linux.sh build/guest
+
+.PHONY: guest
+guest: $(GUEST_LINUX)
+
 deps:
 	@sh tools/deps.sh
 
 test: deps
 	@$(MAKE) --no-print-directory run-tests
 
-run-tests: $(PROGRAMS) $(TEST_BINS)
+run-tests: $(PROGRAMS) $(TEST_BINS) $(GUEST_LINUX)
 	@BUILD=$(BUILD) sh tests/run.sh
 
 demo: deps
