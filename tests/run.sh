@@ -23,6 +23,10 @@ run_one() {
 	s=$(grep -Eci '^ok [0-9]+.*# *skip' "$log")
 	f=$(grep -Ec '^not ok [0-9]+' "$log")
 	p=$((p - s))
+	# A whole script skipped ("1..0 # SKIP reason") counts as one skip.
+	if grep -Eqi '^1\.\.0 *# *skip' "$log"; then
+		s=$((s + 1))
+	fi
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "not ok - $name exited with status $rc"
 		f=1
