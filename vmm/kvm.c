@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define KVM_API_EXPECTED 12
+#define KVM_API_EXPECTED	12
+#define KVM_CPUID_MAX		1024	/* entries; KVM reports E2BIG above */
+#define KVM_VCPUS_FALLBACK	4	/* KVM's documented minimum */
 
 struct kvm_cap_req {
 	const char *name;
@@ -24,6 +27,7 @@ static const struct kvm_cap_req kvm_caps[] = {
 	CAP(SET_TSS_ADDR, true, "x86 TSS region"),
 	CAP(SET_IDENTITY_MAP_ADDR, true, "x86 identity map region"),
 	CAP(IRQCHIP, true, "in-kernel PIC, IOAPIC and LAPIC"),
+	CAP(IRQ_ROUTING, true, "ISA IRQ 0 on IOAPIC pin 2"),
 	CAP(PIT2, true, "in-kernel PIT"),
 	CAP(PIT_STATE2, true, "save and restore of the PIT"),
 	CAP(EXT_CPUID, true, "CPUID from KVM_GET_SUPPORTED_CPUID"),
@@ -42,6 +46,13 @@ static const struct kvm_cap_req kvm_caps[] = {
 	CAP(MAX_VCPUS, false, "vCPU limit"),
 };
 
+const char *kvm_host_path(void)
+{
+	const char *p = getenv("SNAPVM_KVM");
+
+	return p && *p ? p : "/dev/kvm";
+}
+
 int kvm_host_open(struct kvm_host *h, const char *path)
 {
 	h->fd = open(path, O_RDWR | O_CLOEXEC);
@@ -52,6 +63,34 @@ int kvm_host_open(struct kvm_host *h, const char *path)
 		close(h->fd);
 		h->fd = -1;
 		return -EPROTO;
+	}
+	return 0;
+}
+
+int kvm_host_open_checked(struct kvm_host *h, const char *path, FILE *out,
+			  struct snap_err *err)
+{
+	const char *missing;
+	int ret;
+
+	ret = kvm_host_open(h, path);
+	if (ret == -EPROTO && h->api_version < 0)
+		return snap_err_set(err, ret, "%s: not a KVM device", path);
+	if (ret == -EPROTO)
+		return snap_err_set(err, ret, "%s: KVM API version %d, %d "
+				    "expected", path, h->api_version,
+				    KVM_API_EXPECTED);
+	if (ret)
+		return snap_err_set(err, ret, "%s: %s%s", path, strerror(-ret),
+				    ret == -ENOENT ? " (KVM is not available "
+				    "on this machine)" : "");
+	if (out)
+		fprintf(out, "%s: KVM API version %d\n", path, h->api_version);
+	ret = kvm_host_check(h, out, &missing);
+	if (ret) {
+		kvm_host_close(h);
+		return snap_err_set(err, ret, "%s: capability %s missing",
+				    path, missing);
 	}
 	return 0;
 }
@@ -84,4 +123,31 @@ int kvm_host_check(const struct kvm_host *h, FILE *out, const char **missing)
 		}
 	}
 	return ret;
+}
+
+unsigned int kvm_host_max_vcpus(const struct kvm_host *h)
+{
+	int n = ioctl(h->fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+
+	if (n <= 0)
+		n = ioctl(h->fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	return n > 0 ? (unsigned int)n : KVM_VCPUS_FALLBACK;
+}
+
+int kvm_host_supported_cpuid(const struct kvm_host *h, struct kvm_cpuid2 **out)
+{
+	struct kvm_cpuid2 *c;
+
+	c = calloc(1, sizeof(*c) + KVM_CPUID_MAX * sizeof(c->entries[0]));
+	if (!c)
+		return -ENOMEM;
+	c->nent = KVM_CPUID_MAX;
+	if (ioctl(h->fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+		int ret = -errno;
+
+		free(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
 }

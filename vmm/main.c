@@ -7,51 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd.h"
 #include "kvm.h"
 
 #define SNAPVM_VERSION "0.1"
 
-static const char *kvm_path(void)
-{
-	const char *p = getenv("SNAPVM_KVM");	/* for tests */
-
-	return p && *p ? p : "/dev/kvm";
-}
-
 static int cmd_check(int argc, char **argv)
 {
 	struct kvm_host h;
-	const char *missing;
-	int ret;
+	struct snap_err err;
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: snapvm check\n");
 		return 2;
 	}
-	ret = kvm_host_open(&h, kvm_path());
-	if (ret == -EPROTO && h.api_version < 0) {
-		fprintf(stderr, "snapvm: %s: not a KVM device\n", kvm_path());
+	if (kvm_host_open_checked(&h, kvm_host_path(), stdout, &err)) {
+		fflush(stdout);
+		fprintf(stderr, "snapvm: %s\n", err.msg);
 		return 1;
 	}
-	if (ret == -EPROTO) {
-		fprintf(stderr, "snapvm: %s: KVM API version %d, 12 expected\n",
-			kvm_path(), h.api_version);
-		return 1;
-	}
-	if (ret) {
-		fprintf(stderr, "snapvm: %s: %s%s\n", kvm_path(),
-			strerror(-ret), ret == -ENOENT ?
-			" (KVM is not available on this machine)" : "");
-		return 1;
-	}
-	printf("%s: KVM API version %d\n", kvm_path(), h.api_version);
-	ret = kvm_host_check(&h, stdout, &missing);
 	kvm_host_close(&h);
-	if (ret) {
-		fprintf(stderr, "snapvm: %s: capability %s missing\n",
-			kvm_path(), missing);
-		return 1;
-	}
 	printf("ok: every capability snapvm needs is there\n");
 	return 0;
 }
@@ -63,6 +38,8 @@ static const struct command {
 } commands[] = {
 	{ "check", cmd_check, "check that this host's KVM has what snapvm "
 			      "needs" },
+	{ "run", cmd_run, "boot a kernel in a new VM (--help for options)" },
+	{ "ctl", cmd_ctl, "send a command to a running VM's control socket" },
 };
 
 static void usage(FILE *f)

@@ -93,7 +93,7 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initrd.gz"
 
-timeout "${RIG_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg -cpu max,+svm \
+timeout "${RIG_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,thread=single -cpu max,+svm,-avx,-avx2 \
 	-smp "$smp" -m "$mem" -nographic -no-reboot -kernel "$kernel" \
 	-initrd "$work/initrd.gz" \
 	-append "console=ttyS0 quiet loglevel=3 panic=-1" \

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPVM_CONTROL_H
+#define SNAPVM_CONTROL_H
+
+/*
+ * The control socket (--control PATH): a unix stream socket where each
+ * request is one line and gets one line back, "ok ..." or "error ...".
+ * The protocol is documented in docs/control.md; the commands are a table
+ * in control.c. Requests are served on a thread of their own, one at a
+ * time, so a pause never races a resume.
+ */
+
+#include "error.h"
+
+#define CONTROL_LINE_MAX	4096	/* a request or response, with '\n' */
+
+struct vm;
+struct control;
+
+/*
+ * Bind and listen on path. A socket there that accepts connections is in
+ * use: an error. A stale one (nobody listening) is replaced. Anything else
+ * at path is left alone: an error. Errors say what is wrong ("in use ...");
+ * the caller names the path.
+ */
+int control_create(struct control **out, const char *path,
+		   struct snap_err *err);
+
+/* Serve requests for vm until control_destroy. */
+int control_start(struct control *c, struct vm *vm, struct snap_err *err);
+
+/* Stop serving, close, remove the socket. c may be NULL. */
+void control_destroy(struct control *c);
+
+#endif

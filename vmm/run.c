@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapvm run: boot a kernel in a new VM and run it until it powers off,
+ * resets, or is told to quit.
+ *
+ * Everything that can be checked without KVM is checked first (options,
+ * the kernel and initrd, the memory file, the control socket), so those
+ * errors read the same on any machine.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "boot/boot.h"
+#include "cmd.h"
+#include "control.h"
+#include "kvm.h"
+#include "mem.h"
+#include "opts.h"
+#include "vm.h"
+
+#define RUN_MEM_DEFAULT	(256 * MIB)
+
+struct run_config {
+	struct boot_config boot;
+	uint64_t mem_size;
+	const char *mem_file;
+	unsigned int cpus;
+	const char *control;
+	bool debug;
+};
+
+enum {
+	OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_MEM_FILE,
+	OPT_CPUS, OPT_CONTROL, OPT_DEBUG, OPT_HELP,
+};
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "mem-file", required_argument, NULL, OPT_MEM_FILE },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void run_usage(FILE *f)
+{
+	fprintf(f, "usage: snapvm run --kernel PATH [--initrd PATH] "
+		"[--cmdline STRING] [--mem SIZE]\n"
+		"                  [--mem-file PATH] [--cpus N] "
+		"[--control SOCKET] [--debug]\n");
+}
+
+static int bad_usage(const char *what, const char *problem)
+{
+	fprintf(stderr, "snapvm run: %s: %s\n", what, problem);
+	run_usage(stderr);
+	return 2;
+}
+
+static int parse_mem(const char *s, uint64_t *out)
+{
+	char min[OPTS_SIZE_STR], max[OPTS_SIZE_STR];
+	int ret = opts_parse_size(s, out);
+
+	opts_format_size(MEM_MIN_SIZE, min, sizeof(min));
+	opts_format_size(MEM_MAX_SIZE, max, sizeof(max));
+	if (ret == -EINVAL) {
+		fprintf(stderr, "snapvm: --mem %s: not a size (digits with an "
+			"optional K, M or G suffix)\n", s);
+		return 1;
+	}
+	if (ret || *out > MEM_MAX_SIZE) {
+		fprintf(stderr, "snapvm: --mem %s: at most %s expected\n", s,
+			max);
+		return 1;
+	}
+	if (*out < MEM_MIN_SIZE) {
+		fprintf(stderr, "snapvm: --mem %s: at least %s expected\n", s,
+			min);
+		return 1;
+	}
+	if (*out % MEM_ALIGN) {
+		fprintf(stderr, "snapvm: --mem %s: not a multiple of 4 KiB\n",
+			s);
+		return 1;
+	}
+	return 0;
+}
+
+static int parse_cpus(const char *s, unsigned int *out)
+{
+	int ret = opts_parse_count(s, out);
+
+	if (ret == -EINVAL) {
+		fprintf(stderr, "snapvm: --cpus %s: not a count\n", s);
+		return 1;
+	}
+	if (ret || *out > MPTABLE_MAX_CPUS) {
+		fprintf(stderr, "snapvm: --cpus %s: at most %u expected\n", s,
+			MPTABLE_MAX_CPUS);
+		return 1;
+	}
+	if (*out == 0) {
+		fprintf(stderr, "snapvm: --cpus %s: at least 1 expected\n", s);
+		return 1;
+	}
+	return 0;
+}
+
+/* 0, or the exit status: 1 for a bad value, 2 for bad usage. */
+static int parse_run(int argc, char **argv, struct run_config *cfg)
+{
+	int opt, ret;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+:", run_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_KERNEL:
+			cfg->boot.kernel = optarg;
+			break;
+		case OPT_INITRD:
+			cfg->boot.initrd = optarg;
+			break;
+		case OPT_CMDLINE:
+			cfg->boot.cmdline = optarg;
+			break;
+		case OPT_MEM:
+			ret = parse_mem(optarg, &cfg->mem_size);
+			if (ret)
+				return ret;
+			break;
+		case OPT_MEM_FILE:
+			cfg->mem_file = optarg;
+			break;
+		case OPT_CPUS:
+			ret = parse_cpus(optarg, &cfg->cpus);
+			if (ret)
+				return ret;
+			break;
+		case OPT_CONTROL:
+			cfg->control = optarg;
+			break;
+		case OPT_DEBUG:
+			cfg->debug = true;
+			break;
+		case OPT_HELP:
+			run_usage(stdout);
+			return -1;
+		case ':':
+			return bad_usage(argv[optind - 1], "needs a value");
+		default:
+			return bad_usage(argv[optind - 1], "unknown option");
+		}
+	}
+	if (optind < argc)
+		return bad_usage(argv[optind], "unexpected argument");
+	if (!cfg->boot.kernel)
+		return bad_usage("--kernel", "required");
+	return 0;
+}
+
+/* Build the VM, load the kernel, start the vCPUs and the control socket. */
+static int run_start(const struct run_config *cfg, struct boot_image *img,
+		     const struct kvm_host *host, struct mem *mem,
+		     struct control *ctl, struct vm **vmp, struct snap_err *err)
+{
+	unsigned int max = kvm_host_max_vcpus(host);
+	struct boot_entry entry;
+	struct mptable_cpus cpus;
+	int ret;
+
+	if (max > MPTABLE_MAX_CPUS)
+		max = MPTABLE_MAX_CPUS;
+	if (cfg->cpus > max)
+		return snap_err_set(err, -EINVAL, "--cpus %u: at most %u "
+				    "expected (KVM_CAP_MAX_VCPUS)", cfg->cpus,
+				    max);
+	ret = vm_create(vmp, host, mem, cfg->cpus, cfg->debug, err);
+	if (ret)
+		return ret;
+	vm_boot_cpus(*vmp, &cpus);
+	ret = boot_load(img, mem, &cpus, &entry, err);
+	if (ret)
+		return ret;
+	ret = boot_set_regs(vm_vcpu_fd(*vmp, 0), &entry);
+	if (ret)
+		return snap_err_set(err, ret, "vcpu 0: boot registers: %s",
+				    strerror(-ret));
+	if (cfg->debug)
+		fprintf(stderr, "snapvm: %s: %s entry 0x%llx, %u vCPUs, %llu "
+			"MiB\n", cfg->boot.kernel, boot_format(img),
+			(unsigned long long)entry.rip, cfg->cpus,
+			(unsigned long long)(cfg->mem_size >> 20));
+	if (ctl) {
+		ret = control_start(ctl, *vmp, err);
+		if (ret)
+			return ret;
+	}
+	ret = vm_start(*vmp);
+	if (ret)
+		return snap_err_set(err, ret, "vCPU threads: %s", strerror(-ret));
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_config cfg = { .mem_size = RUN_MEM_DEFAULT, .cpus = 1 };
+	struct kvm_host host = { .fd = -1, .api_version = -1 };
+	struct boot_image *img = NULL;
+	struct control *ctl = NULL;
+	struct mem *mem = NULL;
+	struct vm *vm = NULL;
+	struct snap_err err;
+	int ret, status = 1;
+
+	ret = parse_run(argc, argv, &cfg);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = boot_open(&img, &cfg.boot, cfg.mem_size, &err);
+	if (ret)
+		goto out_img;
+	ret = mem_create(&mem, cfg.mem_size, cfg.mem_file, &err);
+	if (ret) {
+		if (cfg.mem_file)
+			snap_err_prefix(&err, ret, "--mem-file %s", cfg.mem_file);
+		else
+			snap_err_prefix(&err, ret, "RAM");
+		goto out_img;
+	}
+	if (cfg.control) {
+		ret = control_create(&ctl, cfg.control, &err);
+		if (ret) {
+			snap_err_prefix(&err, ret, "--control %s", cfg.control);
+			goto out_mem;
+		}
+	}
+	ret = kvm_host_open_checked(&host, kvm_host_path(), NULL, &err);
+	if (ret)
+		goto out_vm;
+	ret = run_start(&cfg, img, &host, mem, ctl, &vm, &err);
+	if (ret)
+		goto out_vm;
+	boot_close(img);
+	img = NULL;
+	status = vm_wait(vm);
+
+out_vm:
+	control_destroy(ctl);		/* before the VM it drives */
+	vm_destroy(vm);
+	kvm_host_close(&host);
+out_mem:
+	if (ret)
+		mem_remove_created(mem);	/* a file made for nothing */
+	mem_destroy(mem);
+out_img:
+	boot_close(img);
+	if (ret) {
+		fprintf(stderr, "snapvm: %s\n", err.msg);
+		return 1;
+	}
+	return status;
+}
