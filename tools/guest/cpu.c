@@ -33,13 +33,9 @@ struct tss {
 } __attribute__((packed));
 _Static_assert(sizeof(struct tss) == 104, "tss");
 
-struct gdt_ptr {
-	uint16_t limit;
-	uint64_t base;
-} __attribute__((packed));
 
 extern uint64_t gdt[GDT_ENTRIES];
-extern struct gdt_ptr gdt_ptr;
+extern struct desc_ptr gdt_ptr;
 
 static struct tss tss[MAX_CPUS] __attribute__((aligned(64)));
 

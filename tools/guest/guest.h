@@ -49,6 +49,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The operand of lgdt and lidt: limit and linear base. */
+struct desc_ptr {
+	uint16_t limit;
+	uint64_t base;
+} __attribute__((packed));
+
 /* ---- port I/O and small CPU helpers ---- */
 
 static inline void outb(uint16_t port, uint8_t v)

@@ -22,10 +22,6 @@ struct idt_gate {
 } __attribute__((packed));
 _Static_assert(sizeof(struct idt_gate) == 16, "idt_gate");
 
-struct idt_ptr {
-	uint16_t limit;
-	uint64_t base;
-} __attribute__((packed));
 
 extern const uint64_t trap_stubs[NR_STUBS];
 
@@ -53,7 +49,7 @@ void idt_init(void)
 
 void idt_load(void)
 {
-	struct idt_ptr p = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+	struct desc_ptr p = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
 
 	__asm__ volatile("lidt %0" : : "m"(p));
 }
