@@ -150,7 +150,8 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory run-tests
 
-run-tests: $(PROGRAMS) $(TEST_BINS) $(GUEST_LINUX) $(GUEST_ELF)
+run-tests: $(PROGRAMS) $(TEST_BINS) $(GUEST_LINUX) $(GUEST_ELF) \
+	   $(GUEST_OUT)/patcheck
 	@BUILD=$(BUILD) sh tests/run.sh
 
 demo: deps

@@ -1,6 +1,7 @@
 #!/bin/sh
 # snapvm run: the test guest boots and ticks with 1, 2 and 4 vCPUs; pause
-# stops its output and resume restarts it (snapvm ctl); RAM in a file; a
+# stops its output and resume restarts it (snapvm ctl); RAM in a file, where
+# the guest's own memory pattern must be found (patcheck); a
 # guest reset and SIGTERM end snapvm cleanly; every error is one line and
 # a non-zero exit. Prints TAP.
 #
@@ -139,6 +140,7 @@ check "ctl to a missing socket: one line, exit 1" \
 cat >"$tmp/snapvm_run_kvm.sh" <<'KVM'
 SNAPVM=${SNAPVM:-./snapvm}
 GUEST=${GUEST:-./testguest.elf}
+PATCHECK=${PATCHECK:-./patcheck}
 T=$(mktemp -d)
 MEM=67108864
 pid=
@@ -250,6 +252,26 @@ check "--mem-file of the wrong size: one line, never resized" \
 	'one_line "snapvm: --mem-file $M: size 64 MiB, 32 MiB expected$" &&
 	 [ "$(wc -c <"$M")" -eq $MEM ]'
 
+# The guest's own pattern, written through KVM into the file: paused after
+# every CPU's first pass, the file must hold it (patcheck, pattern.h).
+start --kernel "$GUEST" --mem 256M --cpus 2 --mem-file "$T/pattern.bin" \
+	--control "$S" --cmdline "touch=64 rate=0"
+wait_for "$T/out" "^snapfs-guest pass 1 " 2 120
+r=$("$SNAPVM" ctl "$S" pause)
+"$PATCHECK" "$T/pattern.bin" 2 64 >"$T/pc" 2>&1; rc=$?
+check "--mem-file, touch=64: the file holds the guest's pattern" \
+	'[ "$r" = "ok paused" ] && [ $rc -eq 0 ] && ! grep -q MISMATCH "$T/out"'
+show "$T/pc"
+# One flipped byte in a page of the pattern must be seen.
+cp "$T/pattern.bin" "$T/flipped.bin"
+printf '\377' | dd of="$T/flipped.bin" bs=1 seek=$((64 * 1048576 + 4096 * 100 + 64)) \
+	conv=notrunc 2>/dev/null
+"$PATCHECK" "$T/flipped.bin" 2 64 >"$T/pc" 2>&1; rc=$?
+check "patcheck sees one flipped byte" '[ $rc -eq 1 ] && grep -q "cpu 0: " "$T/pc"'
+rm -f "$T/flipped.bin"
+"$SNAPVM" ctl "$S" quit >/dev/null
+wait "$pid"; pid=
+
 run --kernel "$GUEST" --mem 64M --debug --cmdline "halt_after=1"
 check "--debug: the boot described on stderr" \
 	'[ $rc -eq 0 ] && grep -q "^snapvm: .*: pvh entry 0x[0-9a-f]*, 1 vCPUs, 64 MiB$" "$T/err"'
@@ -304,10 +326,12 @@ results() {
 if [ ! -f "$GUEST" ]; then
 	skip "snapvm run with KVM" "$GUEST missing (make guest)"
 elif [ -c /dev/kvm ]; then
-	SNAPVM=$SNAPVM GUEST=$GUEST sh "$tmp/snapvm_run_kvm.sh" >"$tmp/kvm.log" 2>&1
+	SNAPVM=$SNAPVM GUEST=$GUEST PATCHECK=$BUILD/guest/patcheck \
+		sh "$tmp/snapvm_run_kvm.sh" >"$tmp/kvm.log" 2>&1
 	results "$tmp/kvm.log"
 elif [ -f "$RIG" ]; then
-	sh "$RIG" --smp 2 "$tmp/snapvm_run_kvm.sh" >"$tmp/kvm.log" 2>&1
+	sh "$RIG" --smp 2 "$tmp/snapvm_run_kvm.sh" "$BUILD/guest/patcheck" \
+		>"$tmp/kvm.log" 2>&1
 	results "$tmp/kvm.log"
 else
 	skip "snapvm run with KVM" "no /dev/kvm and no rig ($RIG)"

@@ -1,6 +1,7 @@
 # The test guest: a freestanding x86-64 kernel booted through the PVH entry.
 #
-#   make guest                       build/guest/testguest.elf
+#   make guest                       build/guest/testguest.elf, and
+#                                    build/guest/patcheck (host checker)
 #   make -f tools/guest/guest.mk guest   the same, standalone
 #
 # Included by the top Makefile; it uses only its own GUEST_* variables (the
@@ -39,7 +40,7 @@ GUEST_OBJS := $(patsubst $(GUEST_SRC)/%.S,$(GUEST_OUT)/%.o,$(wildcard $(GUEST_SR
 	      $(patsubst $(GUEST_SRC)/%.c,$(GUEST_OUT)/%.o,$(wildcard $(GUEST_SRC)/*.c))
 
 .PHONY: guest
-guest: $(GUEST_ELF)
+guest: $(GUEST_ELF) $(GUEST_OUT)/patcheck
 
 $(GUEST_OUT)/%.o: $(GUEST_SRC)/%.c
 	@mkdir -p $(@D)
@@ -51,6 +52,12 @@ $(GUEST_OUT)/%.o: $(GUEST_SRC)/%.S
 
 $(GUEST_ELF): $(GUEST_OBJS) $(GUEST_SRC)/guest.ld
 	$(GUEST_LD) $(GUEST_LDFLAGS) -o $@ $(GUEST_OBJS)
+
+# The host's checker of the guest's memory pattern; static, so that it runs
+# inside the rig as it is.
+$(GUEST_OUT)/patcheck: $(GUEST_SRC)/check/patcheck.c $(GUEST_SRC)/pattern.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -static $(GUEST_WARNINGS) -o $@ $<
 
 # New flags rebuild everything.
 $(GUEST_OBJS): $(GUEST_SRC)/guest.mk

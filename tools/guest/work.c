@@ -7,7 +7,8 @@
  * whichever is higher), split evenly between the CPUs. Pass g over a CPU's
  * share writes every page with the content of (cpu, page, g): a 16-byte
  * header (cpu << 32 | page, g) and 510 words of xorshift64 seeded from all
- * three. Before writing, the page must still hold (cpu, page, g - 1).
+ * three (pattern.h, which the host's checker shares). Before writing, the
+ * page must still hold (cpu, page, g - 1).
  * Writes are paced to rate=PAGES_PER_SEC in total with CPU 0's timer ticks
  * (a small token bucket; rate=0: as fast as possible).
  *
@@ -21,6 +22,7 @@
  * each of them.
  */
 #include "guest.h"
+#include "pattern.h"
 
 #define REGION_MIN	(64ULL * MIB)
 #define REGION_ALIGN	(2ULL * MIB)
@@ -83,53 +85,30 @@ void work_setup(const struct boot_info *bi, const struct options *opt,
 
 /* ---- the pattern ---- */
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-static uint64_t xorshift64(uint64_t x)
-{
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return x;
-}
-
-static uint64_t page_seed(unsigned int cpu, uint64_t page, uint64_t gen)
-{
-	return mix64(mix64((uint64_t)cpu << 40 ^ page) ^ gen * 0x9e3779b97f4a7c15ULL) | 1;
-}
-
 /*
  * Write generation gen of the page; when gen > 0, check in the same sweep
  * that it held generation gen - 1. Returns nonzero on a difference.
  */
 static int page_update(uint64_t *p, unsigned int cpu, uint64_t page, uint64_t gen)
 {
-	uint64_t hdr = (uint64_t)cpu << 32 | (uint32_t)page;
-	uint64_t next = page_seed(cpu, page, gen), prev, bad = 0;
+	uint64_t hdr = pattern_header(cpu, page);
+	uint64_t next = pattern_seed(cpu, page, gen), prev, bad = 0;
 	unsigned int i;
 
 	if (gen == 0) {
 		p[0] = hdr;
 		p[1] = 0;
 		for (i = 2; i < WORDS_PER_PAGE; i++)
-			p[i] = next = xorshift64(next);
+			p[i] = next = pattern_next(next);
 		return 0;
 	}
-	prev = page_seed(cpu, page, gen - 1);
+	prev = pattern_seed(cpu, page, gen - 1);
 	bad = (p[0] ^ hdr) | (p[1] ^ (gen - 1));
 	p[0] = hdr;
 	p[1] = gen;
 	for (i = 2; i < WORDS_PER_PAGE; i++) {
-		prev = xorshift64(prev);
-		next = xorshift64(next);
+		prev = pattern_next(prev);
+		next = pattern_next(next);
 		bad |= p[i] ^ prev;
 		p[i] = next;
 	}
@@ -140,7 +119,7 @@ static int page_update(uint64_t *p, unsigned int cpu, uint64_t page, uint64_t ge
 
 static void regs_expected(uint64_t *img, unsigned int cpu, uint64_t n)
 {
-	uint64_t base = mix64((uint64_t)cpu << 56 ^ n);
+	uint64_t base = pattern_mix64((uint64_t)cpu << 56 ^ n);
 	unsigned int i;
 
 	for (i = 0; i < REGS_WORDS; i++)
