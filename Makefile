@@ -119,7 +119,8 @@ $(BUILD)/tests/test_future: $(FUTURE_C:.c=.o)
 # snapvm's unit tests link the snapvm objects they test (none needs KVM),
 # before libsnap, which those objects use.
 VMM_TESTED_OBJS := $(patsubst %.c,$(BUILD)/%.o,vmm/opts.c vmm/mem.c \
-		   vmm/cpuid.c vmm/ioport.c vmm/term.c vmm/dev/uart8250.c \
+		   vmm/cpuid.c vmm/ioport.c vmm/term.c vmm/image.c \
+		   vmm/dev/uart8250.c \
 		   $(wildcard vmm/boot/*.c))
 VMM_UNIT_BINS   := $(filter $(BUILD)/tests/test_vmm_%,$(UNIT_BINS))
 

@@ -17,7 +17,9 @@ struct mem {
 	struct mem_region regions[MEM_MAX_REGIONS];
 	unsigned int n_regions;
 	char *path;		/* the backing file, NULL when anonymous */
+	int fd;			/* open on it, or -1 */
 	bool created;		/* mem_create made the file */
+	bool shared;		/* the guest's writes reach the file */
 };
 
 unsigned int mem_layout(uint64_t size, struct mem_region r[MEM_MAX_REGIONS])
@@ -54,23 +56,29 @@ bool mem_layout_contains(const struct mem_region *r, unsigned int n,
 	return find_region(r, n, gpa, len) != NULL;
 }
 
-/* Open the backing file, creating and sizing it when it is not there. */
-static int open_backing(struct mem *m, const char *path, struct snap_err *err)
+/*
+ * Open the backing file: with create, creating and sizing it when it is
+ * not there; read-only for a private mapping (MEM_IMAGE_PRIVATE).
+ */
+static int open_backing(struct mem *m, const char *path, bool create,
+			struct snap_err *err)
 {
 	char want[OPTS_SIZE_STR], have[OPTS_SIZE_STR];
 	struct stat st;
 	int fd, ret;
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		m->created = true;
-		if (ftruncate(fd, (off_t)m->size) < 0)
-			goto fail_errno;
-		return fd;
+	if (create) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			m->created = true;
+			if (ftruncate(fd, (off_t)m->size) < 0)
+				goto fail_errno;
+			return fd;
+		}
+		if (errno != EEXIST)
+			return snap_err_set(err, -errno, "%s", strerror(errno));
 	}
-	if (errno != EEXIST)
-		return snap_err_set(err, -errno, "%s", strerror(errno));
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, (m->shared ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
 		return snap_err_set(err, -errno, "%s", strerror(errno));
 	if (fstat(fd, &st) < 0)
@@ -95,12 +103,14 @@ fail_errno:
 	return ret;
 }
 
-int mem_create(struct mem **out, uint64_t size, const char *path,
-	       struct snap_err *err)
+/* Map size bytes, of path when it is not NULL, as mode says. */
+static int mem_map(struct mem **out, uint64_t size, const char *path,
+		   enum mem_mode mode, struct snap_err *err)
 {
+	int prot = PROT_READ | PROT_WRITE;
 	struct mem *m;
 	void *host;
-	int ret, fd = -1;
+	int ret;
 
 	if (size == 0 || size % MEM_ALIGN || size > MEM_MAX_SIZE)
 		return snap_err_set(err, -EINVAL, "RAM size %llu not usable",
@@ -110,43 +120,55 @@ int mem_create(struct mem **out, uint64_t size, const char *path,
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	m->size = size;
 	m->n_regions = mem_layout(size, m->regions);
-	if (path) {
-		m->path = strdup(path);
-		if (!m->path) {
-			ret = snap_err_set(err, -ENOMEM, "out of memory");
-			goto err_free;
-		}
-		fd = open_backing(m, path, err);
-		if (fd < 0) {
-			ret = fd;
-			goto err_remove;
-		}
-		host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			    fd, 0);
-	} else {
-		host = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	m->fd = -1;
+	m->shared = mode != MEM_IMAGE_PRIVATE;
+	if (!path) {
+		host = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS |
+			    MAP_NORESERVE, -1, 0);
+		goto mapped;
 	}
+	m->path = strdup(path);
+	if (!m->path) {
+		ret = snap_err_set(err, -ENOMEM, "out of memory");
+		goto err_free;
+	}
+	m->fd = open_backing(m, path, mode == MEM_FILE, err);
+	if (m->fd < 0) {
+		ret = m->fd;
+		goto err_remove;
+	}
+	host = mmap(NULL, size, prot, (m->shared ? MAP_SHARED : MAP_PRIVATE) |
+		    MAP_NORESERVE, m->fd, 0);
+mapped:
 	if (host == MAP_FAILED) {
 		ret = snap_err_set(err, -errno, "mmap of %llu bytes: %s",
 				   (unsigned long long)size, strerror(errno));
-		goto err_close;
+		goto err_remove;
 	}
-	if (fd >= 0)
-		close(fd);
 	m->host = host;
 	*out = m;
 	return 0;
 
-err_close:
-	if (fd >= 0)
-		close(fd);
 err_remove:
+	if (m->fd >= 0)
+		close(m->fd);
 	mem_remove_created(m);
 err_free:
 	free(m->path);
 	free(m);
 	return ret;
+}
+
+int mem_create(struct mem **out, uint64_t size, const char *path,
+	       struct snap_err *err)
+{
+	return mem_map(out, size, path, path ? MEM_FILE : MEM_ANON, err);
+}
+
+int mem_open_image(struct mem **out, uint64_t size, const char *path,
+		   enum mem_mode mode, struct snap_err *err)
+{
+	return mem_map(out, size, path, mode, err);
 }
 
 void mem_destroy(struct mem *m)
@@ -155,6 +177,8 @@ void mem_destroy(struct mem *m)
 		return;
 	if (m->host)
 		munmap(m->host, m->size);
+	if (m->fd >= 0)
+		close(m->fd);
 	free(m->path);
 	free(m);
 }
@@ -170,6 +194,16 @@ void mem_remove_created(struct mem *m)
 uint64_t mem_size(const struct mem *m)
 {
 	return m->size;
+}
+
+int mem_fd(const struct mem *m)
+{
+	return m->fd;
+}
+
+bool mem_file_shared(const struct mem *m)
+{
+	return m->fd >= 0 && m->shared;
 }
 
 uint8_t *mem_host(const struct mem *m)

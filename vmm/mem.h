@@ -43,6 +43,13 @@ bool mem_layout_contains(const struct mem_region *r, unsigned int n,
 
 struct mem;
 
+enum mem_mode {
+	MEM_ANON,		/* anonymous memory */
+	MEM_FILE,		/* a file, created when missing, MAP_SHARED */
+	MEM_IMAGE_PRIVATE,	/* an existing image, MAP_PRIVATE: never written */
+	MEM_IMAGE_SHARED,	/* an existing image, MAP_SHARED: runs in place */
+};
+
 /*
  * Map size bytes of RAM (a multiple of MEM_ALIGN), from path when it is not
  * NULL. Errors say what is wrong ("size 1 GiB, 2 GiB expected"); the
@@ -50,6 +57,13 @@ struct mem;
  */
 int mem_create(struct mem **out, uint64_t size, const char *path,
 	       struct snap_err *err);
+
+/*
+ * Map the existing RAM image at path (a snapshot's memory.bin), which must
+ * be size bytes long, with mode MEM_IMAGE_PRIVATE or MEM_IMAGE_SHARED.
+ */
+int mem_open_image(struct mem **out, uint64_t size, const char *path,
+		   enum mem_mode mode, struct snap_err *err);
 
 /* Unmap; the file, if any, stays. m may be NULL. */
 void mem_destroy(struct mem *m);
@@ -59,6 +73,12 @@ void mem_remove_created(struct mem *m);
 
 uint64_t mem_size(const struct mem *m);
 uint8_t *mem_host(const struct mem *m);		/* the whole backing */
+
+/* The backing file, open (read-only for a private image), or -1. */
+int mem_fd(const struct mem *m);
+
+/* Do the guest's writes reach the backing file (MEM_FILE, MEM_IMAGE_SHARED)? */
+bool mem_file_shared(const struct mem *m);
 unsigned int mem_regions(const struct mem *m, const struct mem_region **r);
 
 /* Host address of [gpa, gpa + len) when it lies in one region, else NULL. */

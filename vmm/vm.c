@@ -32,6 +32,7 @@
 
 struct vm {
 	int fd;
+	int kvm_fd;		/* the host's /dev/kvm, owned by the caller */
 	struct mem *mem;
 	unsigned int cpus;
 	bool debug;
@@ -119,7 +120,8 @@ static int set_routing(struct vm *vm, struct snap_err *err)
 	return ret;
 }
 
-static int set_memory(struct vm *vm, struct snap_err *err)
+/* One KVM memory slot per RAM region, slot i for region i. */
+static int set_memory(struct vm *vm, uint32_t flags, struct snap_err *err)
 {
 	const struct mem_region *r;
 	unsigned int n = mem_regions(vm->mem, &r);
@@ -127,6 +129,7 @@ static int set_memory(struct vm *vm, struct snap_err *err)
 	for (unsigned int i = 0; i < n; i++) {
 		struct kvm_userspace_memory_region slot = {
 			.slot = i,
+			.flags = flags,
 			.guest_phys_addr = r[i].gpa,
 			.memory_size = r[i].size,
 			.userspace_addr = (uintptr_t)(mem_host(vm->mem) +
@@ -167,7 +170,7 @@ static int setup_kvm(struct vm *vm, const struct kvm_host *host,
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0)
 		return snap_err_set(err, -errno, "KVM_CREATE_PIT2: %s",
 				    strerror(errno));
-	return set_memory(vm, err);
+	return set_memory(vm, 0, err);
 }
 
 int vm_create(struct vm **out, const struct kvm_host *host, struct mem *mem,
@@ -181,6 +184,7 @@ int vm_create(struct vm **out, const struct kvm_host *host, struct mem *mem,
 	if (!vm)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	vm->fd = vm->exit_fd = vm->signal_fd = -1;
+	vm->kvm_fd = host->fd;
 	vm->mem = mem;
 	vm->cpus = cpus;
 	vm->debug = debug;
@@ -237,6 +241,60 @@ void vm_destroy(struct vm *vm)
 		close(vm->signal_fd);
 	pthread_mutex_destroy(&vm->exit_lock);
 	free(vm);
+}
+
+int vm_fd(const struct vm *vm)
+{
+	return vm->fd;
+}
+
+int vm_kvm_fd(const struct vm *vm)
+{
+	return vm->kvm_fd;
+}
+
+struct mem *vm_mem(const struct vm *vm)
+{
+	return vm->mem;
+}
+
+struct devices *vm_devices(const struct vm *vm)
+{
+	return vm->devices;
+}
+
+int vm_dirty_log_start(struct vm *vm, struct snap_err *err)
+{
+	return set_memory(vm, KVM_MEM_LOG_DIRTY_PAGES, err);
+}
+
+int vm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap, struct snap_err *err)
+{
+	const struct mem_region *r;
+	unsigned int n = mem_regions(vm->mem, &r);
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t pages = r[i].size / MEM_ALIGN;
+		uint64_t words = (pages + 63) / 64;
+		uint64_t *out = bitmap + r[i].offset / MEM_ALIGN / 64;
+		struct kvm_dirty_log log = { .slot = i };
+		uint64_t *slot = calloc(words, sizeof(*slot));
+
+		if (!slot)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		log.dirty_bitmap = slot;
+		if (ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			int ret = snap_err_set(err, -errno, "memory slot %u: "
+					       "KVM_GET_DIRTY_LOG: %s", i,
+					       strerror(errno));
+			free(slot);
+			return ret;
+		}
+		for (uint64_t w = 0; w < words; w++)
+			out[w] |= slot[w];
+		free(slot);
+	}
+	return 0;
 }
 
 int vm_vcpu_fd(const struct vm *vm, unsigned int i)

@@ -22,6 +22,7 @@
 #include "kvm.h"
 
 struct mem;
+struct devices;
 struct ioport_bus;
 
 struct vm;
@@ -37,6 +38,21 @@ int vm_create(struct vm **out, const struct kvm_host *host, struct mem *mem,
 
 /* Stop the vCPUs if they run, then free everything. vm may be NULL. */
 void vm_destroy(struct vm *vm);
+
+/* The VM's KVM descriptor, the host's /dev/kvm, its RAM and devices. */
+int vm_fd(const struct vm *vm);
+int vm_kvm_fd(const struct vm *vm);
+struct mem *vm_mem(const struct vm *vm);
+struct devices *vm_devices(const struct vm *vm);
+
+/*
+ * KVM's log of the pages the guest writes: start it on every RAM slot;
+ * fetch ORs the pages written since the previous fetch (or the start) into
+ * bitmap, one bit per 4 KiB page of the backing in its order (mem.h), and
+ * clears KVM's log. Call both with the vCPUs paused or not yet started.
+ */
+int vm_dirty_log_start(struct vm *vm, struct snap_err *err);
+int vm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap, struct snap_err *err);
 
 /* The vCPU file descriptor of vCPU i (for boot registers and state). */
 int vm_vcpu_fd(const struct vm *vm, unsigned int i);

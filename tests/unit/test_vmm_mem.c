@@ -157,6 +157,64 @@ static void test_file(void **unused)
 	free(dir);
 }
 
+/* A snapshot's image: private never writes it, shared runs in place. */
+static void test_image(void **unused)
+{
+	char *dir = test_tmpdir(), path[4096];
+	struct snap_err err = { "" };
+	struct mem *m;
+	uint8_t *buf;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/memory.bin", dir);
+	buf = calloc(1, 2 * MIB);
+	memcpy(buf + MIB, "saved", 5);
+	test_write_file(path, buf, 2 * MIB);
+	free(buf);
+	assert_int_equal(chmod(path, 0400), 0);	/* private needs no write */
+
+	assert_int_equal(mem_open_image(&m, 2 * MIB, path, MEM_IMAGE_PRIVATE,
+					&err), 0);
+	assert_memory_equal(mem_ptr(m, MIB, 5), "saved", 5);
+	assert_false(mem_file_shared(m));
+	assert_true(mem_fd(m) >= 0);
+	memcpy(mem_ptr(m, MIB, 5), "guest", 5);
+	mem_destroy(m);
+	buf = test_read_file(path, &len);
+	assert_memory_equal(buf + MIB, "saved", 5);
+	free(buf);
+
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(mem_open_image(&m, 2 * MIB, path, MEM_IMAGE_SHARED,
+					&err), 0);
+	assert_true(mem_file_shared(m));
+	memcpy(mem_ptr(m, MIB, 5), "guest", 5);
+	mem_remove_created(m);		/* not ours: stays */
+	mem_destroy(m);
+	buf = test_read_file(path, &len);
+	assert_int_equal(len, 2 * MIB);
+	assert_memory_equal(buf + MIB, "guest", 5);
+	free(buf);
+
+	/* Never created, never resized. */
+	assert_int_equal(mem_open_image(&m, 4 * MIB, path, MEM_IMAGE_PRIVATE,
+					&err), -EINVAL);
+	assert_string_equal(err.msg, "size 2 MiB, 4 MiB expected");
+	snprintf(path, sizeof(path), "%s/none.bin", dir);
+	assert_int_equal(mem_open_image(&m, 2 * MIB, path, MEM_IMAGE_SHARED,
+					&err), -ENOENT);
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* Anonymous RAM has no file. */
+	assert_int_equal(mem_create(&m, 2 * MIB, NULL, &err), 0);
+	assert_int_equal(mem_fd(m), -1);
+	assert_false(mem_file_shared(m));
+	mem_destroy(m);
+
+	test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_anonymous),
 		cmocka_unit_test(test_high_mapping),
 		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_image),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
