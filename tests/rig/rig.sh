@@ -12,6 +12,8 @@
 #   /rig/snapctl        $BUILD/snapctl, when built
 #   /rig/testguest.elf  $BUILD/guest/testguest.elf, when built
 #   /rig/<FILE>         each FILE given, by its base name
+#   /rig/<PROG>         each program in RIG_PROGS (space-separated paths, or
+#                       names found on PATH), with its shared libraries
 #
 # The rig's serial console goes to stdout; the script's exit status becomes
 # ours (125 when the rig itself failed: no KVM, no marker, timeout).
@@ -66,6 +68,11 @@ add_prog() {
 add_prog "$BUILD/snapvm"
 [ -x "$BUILD/snapctl" ] && add_prog "$BUILD/snapctl"
 [ -f "$BUILD/guest/testguest.elf" ] && cp "$BUILD/guest/testguest.elf" "$root/rig/"
+for p in ${RIG_PROGS:-}; do
+	path=$(command -v "$p") ||
+		{ echo "rig: RIG_PROGS: $p not found" >&2; exit 125; }
+	add_prog "$path"
+done
 cp "$script" "$root/rig/"
 for f in "$@"; do
 	cp "$f" "$root/rig/"
