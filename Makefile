@@ -4,6 +4,7 @@
 #   make test       install missing packages, build, run every test
 #   make test SAN=1 the same under AddressSanitizer + UBSan (in build/san/)
 #   make demo       install missing packages, build, show what works
+#   make bench      run the benchmarks (tests/bench/*.sh), print their tables
 #   make check-proto  fail when a committed .proto field changed
 #   make WERROR=0   warnings stay warnings
 
@@ -37,7 +38,7 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test run-tests demo run-demo check-proto proto-lock clean
+.PHONY: all deps test run-tests demo run-demo bench check-proto proto-lock clean
 .SECONDARY:
 
 # ---- generated protobuf-c code ---------------------------------------------
@@ -128,7 +129,8 @@ $(VMM_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o \
 		  $(VMM_TESTED_OBJS) $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
 
-TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap
+TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap \
+	     $(BUILD)/tests/snapedit
 
 # ---- guests ------------------------------------------------------------------
 
@@ -158,11 +160,19 @@ run-tests: $(PROGRAMS) $(TEST_BINS) $(GUEST_LINUX) $(GUEST_ELF) \
 demo: deps
 	@$(MAKE) --no-print-directory run-demo
 
+# Benchmarks print tables; never part of make test (tests/bench/README.md).
+bench: all guest
+	@rc=0; for b in tests/bench/*.sh; do BUILD=$(BUILD) sh $$b || rc=1; done; exit $$rc
+
 run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap
 	@BUILD=$(BUILD) sh tools/demo.sh
 
 # A small producer of synthetic snapshots for the demo and the tests.
 $(BUILD)/tests/mksnap: $(BUILD)/tests/unit/mksnap.o $(TESTLIB_OBJS) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+# Makes a snapshot hostile in one way, for restore's refusals.
+$(BUILD)/tests/snapedit: $(BUILD)/tests/unit/snapedit.o $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 check-proto: $(BUILD)/protolock
@@ -177,7 +187,8 @@ clean:
 
 # Everything that includes generated headers waits for them.
 ALL_SRCS := $(LIBSNAP_SRCS) $(SNAPCTL_SRCS) $(SNAPVM_SRCS) $(SNAPFS_SRCS) \
-	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/unit/mksnap.c
+	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/unit/mksnap.c \
+	    tests/unit/snapedit.c
 $(patsubst %.c,$(BUILD)/%.o,$(ALL_SRCS)): | $(PROTO_H)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

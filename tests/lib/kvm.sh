@@ -1,0 +1,62 @@
+# Helpers of the scripts that run where a KVM is, here or in the rig
+# (sourced; busybox sh). They report "RESULT ..." lines (tap.sh's
+# rig_results numbers them) and keep the VM under test's output in $T.
+#
+#   res TEXT            one RESULT line
+#   check NAME 'TEST'   RESULT ok/not ok, with the VM's last lines on failure
+#   wait_for FILE PATTERN COUNT SECONDS
+#   start ARGS...       snapvm ARGS in the background: $pid, $T/out, $T/err
+#   stop                SIGTERM (SIGKILL after 10 s) and wait: $rc
+#   finish              wait at most 120 s for the VM to end: $rc (124: it
+#                       did not, and was stopped)
+#   one_line PREFIX     exit status 1, one line on stderr starting with PREFIX
+SNAPVM=${SNAPVM:-./snapvm}
+T=$(mktemp -d)
+pid=
+
+res() { echo "RESULT $*"; }
+show() {
+	for f; do
+		[ -s "$f" ] || continue
+		tail -4 "$f" | while IFS= read -r l || [ -n "$l" ]; do
+			echo "RESULT # $l"
+		done
+	done
+}
+check() {
+	if eval "$2"; then res "ok - $1"; else res "not ok - $1"; show "$T/out" "$T/err"; fi
+}
+wait_for() {
+	i=0
+	while [ $i -lt $(($4 * 10)) ]; do
+		[ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
+		grep -q "snapfs-guest FAULT" "$1" 2>/dev/null && return 1
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+start() { "$SNAPVM" "$@" </dev/null >"$T/out" 2>"$T/err" & pid=$!; }
+stop() {
+	kill -TERM "$pid" 2>/dev/null
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	kill -KILL "$pid" 2>/dev/null && res "# snapvm ignored SIGTERM"
+	wait "$pid" 2>/dev/null; rc=$?; pid=
+}
+finish() {
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 1200 ]; do
+		grep -q "snapfs-guest FAULT" "$T/out" && break
+		sleep 0.1; i=$((i + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		stop; rc=124
+	else
+		wait "$pid"; rc=$?; pid=
+	fi
+}
+one_line() {
+	[ "$rc" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$1" "$T/err"
+}
