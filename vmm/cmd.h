@@ -8,7 +8,10 @@
  * 0, 1 on an error (one line on stderr), 2 on bad usage.
  */
 
+#define SNAPVM_VERSION "0.1"
+
 int cmd_run(int argc, char **argv);	/* run.c */
 int cmd_ctl(int argc, char **argv);	/* ctl.c */
+int cmd_restore(int argc, char **argv);	/* restore.c */
 
 #endif

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "snapshot.h"
 #include "vm.h"
 
 #define CONTROL_MAX_CLIENTS	8
@@ -30,6 +31,7 @@ struct control {
 	int listen_fd;
 	int stop_fd;
 	struct vm *vm;
+	struct saver *saver;
 	pthread_t thread;
 	bool started;
 	struct control_client clients[CONTROL_MAX_CLIENTS];
@@ -70,6 +72,63 @@ static void req_quit(struct control *c, const char *args, char *resp,
 	vm_request_exit(c->vm, 0, NULL);
 }
 
+/* "DIR", "DIR --parent PDIR" or "--parent PDIR DIR": 0, or -EINVAL. */
+static int snapshot_args(char *args, char **dir, char **parent)
+{
+	char *save = NULL, *w;
+
+	*dir = *parent = NULL;
+	for (w = strtok_r(args, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+		if (!strcmp(w, "--parent")) {
+			*parent = strtok_r(NULL, " ", &save);
+			if (!*parent)
+				return -EINVAL;
+		} else if (!*dir && w[0] != '-') {
+			*dir = w;
+		} else {
+			return -EINVAL;
+		}
+	}
+	return *dir ? 0 : -EINVAL;
+}
+
+static void hex_id(const uint8_t *id, char *out)
+{
+	for (unsigned int i = 0; i < SNAP_ID_LEN; i++)
+		sprintf(out + 2 * i, "%02x", id[i]);
+}
+
+static void req_snapshot(struct control *c, const char *args, char *resp,
+			 size_t len)
+{
+	char buf[CONTROL_LINE_MAX], id[2 * SNAP_ID_LEN + 1];
+	char *dir, *parent;
+	struct saver_result r;
+	struct snap_err err;
+
+	snprintf(buf, sizeof(buf), "%s", args);
+	if (snapshot_args(buf, &dir, &parent)) {
+		snprintf(resp, len, "error usage: snapshot DIR [--parent DIR]");
+		return;
+	}
+	if (!c->saver) {
+		snprintf(resp, len, "error snapshot: not available");
+		return;
+	}
+	if (saver_save(c->saver, dir, parent, &r, &err)) {
+		snprintf(resp, len, "error snapshot %.1024s: %.2048s", dir,
+			 err.msg);
+		return;
+	}
+	hex_id(r.id, id);
+	snprintf(resp, len, "ok snapshot %.2048s id=%s kind=%s copied=%llu "
+		 "written=%llu paused_ms=%llu.%03llu", dir, id,
+		 r.diff ? "diff" : "full", (unsigned long long)r.copied,
+		 (unsigned long long)r.written,
+		 (unsigned long long)(r.paused_us / 1000),
+		 (unsigned long long)(r.paused_us % 1000));
+}
+
 static const struct control_req {
 	const char *name;
 	void (*run)(struct control *c, const char *args, char *resp,
@@ -80,6 +139,7 @@ static const struct control_req {
 	{ "pause", req_pause, false },
 	{ "resume", req_resume, false },
 	{ "quit", req_quit, false },
+	{ "snapshot", req_snapshot, true },
 };
 
 /* Answer one request line (no '\n') into resp. */
@@ -300,11 +360,13 @@ err_free:
 	return ret;
 }
 
-int control_start(struct control *c, struct vm *vm, struct snap_err *err)
+int control_start(struct control *c, struct vm *vm, struct saver *saver,
+		  struct snap_err *err)
 {
 	int ret;
 
 	c->vm = vm;
+	c->saver = saver;
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (c->stop_fd < 0)
 		return snap_err_set(err, -errno, "eventfd: %s", strerror(errno));

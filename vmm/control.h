@@ -15,6 +15,7 @@
 #define CONTROL_LINE_MAX	4096	/* a request or response, with '\n' */
 
 struct vm;
+struct saver;
 struct control;
 
 /*
@@ -26,8 +27,9 @@ struct control;
 int control_create(struct control **out, const char *path,
 		   struct snap_err *err);
 
-/* Serve requests for vm until control_destroy. */
-int control_start(struct control *c, struct vm *vm, struct snap_err *err);
+/* Serve requests for vm (snapshots through saver) until control_destroy. */
+int control_start(struct control *c, struct vm *vm, struct saver *saver,
+		  struct snap_err *err);
 
 /* Stop serving, close, remove the socket. c may be NULL. */
 void control_destroy(struct control *c);

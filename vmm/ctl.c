@@ -6,8 +6,10 @@
  * usage.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -20,7 +22,8 @@
 static int ctl_usage(void)
 {
 	fprintf(stderr, "usage: snapvm ctl SOCKET COMMAND [ARG...]\n"
-		"commands: status, pause, resume, quit (see docs/control.md)\n");
+		"commands: status, pause, resume, quit, "
+		"snapshot DIR [--parent DIR] (see docs/control.md)\n");
 	return 2;
 }
 
@@ -41,6 +44,31 @@ static bool build_request(char **words, int n, char *buf, size_t len)
 	}
 	buf[used++] = '\n';
 	buf[used] = '\0';
+	return true;
+}
+
+/*
+ * snapshot's paths are the client's, relative to its working directory,
+ * which is not snapvm's: make them absolute. Words are replaced by new
+ * strings (freed by free_words); false when out of memory.
+ */
+static bool absolute_paths(char **words, int n, char **owned)
+{
+	char cwd[PATH_MAX];
+
+	if (n == 0 || strcmp(words[0], "snapshot"))
+		return true;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return false;
+	for (int i = 1; i < n; i++) {
+		if (words[i][0] == '/' || words[i][0] == '-')
+			continue;
+		if (asprintf(&owned[i], "%s/%s", cwd, words[i]) < 0) {
+			owned[i] = NULL;
+			return false;
+		}
+		words[i] = owned[i];
+	}
 	return true;
 }
 
@@ -99,11 +127,24 @@ out:
 int cmd_ctl(int argc, char **argv)
 {
 	char request[CONTROL_LINE_MAX], resp[CONTROL_LINE_MAX];
+	char *owned[CONTROL_LINE_MAX / 2] = { NULL };
 	struct snap_err err;
+	bool built;
 
 	if (argc < 3 || argv[1][0] == '-')
 		return ctl_usage();
-	if (!build_request(argv + 2, argc - 2, request, sizeof(request))) {
+	if (argc - 2 > (int)(sizeof(owned) / sizeof(owned[0]))) {
+		fprintf(stderr, "snapvm: ctl: too many words\n");
+		return 2;
+	}
+	if (!absolute_paths(argv + 2, argc - 2, owned)) {
+		fprintf(stderr, "snapvm: ctl: %s\n", strerror(errno));
+		return 1;
+	}
+	built = build_request(argv + 2, argc - 2, request, sizeof(request));
+	for (int i = 0; i < argc - 2; i++)
+		free(owned[i]);
+	if (!built) {
 		fprintf(stderr, "snapvm: ctl: request too long or with a "
 			"newline\n");
 		return 2;

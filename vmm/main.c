@@ -10,7 +10,6 @@
 #include "cmd.h"
 #include "kvm.h"
 
-#define SNAPVM_VERSION "0.1"
 
 static int cmd_check(int argc, char **argv)
 {
@@ -39,6 +38,8 @@ static const struct command {
 	{ "check", cmd_check, "check that this host's KVM has what snapvm "
 			      "needs" },
 	{ "run", cmd_run, "boot a kernel in a new VM (--help for options)" },
+	{ "restore", cmd_restore, "run a VM from a snapshot directory "
+				  "(--help for options)" },
 	{ "ctl", cmd_ctl, "send a command to a running VM's control socket" },
 };
 

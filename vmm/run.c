@@ -20,6 +20,7 @@
 #include "kvm.h"
 #include "mem.h"
 #include "opts.h"
+#include "snapshot.h"
 #include "vm.h"
 
 #define RUN_MEM_DEFAULT	(256 * MIB)
@@ -172,7 +173,8 @@ static int parse_run(int argc, char **argv, struct run_config *cfg)
 /* Build the VM, load the kernel, start the vCPUs and the control socket. */
 static int run_start(const struct run_config *cfg, struct boot_image *img,
 		     const struct kvm_host *host, struct mem *mem,
-		     struct control *ctl, struct vm **vmp, struct snap_err *err)
+		     struct control *ctl, struct vm **vmp,
+		     struct saver **saver, struct snap_err *err)
 {
 	unsigned int max = kvm_host_max_vcpus(host);
 	struct boot_entry entry;
@@ -202,7 +204,9 @@ static int run_start(const struct run_config *cfg, struct boot_image *img,
 			(unsigned long long)entry.rip, cfg->cpus,
 			(unsigned long long)(cfg->mem_size >> 20));
 	if (ctl) {
-		ret = control_start(ctl, *vmp, err);
+		ret = saver_create(saver, *vmp, cfg->boot.cmdline, NULL, err);
+		if (!ret)
+			ret = control_start(ctl, *vmp, *saver, err);
 		if (ret)
 			return ret;
 	}
@@ -218,6 +222,7 @@ int cmd_run(int argc, char **argv)
 	struct kvm_host host = { .fd = -1, .api_version = -1 };
 	struct boot_image *img = NULL;
 	struct control *ctl = NULL;
+	struct saver *saver = NULL;
 	struct mem *mem = NULL;
 	struct vm *vm = NULL;
 	struct snap_err err;
@@ -249,7 +254,7 @@ int cmd_run(int argc, char **argv)
 	ret = kvm_host_open_checked(&host, kvm_host_path(), NULL, &err);
 	if (ret)
 		goto out_vm;
-	ret = run_start(&cfg, img, &host, mem, ctl, &vm, &err);
+	ret = run_start(&cfg, img, &host, mem, ctl, &vm, &saver, &err);
 	if (ret)
 		goto out_vm;
 	boot_close(img);
@@ -258,6 +263,7 @@ int cmd_run(int argc, char **argv)
 
 out_vm:
 	control_destroy(ctl);		/* before the VM it drives */
+	saver_destroy(saver);
 	vm_destroy(vm);
 	kvm_host_close(&host);
 out_mem:

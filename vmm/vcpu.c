@@ -24,6 +24,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool done;		/* the VM is ending: park until stopped */
+	bool exit_open;		/* KVM has not yet completed the last exit */
 };
 
 struct vcpus {
@@ -185,6 +186,25 @@ static int set_run_mask(struct vcpu *c)
 	return ioctl(c->fd, KVM_SET_SIGNAL_MASK, &km.m) < 0 ? -errno : 0;
 }
 
+/*
+ * KVM completes an I/O or MMIO exit (IN's data into RAX, RIP past the
+ * instruction) only at the next KVM_RUN, in state no ioctl reads. A
+ * KVM_RUN with immediate_exit set does that and returns EINTR without
+ * running the guest (a string I/O may first exit again: served here), so
+ * that a paused vCPU's registers are whole for a snapshot.
+ */
+static void complete_exit(struct vcpu *c)
+{
+	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELAXED);
+	while (ioctl(c->fd, KVM_RUN, 0) == 0)
+		if (vcpu_dispatch(c) == VCPU_DONE) {
+			c->done = true;
+			break;
+		}
+	eat_kicks();
+	c->exit_open = false;
+}
+
 /* Park while paused or done; true when the thread must end. */
 static bool vcpu_park(struct vcpu *c)
 {
@@ -192,6 +212,11 @@ static bool vcpu_park(struct vcpu *c)
 	bool stop;
 
 	pthread_mutex_lock(&s->lock);
+	while (s->pause && !c->done && !s->stop && c->exit_open) {
+		pthread_mutex_unlock(&s->lock);
+		complete_exit(c);
+		pthread_mutex_lock(&s->lock);
+	}
 	if ((s->pause || c->done) && !s->stop) {
 		s->parked++;
 		pthread_cond_broadcast(&s->parked_cv);
@@ -218,9 +243,13 @@ static void *vcpu_thread(void *arg)
 				c->index, strerror(-ret));
 		c->done = true;
 	}
+	/* For benchmarks: the moment the guest first runs, on stderr. */
+	if (c->index == 0 && vm_debug(vm))
+		fprintf(stderr, "snapvm: vcpu 0: first KVM_RUN\n");
 	while (!vcpu_park(c)) {
 		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				c->exit_open = false;
 				eat_kicks();
 				continue;
 			}
@@ -229,6 +258,7 @@ static void *vcpu_thread(void *arg)
 			c->done = true;
 			continue;
 		}
+		c->exit_open = true;
 		if (vcpu_dispatch(c) == VCPU_DONE)
 			c->done = true;
 	}
@@ -266,6 +296,15 @@ static int vcpu_init(struct vcpus *s, struct vcpu *c, int vm_fd,
 		goto out;
 	}
 	cpuid->nent = (uint32_t)n;
+	for (int i = 0; i < n; i++) {	/* TEMP-DEBUG */
+		if (cpuid->entries[i].function == 0x40000001) {
+			const char *m = getenv("SNAPVM_PVMASK");
+			if (c->index == 0)
+				fprintf(stderr, "TEMP pv eax 0x%x\n", cpuid->entries[i].eax);
+			if (m)
+				cpuid->entries[i].eax &= (uint32_t)strtoul(m, NULL, 0);
+		}
+	}
 	if (ioctl(c->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		ret = snap_err_set(err, -errno, "vcpu %u: KVM_SET_CPUID2: %s",
 				   c->index, strerror(errno));

@@ -392,6 +392,11 @@ bool vm_paused(struct vm *vm)
 	return vcpus_paused(vm->vcpus);
 }
 
+bool vm_debug(const struct vm *vm)
+{
+	return vm->debug;
+}
+
 unsigned int vm_cpus(const struct vm *vm)
 {
 	return vm->cpus;

@@ -85,6 +85,7 @@ void vm_resume(struct vm *vm);
 bool vm_paused(struct vm *vm);
 
 unsigned int vm_cpus(const struct vm *vm);
+bool vm_debug(const struct vm *vm);	/* --debug */
 uint64_t vm_mem_size(const struct vm *vm);
 struct ioport_bus *vm_ioports(struct vm *vm);
 

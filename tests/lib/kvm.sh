@@ -27,29 +27,29 @@ check() {
 	if eval "$2"; then res "ok - $1"; else res "not ok - $1"; show "$T/out" "$T/err"; fi
 }
 wait_for() {
-	i=0
-	while [ $i -lt $(($4 * 10)) ]; do
+	_i=0
+	while [ $_i -lt $(($4 * 10)) ]; do
 		[ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
 		grep -q "snapfs-guest FAULT" "$1" 2>/dev/null && return 1
-		sleep 0.1; i=$((i + 1))
+		sleep 0.1; _i=$((_i + 1))
 	done
 	return 1
 }
 start() { "$SNAPVM" "$@" </dev/null >"$T/out" 2>"$T/err" & pid=$!; }
 stop() {
 	kill -TERM "$pid" 2>/dev/null
-	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.1; i=$((i + 1))
+	_i=0
+	while kill -0 "$pid" 2>/dev/null && [ $_i -lt 100 ]; do
+		sleep 0.1; _i=$((_i + 1))
 	done
 	kill -KILL "$pid" 2>/dev/null && res "# snapvm ignored SIGTERM"
 	wait "$pid" 2>/dev/null; rc=$?; pid=
 }
 finish() {
-	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 1200 ]; do
+	_i=0
+	while kill -0 "$pid" 2>/dev/null && [ $_i -lt 1200 ]; do
 		grep -q "snapfs-guest FAULT" "$T/out" && break
-		sleep 0.1; i=$((i + 1))
+		sleep 0.1; _i=$((_i + 1))
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		stop; rc=124

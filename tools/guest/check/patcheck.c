@@ -16,6 +16,10 @@
  * stopped), and each CPU's generations fall by at most one, once, along its
  * share (the front of the pass in progress). Prints one line either way;
  * exit status 0 when it holds, 1 when not, 2 on a usage or file error.
+ *
+ * The file is read with pread, never mapped: a read fault on a hole of a
+ * tmpfs file would allocate it, and the checker must leave a snapshot as
+ * it found it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +36,19 @@
 #define PAGE		4096u
 #define BASE_ALIGN	(2u << 20)
 #define MAX_CPUS	64u
+
+struct image {
+	const char *path;
+	int fd;
+	uint64_t size;
+	uint64_t buf[PATTERN_WORDS];
+};
+
+/* Page i of the image into img->buf; false when it cannot be read. */
+static bool read_page(struct image *img, uint64_t i)
+{
+	return pread(img->fd, img->buf, PAGE, (off_t)(i * PAGE)) == PAGE;
+}
 
 struct share {
 	uint64_t whole;		/* pages holding their own pattern */
@@ -62,14 +78,18 @@ static int64_t page_gen(const uint64_t *w, unsigned int cpu, uint64_t page)
  * Where the shares start: found from the first page anywhere in the file
  * that holds a pattern of some (cpu, page) of the layout.
  */
-static int find_base(const uint8_t *ram, uint64_t npages, unsigned int cpus,
-		     uint64_t per_cpu, uint64_t *base)
+static int find_base(struct image *img, unsigned int cpus, uint64_t per_cpu,
+		     uint64_t *base)
 {
-	for (uint64_t i = 0; i < npages; i++) {
-		const uint64_t *w = (const uint64_t *)(ram + i * PAGE);
-		unsigned int cpu = (unsigned int)(w[0] >> 32);
-		uint64_t page = (uint32_t)w[0], index;
+	for (uint64_t i = 0; i < img->size / PAGE; i++) {
+		const uint64_t *w = img->buf;
+		unsigned int cpu;
+		uint64_t page, index;
 
+		if (!read_page(img, i))
+			return -1;
+		cpu = (unsigned int)(w[0] >> 32);
+		page = (uint32_t)w[0];
 		if (cpu >= cpus || page >= per_cpu || page_gen(w, cpu, page) < 0)
 			continue;
 		index = (uint64_t)cpu * per_cpu + page;
@@ -81,12 +101,12 @@ static int find_base(const uint8_t *ram, uint64_t npages, unsigned int cpus,
 	return -1;
 }
 
-static void walk_share(const uint8_t *share, unsigned int cpu,
+static void walk_share(struct image *img, uint64_t first, unsigned int cpu,
 		       uint64_t per_cpu, struct share *s)
 {
 	for (uint64_t page = 0; page < per_cpu; page++) {
-		int64_t gen = page_gen((const uint64_t *)(share + page * PAGE),
-				       cpu, page);
+		int64_t gen = read_page(img, first + page) ?
+			      page_gen(img->buf, cpu, page) : -1;
 
 		if (gen < 0)
 			continue;
@@ -103,11 +123,11 @@ static void walk_share(const uint8_t *share, unsigned int cpu,
 	}
 }
 
-static int check(const char *path, const uint8_t *ram, uint64_t size,
-		 unsigned int cpus, uint64_t mib)
+static int check(struct image *img, unsigned int cpus, uint64_t mib)
 {
 	uint64_t per_cpu = mib * (1u << 20) / PAGE / cpus, base, whole = 0;
 	uint64_t want = per_cpu * cpus, torn = 0, gmin = UINT64_MAX, gmax = 0;
+	const char *path = img->path;
 	struct share s[MAX_CPUS];
 
 	if (want == 0) {
@@ -115,12 +135,12 @@ static int check(const char *path, const uint8_t *ram, uint64_t size,
 			" over %u CPUs)\n", path, mib, cpus);
 		return 1;
 	}
-	if (find_base(ram, size / PAGE, cpus, per_cpu, &base) < 0) {
+	if (find_base(img, cpus, per_cpu, &base) < 0) {
 		fprintf(stderr, "patcheck: %s: no page holds the guest's pattern\n",
 			path);
 		return 1;
 	}
-	if (base % BASE_ALIGN || base + want * PAGE > size) {
+	if (base % BASE_ALIGN || base + want * PAGE > img->size) {
 		fprintf(stderr, "patcheck: %s: pattern at 0x%" PRIx64 ", not a "
 			"2 MiB-aligned area of %" PRIu64 " pages inside the file\n",
 			path, base, want);
@@ -128,7 +148,8 @@ static int check(const char *path, const uint8_t *ram, uint64_t size,
 	}
 	memset(s, 0, sizeof(s));
 	for (unsigned int cpu = 0; cpu < cpus; cpu++) {
-		walk_share(ram + base + cpu * per_cpu * PAGE, cpu, per_cpu, &s[cpu]);
+		walk_share(img, base / PAGE + cpu * per_cpu, cpu, per_cpu,
+			   &s[cpu]);
 		whole += s[cpu].whole;
 		torn += per_cpu - s[cpu].whole;
 		if (per_cpu - s[cpu].whole > 1 || s[cpu].drops > 1) {
@@ -161,32 +182,28 @@ static int parse(const char *s, uint64_t max, uint64_t *v)
 
 int main(int argc, char **argv)
 {
+	static struct image img;
 	uint64_t cpus, mib;
 	struct stat st;
-	void *ram;
-	int fd, ret;
+	int ret;
 
 	if (argc != 4 || parse(argv[2], MAX_CPUS, &cpus) ||
 	    parse(argv[3], 1u << 20, &mib)) {
 		fprintf(stderr, "usage: patcheck FILE CPUS(1-%u) MIB\n", MAX_CPUS);
 		return 2;
 	}
-	fd = open(argv[1], O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		fprintf(stderr, "patcheck: %s: %s\n", argv[1], strerror(errno));
+	img.path = argv[1];
+	img.fd = open(img.path, O_RDONLY | O_CLOEXEC);
+	if (img.fd < 0 || fstat(img.fd, &st) < 0) {
+		fprintf(stderr, "patcheck: %s: %s\n", img.path, strerror(errno));
 		return 2;
 	}
 	if (st.st_size < (off_t)PAGE) {
-		fprintf(stderr, "patcheck: %s: smaller than a page\n", argv[1]);
+		fprintf(stderr, "patcheck: %s: smaller than a page\n", img.path);
 		return 2;
 	}
-	ram = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (ram == MAP_FAILED) {
-		fprintf(stderr, "patcheck: %s: %s\n", argv[1], strerror(errno));
-		return 2;
-	}
-	ret = check(argv[1], ram, (uint64_t)st.st_size, (unsigned int)cpus, mib);
-	munmap(ram, (size_t)st.st_size);
+	img.size = (uint64_t)st.st_size;
+	ret = check(&img, (unsigned int)cpus, mib);
+	close(img.fd);
 	return ret;
 }

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapvm restore: run a VM from a snapshot directory.
+ *
+ * Everything comes from the snapshot: RAM size and layout, vCPUs, their
+ * state, the devices', the command line. All of it is read and checked
+ * (libsnap's snap_read, then vstate_check against this host's KVM) before
+ * any vCPU exists. memory.bin is mapped MAP_PRIVATE by default: pages load
+ * as the guest touches them and the snapshot is never written. --shared
+ * maps it MAP_SHARED: the VM runs in place and its writes go to the file.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "control.h"
+#include "devices.h"
+#include "kvm.h"
+#include "mem.h"
+#include "snapdir.h"
+#include "snapshot.h"
+#include "vm.h"
+#include "vstate.h"
+
+struct restore_config {
+	const char *dir;
+	const char *control;
+	bool shared;
+	bool debug;
+};
+
+enum { OPT_CONTROL = 256, OPT_SHARED, OPT_DEBUG, OPT_HELP };
+
+static const struct option restore_options[] = {
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "shared", no_argument, NULL, OPT_SHARED },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void restore_usage(FILE *f)
+{
+	fprintf(f, "usage: snapvm restore DIR [--control SOCKET] [--shared] "
+		"[--debug]\n");
+}
+
+static int bad_usage(const char *what, const char *problem)
+{
+	fprintf(stderr, "snapvm restore: %s: %s\n", what, problem);
+	restore_usage(stderr);
+	return 2;
+}
+
+/* 0, -1 after --help, or the exit status of bad usage. */
+static int parse_restore(int argc, char **argv, struct restore_config *cfg)
+{
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":", restore_options,
+				  NULL)) != -1) {
+		switch (opt) {
+		case OPT_CONTROL:
+			cfg->control = optarg;
+			break;
+		case OPT_SHARED:
+			cfg->shared = true;
+			break;
+		case OPT_DEBUG:
+			cfg->debug = true;
+			break;
+		case OPT_HELP:
+			restore_usage(stdout);
+			return -1;
+		case ':':
+			return bad_usage(argv[optind - 1], "needs a value");
+		default:
+			return bad_usage(argv[optind - 1], "unknown option");
+		}
+	}
+	if (optind == argc)
+		return bad_usage("DIR", "required");
+	cfg->dir = argv[optind++];
+	if (optind < argc)
+		return bad_usage(argv[optind], "unexpected argument");
+	return 0;
+}
+
+/* The manifest's RAM must be laid out as snapvm lays out that much RAM. */
+static int check_layout(const struct snap_manifest *m, struct snap_err *err)
+{
+	struct mem_region want[MEM_MAX_REGIONS];
+	unsigned int n;
+
+	if (m->memory_size < MEM_MIN_SIZE || m->memory_size > MEM_MAX_SIZE ||
+	    m->memory_size % MEM_ALIGN)
+		return snap_err_set(err, -EINVAL, "manifest.bin: memory_size "
+				    "%llu: not a RAM size snapvm can run",
+				    (unsigned long long)m->memory_size);
+	n = mem_layout(m->memory_size, want);
+	if (m->n_regions != n)
+		goto differs;
+	for (unsigned int i = 0; i < n; i++)
+		if (m->regions[i].gpa != want[i].gpa ||
+		    m->regions[i].size != want[i].size ||
+		    m->regions[i].offset != want[i].offset)
+			goto differs;
+	return 0;
+differs:
+	return snap_err_set(err, -EINVAL, "manifest.bin: regions: not the "
+			    "layout snapvm gives %llu bytes of RAM",
+			    (unsigned long long)m->memory_size);
+}
+
+/* Put every piece of state back, in the order KVM needs (vstate.h). */
+static int restore_state(struct vm *vm, const struct snap_state *st,
+			 struct snap_err *err)
+{
+	struct vstate_host host;
+	int ret;
+
+	ret = vstate_host_init(&host, vm_kvm_fd(vm), vm_fd(vm), err);
+	if (ret)
+		return ret;
+	ret = vstate_check(&host, st, err);
+	if (!ret)
+		ret = vstate_vm_restore(vm_fd(vm), st, err);
+	for (unsigned int i = 0; !ret && i < st->n_vcpus; i++)
+		ret = vstate_vcpu_restore(&host, vm_vcpu_fd(vm, i),
+					  &st->vcpus[i], err);
+	if (!ret)
+		ret = devices_restore(vm_devices(vm), st, err);
+	vstate_host_release(&host);
+	return ret;
+}
+
+struct restore {
+	struct snap_manifest m;
+	struct snap_state *st;
+	struct kvm_host host;
+	struct mem *mem;
+	struct control *ctl;
+	struct vm *vm;
+	struct saver *saver;
+	char memory_path[PATH_MAX];
+};
+
+static int restore_start(const struct restore_config *cfg, struct restore *r,
+			 struct snap_err *err)
+{
+	struct saver_base base = { NULL, { 0 } };
+	int ret;
+
+	ret = vm_create(&r->vm, &r->host, r->mem, r->m.vcpu_count, cfg->debug,
+			err);
+	if (!ret)
+		ret = restore_state(r->vm, r->st, err);
+	if (ret)
+		return ret;
+	if (!cfg->shared) {
+		base.memory_path = r->memory_path;
+		memcpy(base.id, r->m.id, SNAP_ID_LEN);
+	}
+	ret = saver_create(&r->saver, r->vm, r->m.cmdline, &base, err);
+	if (!ret && r->ctl)
+		ret = control_start(r->ctl, r->vm, r->saver, err);
+	/* The guest's clock goes on from the snapshot's, just before it runs. */
+	if (!ret)
+		ret = vstate_vm_restore_clock(vm_fd(r->vm), r->st, err);
+	if (ret)
+		return ret;
+	if (cfg->debug)
+		fprintf(stderr, "snapvm: %s: %u vCPUs, %llu MiB, memory.bin "
+			"mapped %s\n", cfg->dir, r->m.vcpu_count,
+			(unsigned long long)(r->m.memory_size >> 20),
+			cfg->shared ? "shared" : "private");
+	ret = vm_start(r->vm);
+	if (ret)
+		return snap_err_set(err, ret, "vCPU threads: %s",
+				    strerror(-ret));
+	return 0;
+}
+
+/* Read and check the snapshot, map its memory, open the socket and KVM. */
+static int restore_open(const struct restore_config *cfg, struct restore *r,
+			struct snap_err *err)
+{
+	int ret;
+
+	ret = snap_read(cfg->dir, 0, &r->m, &r->st, err);
+	if (!ret)
+		ret = check_layout(&r->m, err);
+	if (ret)
+		return snap_err_prefix(err, ret, "%s", cfg->dir);
+	if ((size_t)snprintf(r->memory_path, sizeof(r->memory_path), "%s/%s",
+			     cfg->dir, SNAP_MEMORY_FILE) >= sizeof(r->memory_path))
+		return snap_err_set(err, -ENAMETOOLONG, "%s: path too long",
+				    cfg->dir);
+	ret = mem_open_image(&r->mem, r->m.memory_size, r->memory_path,
+			     cfg->shared ? MEM_IMAGE_SHARED : MEM_IMAGE_PRIVATE,
+			     err);
+	if (ret)
+		return snap_err_prefix(err, ret, "%s", r->memory_path);
+	if (cfg->control) {
+		ret = control_create(&r->ctl, cfg->control, err);
+		if (ret)
+			return snap_err_prefix(err, ret, "--control %s",
+					       cfg->control);
+	}
+	return kvm_host_open_checked(&r->host, kvm_host_path(), NULL, err);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	struct restore_config cfg = { 0 };
+	struct restore r = { .host = { .fd = -1, .api_version = -1 } };
+	struct snap_err err;
+	int ret, status = 1;
+
+	ret = parse_restore(argc, argv, &cfg);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = restore_open(&cfg, &r, &err);
+	if (!ret)
+		ret = restore_start(&cfg, &r, &err);
+	if (!ret) {
+		snap_state_free(r.st);	/* the VM has it all now */
+		r.st = NULL;
+		status = vm_wait(r.vm);
+	}
+	control_destroy(r.ctl);		/* before the VM it drives */
+	saver_destroy(r.saver);
+	vm_destroy(r.vm);
+	kvm_host_close(&r.host);
+	mem_destroy(r.mem);
+	snap_state_free(r.st);
+	snap_manifest_release(&r.m);
+	if (ret) {
+		fprintf(stderr, "snapvm: %s\n", err.msg);
+		return 1;
+	}
+	return status;
+}
