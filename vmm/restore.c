@@ -130,6 +130,8 @@ static int restore_state(struct vm *vm, const struct snap_state *st,
 	if (ret)
 		return ret;
 	ret = vstate_check(&host, st, err);
+	if (ret)
+		snap_err_prefix(err, ret, "state.bin");
 	if (!ret)
 		ret = vstate_vm_restore(vm_fd(vm), st, err);
 	for (unsigned int i = 0; !ret && i < st->n_vcpus; i++)
@@ -230,8 +232,11 @@ int cmd_restore(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	ret = restore_open(&cfg, &r, &err);
-	if (!ret)
+	if (!ret) {
 		ret = restore_start(&cfg, &r, &err);
+		if (ret)
+			snap_err_prefix(&err, ret, "%s", cfg.dir);
+	}
 	if (!ret) {
 		snap_state_free(r.st);	/* the VM has it all now */
 		r.st = NULL;

@@ -14,19 +14,11 @@ BUILD=${BUILD:-build}
 SNAPVM=$BUILD/snapvm
 GUEST=$BUILD/guest/testguest.elf
 RIG=${RIG:-tests/rig/rig.sh}
-n=0 failed=0
 tmp=$(mktemp -d)
 out=$tmp/out err=$tmp/err
 trap 'kill $lpid 2>/dev/null; rm -rf "$tmp"' EXIT
 lpid=
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=1; echo "not ok $n - $1"
-	[ -s "$err" ] && sed 's/^/# /' "$err"
-}
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+. tests/lib/tap.sh
 
 # One line on stderr starting with $1, nothing on stdout, exit status 1.
 one_line() {
@@ -134,71 +126,20 @@ check "ctl to a missing socket: one line, exit 1" \
 
 # ---- with KVM: here or in the rig --------------------------------------
 #
-# The script below prints "RESULT ok - NAME", "RESULT not ok - NAME" and
-# "RESULT # diagnostics"; we number them.
+# The script below (with tests/lib/kvm.sh beside it) prints "RESULT ..."
+# lines; rig_results (tests/lib/tap.sh) numbers them.
 
 cat >"$tmp/snapvm_run_kvm.sh" <<'KVM'
-SNAPVM=${SNAPVM:-./snapvm}
+. "$(dirname "$0")/kvm.sh"
 GUEST=${GUEST:-./testguest.elf}
 PATCHECK=${PATCHECK:-./patcheck}
-T=$(mktemp -d)
 MEM=67108864
-pid=
-
-res() { echo "RESULT $*"; }
-show() {
-	for f; do
-		[ -s "$f" ] || continue
-		tail -4 "$f" | while IFS= read -r l || [ -n "$l" ]; do
-			echo "RESULT # $l"
-		done
-	done
-}
-check() {
-	if eval "$2"; then res "ok - $1"; else res "not ok - $1"; show "$T/out" "$T/err"; fi
-}
-# wait_for FILE PATTERN COUNT SECONDS: COUNT lines match PATTERN in time
-wait_for() {
-	i=0
-	while [ $i -lt $(($4 * 10)) ]; do
-		[ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
-		grep -q "snapfs-guest FAULT" "$1" 2>/dev/null && return 1
-		sleep 0.1; i=$((i + 1))
-	done
-	return 1
-}
 ticks() { grep -c '^tick ' "$T/out"; }
-start() { "$SNAPVM" run "$@" </dev/null >"$T/out" 2>"$T/err" & pid=$!; }
-# SIGTERM, and SIGKILL when that did not end it in 10 s; rc is its status.
-stop() {
-	kill -TERM "$pid" 2>/dev/null
-	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.1; i=$((i + 1))
-	done
-	kill -KILL "$pid" 2>/dev/null && res "# snapvm ignored SIGTERM"
-	wait "$pid" 2>/dev/null; rc=$?; pid=
-}
-# Run to the end (at most 120 s, less when the guest faults); rc its status.
-run() {
-	start "$@"
-	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 1200 ]; do
-		grep -q "snapfs-guest FAULT" "$T/out" && break
-		sleep 0.1; i=$((i + 1))
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		stop; rc=124
-	else
-		wait "$pid"; rc=$?; pid=
-	fi
-}
-one_line() {
-	[ "$rc" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$1" "$T/err"
-}
+# Run to the end (finish): rc is its status.
+run() { start run "$@"; finish; }
 
 for cpus in 1 2 4; do
-	start --kernel "$GUEST" --mem 64M --cpus $cpus
+	start run --kernel "$GUEST" --mem 64M --cpus $cpus
 	check "--cpus $cpus: the guest is ready with $cpus CPUs and ticks" \
 		'wait_for "$T/out" "^snapfs-guest ready cpus=$cpus " 1 60 &&
 		 wait_for "$T/out" "^tick " 3 30 && ! grep -q MISMATCH "$T/out"'
@@ -208,7 +149,7 @@ grep -q "snapfs-guest FAULT" "$T/out" &&
 	res "# the guest faulted: in the rig, check that its CPU has no AVX"
 
 S=$T/vm.sock
-start --kernel "$GUEST" --mem 64M --cpus 2 --control "$S"
+start run --kernel "$GUEST" --mem 64M --cpus 2 --control "$S"
 wait_for "$T/out" "^tick " 2 60
 r=$("$SNAPVM" ctl "$S" status); rc=$?
 check "ctl status: running, cpus and mem" \
@@ -254,7 +195,7 @@ check "--mem-file of the wrong size: one line, never resized" \
 
 # The guest's own pattern, written through KVM into the file: paused after
 # every CPU's first pass, the file must hold it (patcheck, pattern.h).
-start --kernel "$GUEST" --mem 256M --cpus 2 --mem-file "$T/pattern.bin" \
+start run --kernel "$GUEST" --mem 256M --cpus 2 --mem-file "$T/pattern.bin" \
 	--control "$S" --cmdline "touch=64 rate=0"
 wait_for "$T/out" "^snapfs-guest pass 1 " 2 120
 r=$("$SNAPVM" ctl "$S" pause)
@@ -276,7 +217,7 @@ run --kernel "$GUEST" --mem 64M --debug --cmdline "halt_after=1"
 check "--debug: the boot described on stderr" \
 	'[ $rc -eq 0 ] && grep -q "^snapvm: .*: pvh entry 0x[0-9a-f]*, 1 vCPUs, 64 MiB$" "$T/err"'
 
-start --kernel "$GUEST" --mem 64M --control "$S"
+start run --kernel "$GUEST" --mem 64M --control "$S"
 wait_for "$T/out" "^snapfs-guest ready" 1 60
 stop
 check "SIGTERM: exit 143, one line, socket removed" \
@@ -293,48 +234,18 @@ rm -rf "$T"
 res "# end"
 KVM
 
-results() {
-	if ! grep -q '^RESULT ' "$1"; then
-		n=$((n + 1)); failed=1
-		echo "not ok $n - KVM tests: no result"
-		tail -20 "$1" | sed 's/^/# /'
-		return
-	fi
-	grep -q '^RESULT # end$' "$1" || {
-		n=$((n + 1)); failed=1
-		echo "not ok $n - KVM tests: did not finish"
-		tail -20 "$1" | sed 's/^/# /'
-	}
-	# The rig repeats the console's end after a timeout: once each.
-	grep '^RESULT ' "$1" | awk '!seen[$0]++' | while IFS= read -r line; do
-		case $line in
-		"RESULT ok - "*) echo "ok - ${line#RESULT ok - }" ;;
-		"RESULT not ok - "*) echo "not ok - ${line#RESULT not ok - }" ;;
-		"RESULT # end") ;;
-		"RESULT # "*) echo "${line#RESULT }" ;;
-		esac
-	done >"$tmp/tap"
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) n=$((n + 1)); echo "ok $n ${line#ok }" ;;
-		"not ok - "*) n=$((n + 1)); failed=1; echo "not ok $n ${line#not ok }" ;;
-		*) echo "$line" ;;
-		esac
-	done <"$tmp/tap"
-}
-
 if [ ! -f "$GUEST" ]; then
 	skip "snapvm run with KVM" "$GUEST missing (make guest)"
 elif [ -c /dev/kvm ]; then
+	cp tests/lib/kvm.sh "$tmp/"
 	SNAPVM=$SNAPVM GUEST=$GUEST PATCHECK=$BUILD/guest/patcheck \
 		sh "$tmp/snapvm_run_kvm.sh" >"$tmp/kvm.log" 2>&1
-	results "$tmp/kvm.log"
+	rig_results "$tmp/kvm.log"
 elif [ -f "$RIG" ]; then
-	sh "$RIG" --smp 2 "$tmp/snapvm_run_kvm.sh" "$BUILD/guest/patcheck" \
-		>"$tmp/kvm.log" 2>&1
-	results "$tmp/kvm.log"
+	sh "$RIG" --smp 2 "$tmp/snapvm_run_kvm.sh" tests/lib/kvm.sh \
+		"$BUILD/guest/patcheck" >"$tmp/kvm.log" 2>&1
+	rig_results "$tmp/kvm.log"
 else
 	skip "snapvm run with KVM" "no /dev/kvm and no rig ($RIG)"
 fi
-echo "1..$n"
-exit $failed
+tap_end
