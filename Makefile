@@ -164,7 +164,7 @@ demo: deps
 bench: all guest
 	@rc=0; for b in tests/bench/*.sh; do BUILD=$(BUILD) sh $$b || rc=1; done; exit $$rc
 
-run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap
+run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap $(GUEST_ELF) $(GUEST_LINUX)
 	@BUILD=$(BUILD) sh tools/demo.sh
 
 # A small producer of synthetic snapshots for the demo and the tests.

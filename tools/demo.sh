@@ -80,5 +80,19 @@ else
 	echo "/dev/fuse or fusermount3 missing: snapfs mount NOT shown" >&2
 fi
 
+say "8. a real guest: boot, snapshot while running, restore"
+if [ -c /dev/kvm ] && "$BUILD/snapvm" check >/dev/null 2>&1; then
+	step "boot, two snapshots, a restore (tools/demo-guest.sh)" \
+		env SNAPVM="$BUILD/snapvm" SNAPCTL="$BUILD/snapctl" \
+		GUEST="$BUILD/guest/testguest.elf" sh tools/demo-guest.sh
+elif [ -f "$BUILD/guest/vmlinuz" ]; then
+	echo "(no usable /dev/kvm here: in the rig, a QEMU TCG machine with a real"
+	echo " nested KVM, where everything is many times slower than on hardware)"
+	step "boot, two snapshots, a restore, in the rig" \
+		sh tests/rig/rig.sh tools/demo-guest.sh
+else
+	echo "no /dev/kvm and no rig kernel (make guest): real guest NOT shown" >&2
+fi
+
 say "what each step took"
 cat "$timings"

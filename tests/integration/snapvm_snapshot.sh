@@ -210,6 +210,21 @@ for cpus in 1 4; do
 	stop
 done
 
+# ---- RAM in a file: the first snapshot copies its data extents ----------
+start run --kernel "$GUEST" --mem 128M --mem-file "$T/ram.bin" --control "$S" \
+	--cmdline "touch=8 rate=0"
+wait_for "$T/out" "^snapfs-guest pass 1 " 1 120
+ctl snapshot "$T/f1"
+res "# $r"
+check "--mem-file: the snapshot is a copy of the RAM file (copied, nothing written)" \
+	'[ $crc -eq 0 ] && echo "$r" | grep -q " copied=[1-9][0-9]* written=0 "'
+ctl quit; wait "$pid"; pid=
+"$PATCHECK" "$T/f1/memory.bin" 1 8 >"$T/pc" 2>&1; vrc=$?
+check "--mem-file: its memory.bin holds the guest's pattern" '[ $vrc -eq 0 ]'
+restored "--mem-file: restore" "$T/f1" 1
+stop
+rm -rf "$T/f1" "$T/ram.bin"
+
 # ---- --shared: the VM runs in memory.bin itself --------------------------
 start run --kernel "$GUEST" --mem 128M --control "$S" --cmdline "touch=4"
 wait_for "$T/out" '^tick ' 2 60
