@@ -296,15 +296,6 @@ static int vcpu_init(struct vcpus *s, struct vcpu *c, int vm_fd,
 		goto out;
 	}
 	cpuid->nent = (uint32_t)n;
-	for (int i = 0; i < n; i++) {	/* TEMP-DEBUG */
-		if (cpuid->entries[i].function == 0x40000001) {
-			const char *m = getenv("SNAPVM_PVMASK");
-			if (c->index == 0)
-				fprintf(stderr, "TEMP pv eax 0x%x\n", cpuid->entries[i].eax);
-			if (m)
-				cpuid->entries[i].eax &= (uint32_t)strtoul(m, NULL, 0);
-		}
-	}
 	if (ioctl(c->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		ret = snap_err_set(err, -errno, "vcpu %u: KVM_SET_CPUID2: %s",
 				   c->index, strerror(errno));
