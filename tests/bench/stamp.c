@@ -3,14 +3,19 @@
  *
  *   stamp [-t SECONDS] [-o FILE] PATTERN... -- COMMAND [ARG...]
  *
- * Starts COMMAND with its stdout and stderr on a pipe (stdin is ours) and
- * prints one line: for each PATTERN, in order, the milliseconds from the
- * fork to the end of the first output line containing PATTERN, or "-" when
- * no line did. The clock is CLOCK_MONOTONIC, read just before the fork.
+ * Starts COMMAND (stdin is ours) and prints one line: for each PATTERN, in
+ * order, the milliseconds from the fork to the end of the first output
+ * line containing PATTERN, or "-" when no line did. The clock is
+ * CLOCK_MONOTONIC, read just before the fork. COMMAND's stdout and stderr
+ * are read on two pipes, each split into lines of its own, and a PATTERN
+ * matches a line of either: a monitor's message on stderr (snapvm restore
+ * --debug: "first KVM_RUN") cannot tear a guest's console line written a
+ * byte at a time on stdout, nor be torn by one.
  *
  * COMMAND gets SIGTERM (and SIGKILL 5 s later) as soon as every pattern has
  * been seen, or after SECONDS (default 60); it may also end by itself. With
- * -o, everything it printed is copied to FILE.
+ * -o, everything it printed on either stream is copied to FILE, in the
+ * order it was read.
  *
  * Exit status: 0 when every pattern was seen, 1 when one was not (a message
  * on stderr says why), 2 on a usage or system error. Used by
@@ -45,26 +50,43 @@ static void usage(void)
 	exit(2);
 }
 
-/* Start argv with stdout and stderr on a new pipe; *fd is its read end. */
-static pid_t spawn(char **argv, int *fd)
+/* One of COMMAND's output streams: its pipe and the line being read. */
+struct stream {
+	int fd;			/* -1 once it has ended */
+	size_t len;
+	char line[LINE_MAX_LEN];
+};
+
+/* Start argv with stdout on out[0]'s new pipe and stderr on out[1]'s. */
+static pid_t spawn(char **argv, struct stream out[2])
 {
-	int p[2];
+	int p[2][2];
 	pid_t pid;
 
-	if (pipe(p) < 0)
+	if (pipe(p[0]) < 0)
 		return -1;
+	if (pipe(p[1]) < 0) {
+		close(p[0][0]);
+		close(p[0][1]);
+		return -1;
+	}
 	pid = fork();
 	if (pid == 0) {
-		dup2(p[1], STDOUT_FILENO);
-		dup2(p[1], STDERR_FILENO);
-		close(p[0]);
-		close(p[1]);
+		dup2(p[0][1], STDOUT_FILENO);
+		dup2(p[1][1], STDERR_FILENO);
+		for (int i = 0; i < 4; i++)
+			close(p[i / 2][i % 2]);
 		execvp(argv[0], argv);
 		fprintf(stderr, "stamp: %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
-	close(p[1]);
-	*fd = p[0];
+	for (int i = 0; i < 2; i++) {
+		close(p[i][1]);
+		if (pid < 0)
+			close(p[i][0]);
+		out[i].fd = p[i][0];
+		out[i].len = 0;
+	}
 	return pid;
 }
 
@@ -92,15 +114,42 @@ static int stop(pid_t pid, int ended)
 	return status;
 }
 
+/*
+ * Split n bytes of s's output into lines; the first line containing
+ * pat[i] sets at[i] to t. Returns how many patterns were seen now.
+ */
+static int scan(struct stream *s, const char *buf, ssize_t n, char **pat,
+		int64_t *at, int npat, int64_t t)
+{
+	int seen = 0;
+
+	for (ssize_t k = 0; k < n; k++) {
+		if (buf[k] != '\n') {
+			if (s->len < sizeof(s->line) - 1)
+				s->line[s->len++] = buf[k];
+			continue;
+		}
+		s->line[s->len] = '\0';
+		s->len = 0;
+		for (int i = 0; i < npat; i++) {
+			if (at[i] < 0 && strstr(s->line, pat[i])) {
+				at[i] = t;
+				seen++;
+			}
+		}
+	}
+	return seen;
+}
+
 int main(int argc, char **argv)
 {
-	char line[LINE_MAX_LEN], buf[4096];
-	size_t len = 0;
+	struct stream out[2];
+	char buf[4096];
 	int64_t *at, start, deadline;
 	char **pat, **cmd;
 	long seconds = 60;
 	FILE *copy = NULL;
-	int npat, seen = 0, ended = 0, fd, status, opt, i;
+	int npat, seen = 0, ended = 0, status, opt, i;
 	pid_t pid;
 
 	while ((opt = getopt(argc, argv, "+t:o:")) != -1) {
@@ -138,60 +187,57 @@ int main(int argc, char **argv)
 
 	start = now_ms();
 	deadline = start + seconds * 1000;
-	pid = spawn(cmd, &fd);
+	pid = spawn(cmd, out);
 	if (pid < 0) {
 		fprintf(stderr, "stamp: %s: %s\n", cmd[0], strerror(errno));
 		return 2;
 	}
 
-	while (seen < npat) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	while (seen < npat && ended < 2) {
+		struct pollfd pfd[2] = {
+			{ .fd = out[0].fd, .events = POLLIN },
+			{ .fd = out[1].fd, .events = POLLIN },
+		};
 		int64_t left = deadline - now_ms();
-		ssize_t n;
 
-		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+		if (left <= 0 || poll(pfd, 2, (int)left) == 0) {
 			for (i = 0; at[i] >= 0; i++)
 				;
 			fprintf(stderr, "stamp: %s: no '%s' in %ld s\n",
 				cmd[0], pat[i], seconds);
 			break;
 		}
-		n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ended = 1;
-			break;
-		}
-		int64_t t = now_ms() - start;
+		for (int s = 0; s < 2; s++) {
+			ssize_t n;
 
-		if (copy)
-			fwrite(buf, 1, n, copy);
-		for (ssize_t k = 0; k < n; k++) {
-			if (buf[k] != '\n') {
-				if (len < sizeof(line) - 1)
-					line[len++] = buf[k];
+			if (out[s].fd < 0 || !pfd[s].revents)
+				continue;
+			n = read(out[s].fd, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				close(out[s].fd);
+				out[s].fd = -1;	/* poll ignores it now */
+				ended++;
 				continue;
 			}
-			line[len] = '\0';
-			len = 0;
-			for (i = 0; i < npat; i++) {
-				if (at[i] < 0 && strstr(line, pat[i])) {
-					at[i] = t;
-					seen++;
-				}
-			}
+			if (copy)
+				fwrite(buf, 1, n, copy);
+			seen += scan(&out[s], buf, n, pat, at, npat,
+				     now_ms() - start);
 		}
 	}
 
-	status = stop(pid, ended);
-	close(fd);
+	status = stop(pid, ended == 2);
+	for (int s = 0; s < 2; s++)
+		if (out[s].fd >= 0)
+			close(out[s].fd);
 	if (copy)
 		fclose(copy);
-	if (ended && WIFEXITED(status))
+	if (ended == 2 && WIFEXITED(status))
 		fprintf(stderr, "stamp: %s: ended, exit status %d\n", cmd[0],
 			WEXITSTATUS(status));
-	else if (ended)
+	else if (ended == 2)
 		fprintf(stderr, "stamp: %s: ended by signal %d\n", cmd[0],
 			WTERMSIG(status));
 	for (i = 0; i < npat; i++) {
