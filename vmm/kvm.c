@@ -134,6 +134,24 @@ unsigned int kvm_host_max_vcpus(const struct kvm_host *h)
 	return n > 0 ? (unsigned int)n : KVM_VCPUS_FALLBACK;
 }
 
+/*
+ * KVM emulates the LAPIC's TSC-deadline timer (KVM_CAP_TSC_DEADLINE_TIMER)
+ * but leaves CPUID.1:ECX bit 24 out of the supported CPUID, for the monitor
+ * to set. Without it Linux calibrates the LAPIC timer against the PIT,
+ * which fails on a slow host ("APIC timer disabled due to verification
+ * failure") and leaves every CPU on the PIT.
+ */
+#define CPUID_1_ECX_TSC_DEADLINE	(1u << 24)
+
+static void add_tsc_deadline(const struct kvm_host *h, struct kvm_cpuid2 *c)
+{
+	if (ioctl(h->fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0)
+		return;
+	for (__u32 i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			c->entries[i].ecx |= CPUID_1_ECX_TSC_DEADLINE;
+}
+
 int kvm_host_supported_cpuid(const struct kvm_host *h, struct kvm_cpuid2 **out)
 {
 	struct kvm_cpuid2 *c;
@@ -148,6 +166,7 @@ int kvm_host_supported_cpuid(const struct kvm_host *h, struct kvm_cpuid2 **out)
 		free(c);
 		return ret;
 	}
+	add_tsc_deadline(h, c);
 	*out = c;
 	return 0;
 }
