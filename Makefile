@@ -3,6 +3,7 @@
 #   make            build build/snapvm, build/snapfs, build/snapctl, libsnap
 #   make test       install missing packages, build, run every test
 #   make test SAN=1 the same under AddressSanitizer + UBSan (in build/san/)
+#   make test-linux only the Linux guest's tests (in the rig without KVM)
 #   make demo       install missing packages, build, show what works
 #   make bench      run the benchmarks (tests/bench/*.sh), print their tables
 #   make check-proto  fail when a committed .proto field changed
@@ -38,7 +39,8 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test run-tests demo run-demo bench check-proto proto-lock clean
+.PHONY: all deps test run-tests test-linux run-test-linux demo run-demo bench \
+	check-proto proto-lock clean
 .SECONDARY:
 
 # ---- generated protobuf-c code ---------------------------------------------
@@ -147,6 +149,22 @@ guest: $(GUEST_LINUX)
 # The test guest (build/guest/testguest.elf).
 include tools/guest/guest.mk
 
+# The Linux guest's initrd: static busybox, tools/guest/linux-init.sh as /init.
+GUEST_INITRD := $(BUILD)/guest/initrd.cpio.gz
+
+$(GUEST_INITRD): tools/guest/mkinitrd.sh tools/guest/linux-init.sh \
+		 $(wildcard /bin/busybox)
+	@sh tools/guest/mkinitrd.sh $@
+
+guest: $(GUEST_INITRD)
+
+# Linux booted by snapvm (in the rig where there is no /dev/kvm).
+test-linux: deps
+	@$(MAKE) --no-print-directory run-test-linux
+
+run-test-linux: $(BUILD)/snapvm $(GUEST_LINUX) $(GUEST_INITRD)
+	@BUILD=$(BUILD) sh tests/integration/linux_rig.sh
+
 deps:
 	@sh tools/deps.sh
 
@@ -154,7 +172,7 @@ test: deps
 	@$(MAKE) --no-print-directory run-tests
 
 run-tests: $(PROGRAMS) $(TEST_BINS) $(GUEST_LINUX) $(GUEST_ELF) \
-	   $(GUEST_OUT)/patcheck
+	   $(GUEST_OUT)/patcheck $(GUEST_INITRD)
 	@BUILD=$(BUILD) sh tests/run.sh
 
 demo: deps

@@ -19,7 +19,7 @@
 /* Tried in order; the first whose probe says yes loads the kernel. */
 static const struct boot_loader *const boot_loaders[] = {
 	&boot_pvh_loader,
-	/* the Linux boot protocol (bzImage) goes here */
+	&boot_bzimage_loader,
 };
 
 #define N_LOADERS (sizeof(boot_loaders) / sizeof(boot_loaders[0]))
@@ -107,7 +107,7 @@ int boot_open(struct boot_image **out, const struct boot_config *cfg,
 	if (i == N_LOADERS) {
 		ret = snap_err_set(err, -ENOEXEC, "--kernel %s: not a kernel "
 				   "snapvm can boot (an ELF with a PVH entry "
-				   "note expected)", cfg->kernel);
+				   "note or a bzImage expected)", cfg->kernel);
 		goto err_initrd;
 	}
 	img->loader = boot_loaders[i];
@@ -153,25 +153,34 @@ void boot_close(struct boot_image *img)
 }
 
 int boot_place_initrd(struct boot_image *img, uint64_t kernel_end,
-		      struct snap_err *err)
+		      uint64_t limit, struct snap_err *err)
 {
 	char have[OPTS_SIZE_STR], room[OPTS_SIZE_STR];
 	uint64_t top = img->regions[0].size;	/* low RAM ends here */
 	uint64_t bottom = (kernel_end + PAGE_MASK) & ~PAGE_MASK;
-	uint64_t size = img->initrd.size;
+	uint64_t size = img->initrd.size, avail;
+	bool limited = limit < top;
 
 	if (!img->initrd.data)
 		return 0;
+	if (limited)
+		top = limit;
 	if (bottom < E820_BIOS_END)
 		bottom = E820_BIOS_END;
-	if (bottom > top || size > ((top - bottom) & ~PAGE_MASK))
+	avail = bottom > top ? 0 : (top - bottom) & ~PAGE_MASK;
+	if (size > avail) {
+		opts_format_size(size, have, sizeof(have));
+		opts_format_size(avail, room, sizeof(room));
+		if (limited)
+			return snap_err_set(err, -E2BIG, "--initrd %s: %s do "
+					    "not fit in RAM between the kernel "
+					    "and its initrd limit 0x%llx (%s "
+					    "free)", img->initrd.path, have,
+					    (unsigned long long)limit, room);
 		return snap_err_set(err, -E2BIG, "--initrd %s: %s do not fit "
 				    "in RAM above the kernel (%s free)",
-				    img->initrd.path,
-				    opts_format_size(size, have, sizeof(have)),
-				    opts_format_size(bottom > top ? 0 :
-						     (top - bottom) & ~PAGE_MASK,
-						     room, sizeof(room)));
+				    img->initrd.path, have, room);
+	}
 	img->initrd_addr = (top - size) & ~PAGE_MASK;
 	return 0;
 }

@@ -8,17 +8,29 @@
  * guest RAM and say how the boot vCPU starts.
  *
  * Kernel formats come from a table of loaders (boot.c): an ELF with a PVH
- * entry note (pvh.c: our test guest, Linux's vmlinux). The Linux boot
- * protocol (bzImage) is the next entry of that table.
+ * entry note (pvh.c: our test guest, Linux's vmlinux), then a bzImage of
+ * the Linux boot protocol entered in 64-bit mode (bzimage.c).
  *
  * Guest physical memory the loaders use below 1 MiB:
  *
- *   [0x1000, 0x5000)    boot data: PVH start_info, module list, memory map,
- *                       command line (BOOT_CMDLINE_ADDR, up to 12 KiB)
+ *   [0x1000, 0x5000)    boot data: PVH start_info, module list and memory
+ *                       map, or the Linux zero page (BOOT_ZERO_PAGE_ADDR);
+ *                       the command line (BOOT_CMDLINE_ADDR, up to 12 KiB)
+ *   [0x5000, 0x8000)    free
+ *   [0x8000, 0x9000)    free, for the guest's AP trampoline
+ *   [0x9000, 0x10000)   64-bit entry (long64.c): the GDT, then identity
+ *                       page tables for the first 4 GiB (PML4, PDPT, 4 PDs)
  *   [0xf0000, ...)      the MP table (mptable.h)
  *
- * 0x8000 and the rest of low memory stay free for the guest (an AP
- * trampoline, say). An initrd goes at the top of RAM below 3 GiB.
+ * The rest of low memory stays free for the guest; Linux's decompressor,
+ * for one, puts its paging trampoline just below 0x9f000. An initrd goes
+ * at the top of RAM below 3 GiB.
+ *
+ * The e820 map calls all of [0, 640 KiB) RAM: nothing here has to outlive
+ * the kernel's first steps. Linux copies the zero page and the command line
+ * before it allocates any memory and has its own GDT and page tables by
+ * then (since 5.13 it also keeps the first 1 MiB to itself); the MP table
+ * is in the reserved BIOS area.
  */
 
 #include <stdint.h>
@@ -30,12 +42,25 @@
 #define BOOT_DATA_END		0x5000u
 #define BOOT_CMDLINE_ADDR	0x2000u
 #define BOOT_CMDLINE_MAX	(BOOT_DATA_END - BOOT_CMDLINE_ADDR)	/* with NUL */
+#define BOOT_ZERO_PAGE_ADDR	BOOT_DATA_START		/* 4 KiB, to 0x2000 */
+
+#define BOOT_LONG64_START	0x9000u
+#define BOOT_GDT_ADDR		0x9000u		/* 4 descriptors */
+#define BOOT_PML4_ADDR		0xa000u
+#define BOOT_PDPT_ADDR		0xb000u
+#define BOOT_PD_ADDR		0xc000u		/* 4 PDs of 2 MiB pages */
+#define BOOT_LONG64_END		0x10000u
+
+/* The 64-bit entry's selectors (the Linux boot protocol's __BOOT_CS/DS). */
+#define BOOT_SEL_CODE64		0x10u
+#define BOOT_SEL_DATA64		0x18u
 
 struct mem;
 
 /* How the boot vCPU starts. */
 enum boot_mode {
 	BOOT_PROTECTED32,	/* flat 32-bit protected mode, paging off */
+	BOOT_LONG64,		/* 64-bit mode, identity map, flat segments */
 };
 
 struct boot_entry {
@@ -43,6 +68,10 @@ struct boot_entry {
 	uint64_t rip;
 	uint64_t rbx;		/* PVH: start_info's address */
 	uint64_t rsi;		/* Linux boot protocol: the zero page */
+	/* BOOT_LONG64: the tables written into guest memory */
+	uint64_t cr3;		/* the PML4 */
+	uint64_t gdt_base;
+	uint16_t gdt_limit;	/* bytes - 1 */
 };
 
 /* What to boot, as given on the command line (errors name the options). */
@@ -62,7 +91,7 @@ struct boot_image;
 int boot_open(struct boot_image **out, const struct boot_config *cfg,
 	      uint64_t mem_size, struct snap_err *err);
 
-/* The loader's name ("pvh"). */
+/* The loader's name ("pvh", "bzimage"). */
 const char *boot_format(const struct boot_image *img);
 
 /*

@@ -105,7 +105,7 @@ static int pvh_prepare(struct boot_image *img, struct snap_err *err)
 		    s->paddr + s->memsz > low_end)
 			low_end = s->paddr + s->memsz;
 	}
-	return boot_place_initrd(img, low_end, err);
+	return boot_place_initrd(img, low_end, BOOT_INITRD_NO_LIMIT, err);
 }
 
 static void put_memmap(uint8_t *p, const struct e820_entry *e, int n)

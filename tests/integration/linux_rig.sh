@@ -1,0 +1,212 @@
+#!/bin/sh
+# snapvm boots Linux: Debian's bzImage (build/guest/vmlinuz) with the guest
+# initrd (tools/guest/mkinitrd.sh, its /init is tools/guest/linux-init.sh)
+# is ready and ticks with 1, 2 and 4 vCPUs; pause stops the ticks and
+# resume restarts them without a burst of the missed ones; a snapshot of the
+# running kernel restores in a new snapvm with its ticks going on; halt_after
+# ends snapvm with status 0; and the kernel complains of nothing (no BUG,
+# WARNING, soft lockup, clocksource, RCU stall, Call Trace or panic line on
+# its console). Prints TAP, with each boot's time to ready.
+#
+# Runs where there is a KVM: here when /dev/kvm exists, otherwise inside
+# the rig (tests/rig/rig.sh; $RIG overrides it), all boots in one rig run.
+# LINUX_KERNEL overrides the kernel (an ELF vmlinux boots through PVH).
+set -u
+BUILD=${BUILD:-build}
+SNAPVM=$BUILD/snapvm
+KERNEL=${LINUX_KERNEL:-build/guest/vmlinuz}
+INITRD=$BUILD/guest/initrd.cpio.gz
+RIG=${RIG:-tests/rig/rig.sh}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+. tests/lib/tap.sh
+
+# The guest's command line. loglevel=5 prints KERN_WARNING and worse (a
+# WARN() splat, soft lockups, RCU stalls, clocksource trouble) and nothing
+# chattier. snapvm has no ACPI, no PCI bus, no CMOS RTC and an i8042 that
+# only resets: acpi=off, pci=off and the two blacklisted initcalls spare
+# the probes (~9 s of waiting for hardware that is not there, and their
+# error lines). panic=-1 resets at once on a panic, which the checks see.
+CMDLINE="console=ttyS0 loglevel=5 panic=-1 acpi=off pci=off"
+CMDLINE="$CMDLINE initcall_blacklist=i8042_init,cmos_init"
+# In the rig only: QEMU's TCG runs a nested guest's XSETBV without the SVM
+# intercept, so the KVM below never learns the guest's XCR0 and puts back
+# its own idea of it (x87 only) at every VM entry: XSAVE state is lost and
+# XRSTOR of a signal frame fails (init dies of "bad frame in rt_sigreturn").
+# A kernel that enables PKRU notices (CPUID 0xD.0 EBX is stale), WARNs
+# "XSAVE consistency problem" and falls back to FXSAVE; noxsave does that
+# quietly.
+RIG_CMDLINE="noxsave"
+
+# ---- the script that runs with KVM ---------------------------------------
+#
+# It prints "RESULT ok - NAME", "RESULT not ok - NAME" and "RESULT # text";
+# rig_results (tests/lib/tap.sh) numbers them.
+
+cat >"$tmp/linux_kvm.sh" <<'KVM'
+. "$(dirname "$0")/kvm.sh"
+KERNEL=${KERNEL:-./vmlinuz}
+INITRD=${INITRD:-./initrd.cpio.gz}
+MEM=268435456
+COMPLAINTS='BUG|WARNING|soft lockup|clocksource|rcu.*stall|Call Trace|Kernel panic'
+
+# The uptime in hundredths of a second, in $now.
+clock() { read -r up _ </proc/uptime; f=${up#*.}; now=$((${up%.*} * 100 + ${f#0})); }
+secs() { printf '%d.%02d' $(($1 / 100)) $(($1 % 100)); }
+ticks() { grep -c '^tick ' "$T/out"; }
+# seen PATTERN COUNT SECONDS: COUNT console lines match PATTERN in time;
+# false at once when snapvm has ended without them.
+seen() {
+	_i=0
+	while [ $_i -lt $(($3 * 10)) ]; do
+		[ "$(grep -c "$1" "$T/out")" -ge "$2" ] && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1; _i=$((_i + 1))
+	done
+	return 1
+}
+boot() {
+	clock; t0=$now
+	start run --kernel "$KERNEL" --initrd "$INITRD" --mem 256M "$@"
+}
+# ready CPUS: ready with CPUS CPUs within 120 s, which takes the time from
+# snapvm's start; a VM that is not is stopped, so the next checks fail fast.
+ready() {
+	want=$1
+	if seen "^snapfs-guest ready" 1 120; then
+		clock
+		res "# --cpus $1: ready $(secs $((now - t0))) s after snapvm started"
+		check "--cpus $1: ready with $1 CPUs" \
+			'grep -q "^snapfs-guest ready cpus=$want[[:space:]]*\$" "$T/out"'
+	else
+		res "not ok - --cpus $1: ready with $1 CPUs (not in 120 s)"
+		tr -d '\r' <"$T/out" | tail -8 | sed 's/^/RESULT #   /'
+		stop
+	fi
+}
+# The kernel's complaints fail; its other lines (warnings and worse, at
+# loglevel=5) are shown.
+quiet() {
+	tr -d '\r' <"$T/out" | grep -E "$COMPLAINTS" >"$T/bad"
+	if [ -s "$T/bad" ]; then
+		res "not ok - $1: the kernel complains of nothing"
+		head -40 "$T/bad" | sed 's/^/RESULT #   /'
+	else
+		res "ok - $1: the kernel complains of nothing"
+	fi
+	tr -d '\r' <"$T/out" | grep '^\[' | grep -Ev "$COMPLAINTS" | head -20 |
+		sed 's/^/RESULT # console: /'
+}
+
+read -r up _ </proc/uptime
+res "# this machine has been up $up s"
+
+# 1 vCPU, halt_after: ready, ticks at their period, then the reset.
+boot --cpus 1 --cmdline "$CMDLINE halt_after=25"
+ready 1
+seen "^tick 5" 1 30; clock; a=$now
+seen "^tick 20" 1 30; clock; b=$now
+check "--cpus 1: ticks 5 to 20 take 1.5 s, 1.2 s at least ($(secs $((b - a))) s)" \
+	'[ "$(grep -c "^tick 20" "$T/out")" -eq 1 ] && [ $((b - a)) -ge 120 ]'
+finish
+check "halt_after=25: ticks 0-24, snapfs-guest poweroff, exit 0 (a reset)" \
+	'[ "$rc" -eq 0 ] && [ "$(ticks)" -eq 25 ] &&
+	 grep -q "^snapfs-guest poweroff" "$T/out" &&
+	 grep -qx "snapvm: guest reset" "$T/err"'
+quiet "--cpus 1"
+
+# 2 vCPUs: pause and resume through the control socket, a snapshot, quit.
+S=$T/vm.sock
+boot --cpus 2 --control "$S" --cmdline "$CMDLINE"
+ready 2
+check "--cpus 2: ticks" 'seen "^tick " 3 30'
+r=$("$SNAPVM" ctl "$S" status)
+check "ctl status: running, cpus=2 mem=$MEM" '[ "$r" = "ok running cpus=2 mem=$MEM" ]'
+r=$("$SNAPVM" ctl "$S" pause)
+a=$(ticks); sleep 2; b=$(ticks)
+check "pause: ok paused, then no tick for 2 s (ticks $a, then $b)" \
+	'[ "$r" = "ok paused" ] && [ "$a" -eq "$b" ]'
+r=$("$SNAPVM" ctl "$S" status)
+check "ctl status while paused" '[ "$r" = "ok paused cpus=2 mem=$MEM" ]'
+clock; c0=$now
+r=$("$SNAPVM" ctl "$S" resume)
+check "resume: ok running, ticks again" \
+	'[ "$r" = "ok running" ] && seen "^tick " $((b + 3)) 30'
+sleep 1
+clock; c=$(ticks)
+check "resumed: no burst of the missed ticks ($((c - b)) in $(secs $((now - c0))) s)" \
+	'[ $((c - b)) -le $(((now - c0) / 10 + 5)) ]'
+r=$("$SNAPVM" ctl "$S" snapshot "$T/lx")
+res "# $r"
+check "snapshot of the running kernel" 'echo "$r" | grep -q "^ok snapshot $T/lx "'
+tick_list() { tr -d '\r' <"$T/out" | sed -n 's/^tick \([0-9]*\)$/\1/p'; }
+saved=$(tick_list | tail -1)
+r=$("$SNAPVM" ctl "$S" quit)
+wait "$pid"; rc=$?; pid=
+check "ctl quit: snapvm exits 0" '[ "$r" = "ok quitting" ] && [ "$rc" -eq 0 ]'
+quiet "--cpus 2"
+
+# The snapshot restored in a new snapvm: no boot, the ticks go on.
+start restore "$T/lx"
+seen "^tick " 10 60
+first=$(tick_list | head -1)
+check "restore: no boot, ticks go on from the save (tick ${saved:-?} saved, tick ${first:-?} first)" \
+	'[ "$(ticks)" -ge 10 ] && ! grep -q "^snapfs-guest ready" "$T/out" &&
+	 [ -n "$first" ] && [ -n "$saved" ] && [ "$first" -ge "$saved" ] &&
+	 [ "$first" -le $((saved + 3)) ]'
+stop
+quiet "restored"
+rm -rf "$T/lx"
+
+# 4 vCPUs.
+boot --cpus 4 --cmdline "$CMDLINE"
+ready 4
+check "--cpus 4: ticks" 'seen "^tick " 3 30'
+stop
+quiet "--cpus 4"
+rm -rf "$T"
+res "# end"
+KVM
+
+missing=
+for f in "$SNAPVM" "$KERNEL" "$INITRD" tests/lib/kvm.sh; do
+	[ -f "$f" ] || missing="$missing $f"
+done
+if [ -n "$missing" ]; then
+	echo "1..0 # SKIP missing:$missing (make, make guest)"
+	exit 0
+fi
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+clock0=$(date +%s)
+if [ -c /dev/kvm ]; then
+	cp tests/lib/kvm.sh "$tmp/"
+	(cd "$tmp" && SNAPVM=$(abs "$SNAPVM") KERNEL=$(abs "$KERNEL") \
+		INITRD=$(abs "$INITRD") CMDLINE=$CMDLINE sh ./linux_kvm.sh) \
+		>"$tmp/kvm.log" 2>&1
+elif [ -f "$RIG" ]; then
+	# The rig passes no environment: the command line goes in the script.
+	# One rig CPU: with two, SMP guests lose IPIs and hang (soft lockups in
+	# smp_call_function_many_cond, also under QEMU -enable-kvm in the rig),
+	# and its TCG runs one CPU at a time anyway (thread=single).
+	{ printf "CMDLINE='%s' KERNEL=./%s\n" "$CMDLINE $RIG_CMDLINE" \
+		"$(basename "$KERNEL")"; cat "$tmp/linux_kvm.sh"; } \
+		>"$tmp/linux_rig_kvm.sh"
+	RIG_TIMEOUT=${RIG_TIMEOUT:-600} sh "$RIG" --smp 1 "$tmp/linux_rig_kvm.sh" \
+		tests/lib/kvm.sh "$KERNEL" "$INITRD" >"$tmp/kvm.log" 2>&1
+	# 125 without a result: the rig could not run (or crashed, or timed out).
+	if [ $? -eq 125 ] && ! grep -q '^RESULT ' "$tmp/kvm.log"; then
+		why=$(grep -m1 '^rig: .* missing' "$tmp/kvm.log")
+		grep -q '^RIG-NO-KVM' "$tmp/kvm.log" &&
+			why="the rig has no KVM (its QEMU gives no nested SVM)"
+		if [ -n "$why" ]; then
+			echo "1..0 # SKIP $why"
+			exit 0
+		fi
+	fi
+else
+	echo "1..0 # SKIP no /dev/kvm and no rig ($RIG)"
+	exit 0
+fi
+rig_results "$tmp/kvm.log"
+echo "# wall time: $(($(date +%s) - clock0)) s"
+tap_end
