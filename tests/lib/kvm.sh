@@ -35,7 +35,12 @@ wait_for() {
 	done
 	return 1
 }
-start() { "$SNAPVM" "$@" </dev/null >"$T/out" 2>"$T/err" & pid=$!; }
+# The files are emptied first: the background shell truncates them only
+# when it gets to run, and a wait_for before that would see the last VM's.
+start() {
+	: >"$T/out"; : >"$T/err"
+	"$SNAPVM" "$@" </dev/null >"$T/out" 2>"$T/err" & pid=$!
+}
 stop() {
 	kill -TERM "$pid" 2>/dev/null
 	_i=0
