@@ -205,8 +205,10 @@ check "--mem-file, touch=64: the file holds the guest's pattern" \
 show "$T/pc"
 # One flipped byte in a page of the pattern must be seen.
 cp "$T/pattern.bin" "$T/flipped.bin"
-printf '\377' | dd of="$T/flipped.bin" bs=1 seek=$((64 * 1048576 + 4096 * 100 + 64)) \
-	conv=notrunc 2>/dev/null
+off=$((64 * 1048576 + 4096 * 100 + 64))
+b=$(od -An -tu1 -j $off -N1 "$T/flipped.bin" | tr -d ' ')
+printf "$(printf '\\%03o' $((b ^ 1)))" |
+	dd of="$T/flipped.bin" bs=1 seek=$off conv=notrunc 2>/dev/null
 "$PATCHECK" "$T/flipped.bin" 2 64 >"$T/pc" 2>&1; rc=$?
 check "patcheck sees one flipped byte" '[ $rc -eq 1 ] && grep -q "cpu 0: " "$T/pc"'
 rm -f "$T/flipped.bin"
