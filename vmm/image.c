@@ -119,7 +119,12 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
-int64_t image_write_nonzero(const uint8_t *ram, uint64_t size, int dst)
+/* Which pages a write takes: page i of ram, with its argument. */
+typedef bool (*page_wanted)(const uint8_t *ram, uint64_t i, const void *arg);
+
+/* Write each run of pages that wanted selects, at its own offset. */
+static int64_t write_runs(const uint8_t *ram, uint64_t size, int dst,
+			  page_wanted wanted, const void *arg)
 {
 	uint64_t pages = size / IMAGE_PAGE, written = 0, i = 0;
 
@@ -127,10 +132,10 @@ int64_t image_write_nonzero(const uint8_t *ram, uint64_t size, int dst)
 		uint64_t start;
 		int ret;
 
-		while (i < pages && page_is_zero(ram + i * IMAGE_PAGE))
+		while (i < pages && !wanted(ram, i, arg))
 			i++;
 		start = i;
-		while (i < pages && !page_is_zero(ram + i * IMAGE_PAGE))
+		while (i < pages && wanted(ram, i, arg))
 			i++;
 		if (i == start)
 			break;
@@ -143,36 +148,25 @@ int64_t image_write_nonzero(const uint8_t *ram, uint64_t size, int dst)
 	return (int64_t)written;
 }
 
-static bool bit(const uint64_t *bitmap, uint64_t i)
+static bool page_nonzero(const uint8_t *ram, uint64_t i, const void *arg)
 {
+	return !page_is_zero(ram + i * IMAGE_PAGE);
+}
+
+static bool page_in_bitmap(const uint8_t *ram, uint64_t i, const void *arg)
+{
+	const uint64_t *bitmap = arg;
+
 	return bitmap[i / 64] >> (i % 64) & 1;
+}
+
+int64_t image_write_nonzero(const uint8_t *ram, uint64_t size, int dst)
+{
+	return write_runs(ram, size, dst, page_nonzero, NULL);
 }
 
 int64_t image_write_pages(const uint8_t *ram, uint64_t size,
 			  const uint64_t *bitmap, int dst)
 {
-	uint64_t pages = size / IMAGE_PAGE, written = 0, i = 0;
-
-	while (i < pages) {
-		uint64_t start;
-		int ret;
-
-		if (!bitmap[i / 64] && i % 64 == 0) {
-			i += 64;		/* a clean word */
-			continue;
-		}
-		if (!bit(bitmap, i)) {
-			i++;
-			continue;
-		}
-		start = i;
-		while (i < pages && bit(bitmap, i))
-			i++;
-		ret = write_all(dst, ram + start * IMAGE_PAGE,
-				(i - start) * IMAGE_PAGE, start * IMAGE_PAGE);
-		if (ret)
-			return ret;
-		written += (i - start) * IMAGE_PAGE;
-	}
-	return (int64_t)written;
+	return write_runs(ram, size, dst, page_in_bitmap, bitmap);
 }
