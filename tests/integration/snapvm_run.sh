@@ -203,14 +203,18 @@ r=$("$SNAPVM" ctl "$S" pause)
 check "--mem-file, touch=64: the file holds the guest's pattern" \
 	'[ "$r" = "ok paused" ] && [ $rc -eq 0 ] && ! grep -q MISMATCH "$T/out"'
 show "$T/pc"
-# One flipped byte in a page of the pattern must be seen.
+# A flipped byte in each of two pages of CPU 0's share must be seen
+# (patcheck lets one page per CPU be torn: the one being written).
 cp "$T/pattern.bin" "$T/flipped.bin"
-off=$((64 * 1048576 + 4096 * 100 + 64))
-b=$(od -An -tu1 -j $off -N1 "$T/flipped.bin" | tr -d ' ')
-printf "$(printf '\\%03o' $((b ^ 1)))" |
-	dd of="$T/flipped.bin" bs=1 seek=$off conv=notrunc 2>/dev/null
+for page in 100 200; do
+	off=$((64 * 1048576 + 4096 * page + 64))
+	b=$(od -An -tu1 -j $off -N1 "$T/flipped.bin" | tr -d ' ')
+	printf "$(printf '\\%03o' $((b ^ 1)))" |
+		dd of="$T/flipped.bin" bs=1 seek=$off conv=notrunc 2>/dev/null
+done
 "$PATCHECK" "$T/flipped.bin" 2 64 >"$T/pc" 2>&1; rc=$?
-check "patcheck sees one flipped byte" '[ $rc -eq 1 ] && grep -q "cpu 0: " "$T/pc"'
+check "patcheck sees flipped bytes in two pages of a share" \
+	'[ $rc -eq 1 ] && grep -q "cpu 0: " "$T/pc"'
 rm -f "$T/flipped.bin"
 "$SNAPVM" ctl "$S" quit >/dev/null
 wait "$pid"; pid=

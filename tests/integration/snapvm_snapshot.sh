@@ -151,6 +151,12 @@ check "a diff against an older snapshot: refused, nothing made" \
 ctl snapshot "$T/s2"
 check "a snapshot over an existing one: refused, the old one intact" \
 	'[ $crc -eq 1 ] && "$SNAPCTL" verify "$T/s2" >/dev/null'
+ctl snapshot
+check "snapshot without DIR: error usage" \
+	'[ $crc -eq 1 ] && echo "$r" | grep -q "^error usage: snapshot DIR"'
+ctl snapshot "$T/s5" --parent
+check "--parent without a value: error usage, nothing made" \
+	'[ $crc -eq 1 ] && echo "$r" | grep -q "^error usage: " && [ ! -e "$T/s5" ]'
 ctl pause
 ctl snapshot "$T/s4"
 check "a snapshot of a paused VM keeps it paused" \
