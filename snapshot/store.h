@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAP_STORE_H
+#define SNAP_STORE_H
+
+/*
+ * The memory store: every snapshot's files kept once, in content-addressed,
+ * compressed chunks (docs/store.md has the layout on disk).
+ *
+ * A store is a directory. Its snapshots are named directories of files;
+ * each file name refers to an image, and several names may refer to one
+ * image (hard links). An image is a map from chunk index to chunk key plus
+ * a parent: reads resolve through the chain, writes go copy-on-write into
+ * the image's own delta, and a clone is constant time (the source's delta
+ * is frozen and both images continue on new, empty deltas above it).
+ *
+ * Chunks are chunk_size bytes (a power of two fixed when the store is
+ * made), keyed by their SHA-256, never stored when all-zero, compressed
+ * with zstd when that saves space, and checked against their key on every
+ * read: a chunk that does not match is -EIO naming the image and offset.
+ *
+ * Durability: snap_image_sync() returns once every write before it
+ * survives a crash of the process or the machine. Data written but not
+ * synced may be lost; metadata never tears (every update is an atomic
+ * rename or a checksummed append).
+ *
+ * Concurrency: within a process, every function is thread-safe; one image
+ * may have many readers and writers at once (writes to the same bytes race
+ * as they would on a file). Across processes, one process may open a store
+ * for writing, and any number for reading beside it; gc needs the store to
+ * itself and says so when another process has it open.
+ *
+ * Errors: 0 or a negative errno, with one line in err (error.h).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend.h"
+#include "error.h"
+
+#define SNAP_ID_LEN		16
+#define SNAP_CHUNK_MIN		(4u << 10)
+#define SNAP_CHUNK_MAX		(4u << 20)
+#define SNAP_CHUNK_DEFAULT	(256u << 10)
+#define SNAP_STORE_NAME_MAX	255
+
+struct snap_store;
+struct snap_image;
+
+/* Flags of snap_store_opts. */
+#define SNAP_STORE_RDONLY	(1u << 0)
+
+struct snap_store_opts {
+	unsigned flags;
+	size_t cache_bytes;	/* decompressed chunks kept; 0: 256 MiB */
+	size_t dirty_bytes;	/* written chunks held per image before
+				   they are stored; 0: 64 MiB */
+	int zstd_level;		/* 0: the default (docs/store.md) */
+	/*
+	 * Where chunks live. NULL: the directory STORE/chunks. Otherwise the
+	 * store takes b over (and frees it at close, even on failure).
+	 */
+	const struct snap_backend *backend;
+};
+
+/* Make an empty store in dir (created if missing, else it must be empty). */
+int snap_store_init(const char *dir, uint32_t chunk_size,
+		    struct snap_err *err);
+
+/* Open the store in dir; opts may be NULL. */
+int snap_store_open(const char *dir, const struct snap_store_opts *opts,
+		    struct snap_store **s, struct snap_err *err);
+
+/* Sync and close every image still open, free s (or NULL). */
+void snap_store_close(struct snap_store *s);
+
+uint32_t snap_store_chunk_size(const struct snap_store *s);
+const char *snap_store_path(const struct snap_store *s);
+
+/* ---- names ------------------------------------------------------------
+ *
+ * A path is "SNAPSHOT" or "SNAPSHOT/FILE": components of 1 to
+ * SNAP_STORE_NAME_MAX bytes, without '/', and neither "." nor ".." (-EINVAL).
+ */
+
+int snap_store_mkdir(struct snap_store *s, const char *name,
+		     struct snap_err *err);
+int snap_store_rmdir(struct snap_store *s, const char *name,
+		     struct snap_err *err);	/* -ENOTEMPTY */
+
+/*
+ * Give image id the name path (a file in an existing snapshot; -EEXIST
+ * when taken). Every name of an image counts in its nlink, however it was
+ * made: this or snap_store_hardlink().
+ */
+int snap_store_link(struct snap_store *s, const char *path,
+		    const uint8_t id[SNAP_ID_LEN], struct snap_err *err);
+
+/* Give the image named from the further name to. */
+int snap_store_hardlink(struct snap_store *s, const char *from,
+			const char *to, struct snap_err *err);
+
+/* Remove a file name. The image lives on while other names or opens hold
+ * it; gc frees what nothing holds. */
+int snap_store_unlink(struct snap_store *s, const char *path,
+		      struct snap_err *err);
+
+/* The image a file name refers to (and how many names it has). */
+int snap_store_lookup(struct snap_store *s, const char *path,
+		      uint8_t id[SNAP_ID_LEN], unsigned *nlink,
+		      struct snap_err *err);
+
+/*
+ * Rename a snapshot or a file (to a path of the same depth). With
+ * noreplace, -EEXIST when to exists; otherwise an existing file, or an
+ * empty snapshot, is replaced atomically.
+ */
+int snap_store_rename(struct snap_store *s, const char *from, const char *to,
+		      bool noreplace, struct snap_err *err);
+
+/*
+ * Call fn once per snapshot (name NULL) or per file of snapshot name, in
+ * name order; stops when fn returns non-zero and returns that.
+ */
+int snap_store_list(struct snap_store *s, const char *name,
+		    int (*fn)(void *arg, const char *entry), void *arg,
+		    struct snap_err *err);
+
+/* ---- images ------------------------------------------------------------ */
+
+/* A new image of size bytes, all zero. It has no name: link it. */
+int snap_image_create(struct snap_store *s, uint64_t size,
+		      uint8_t id[SNAP_ID_LEN], struct snap_err *err);
+
+/*
+ * A new image with src's content, in constant time. src may be open and
+ * being written: what was written before the call is in the clone (src is
+ * synced first), nothing after it.
+ */
+int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
+		     uint8_t id[SNAP_ID_LEN], struct snap_err *err);
+
+/*
+ * Rewrite image id's chain into one delta without a parent. No chunk is
+ * copied; the map is. Afterwards reads need no parent.
+ */
+int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+		       struct snap_err *err);
+
+/* Flags of snap_image_open(). */
+#define SNAP_IMAGE_WRITE	(1u << 0)
+
+/* Open image id; opening it twice gives two handles on one image. */
+int snap_image_open(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+		    unsigned flags, struct snap_image **img,
+		    struct snap_err *err);
+
+/*
+ * Store what img wrote (not durably: that is snap_image_sync) and free the
+ * handle (or NULL). Returns what storing it returned.
+ */
+int snap_image_close(struct snap_image *img, struct snap_err *err);
+
+/* Read up to len bytes at off: the bytes read, short only at the end. */
+ssize_t snap_image_read(struct snap_image *img, void *buf, size_t len,
+			uint64_t off, struct snap_err *err);
+
+/* Write len bytes at off, growing the image when they end past it. */
+ssize_t snap_image_write(struct snap_image *img, const void *buf, size_t len,
+			 uint64_t off, struct snap_err *err);
+
+int snap_image_truncate(struct snap_image *img, uint64_t size,
+			struct snap_err *err);
+
+/* Make every write before it durable. */
+int snap_image_sync(struct snap_image *img, struct snap_err *err);
+
+/*
+ * Share src's chunks [soff, soff+len) into dst at doff, copy-on-write,
+ * where both offsets and len are multiples of the chunk size (or len runs
+ * to src's end); other ranges are copied. Grows dst as a write would.
+ * Returns the bytes copied (short only at src's end).
+ */
+ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,
+			      struct snap_image *dst, uint64_t doff,
+			      size_t len, struct snap_err *err);
+
+struct snap_image_stat {
+	uint8_t id[SNAP_ID_LEN];
+	uint64_t size;
+	uint64_t created_ns;
+	uint64_t mtime_ns;
+	unsigned depth;		/* deltas in the chain, 1 without parent */
+	uint64_t chunks;	/* non-zero chunks in the image's map */
+	uint64_t own_chunks;	/* of which its own delta set */
+	uint64_t resident;	/* chunk reads served since it was opened */
+};
+
+void snap_image_stat(struct snap_image *img, struct snap_image_stat *st);
+
+/* ---- the whole store ----------------------------------------------------- */
+
+struct snap_store_stats {
+	uint64_t snapshots;
+	uint64_t files;		/* names */
+	uint64_t images;	/* distinct images the names refer to */
+	uint64_t logical_bytes;	/* sum of the images' sizes */
+	uint64_t mapped_bytes;	/* non-zero chunks in their maps * chunk */
+	uint64_t chunks;	/* distinct chunks those maps use */
+	uint64_t unique_bytes;	/* chunks * chunk size */
+	uint64_t stored_bytes;	/* what those chunks take in the backend */
+	uint64_t garbage_chunks; /* stored but used by no image */
+	uint64_t garbage_bytes;
+	uint64_t deltas;
+	uint64_t meta_bytes;	/* deltas and images, on disk */
+};
+
+int snap_store_stats(struct snap_store *s, struct snap_store_stats *st,
+		     struct snap_err *err);
+
+struct snap_gc_stats {
+	uint64_t chunks;	/* freed */
+	uint64_t bytes;
+	uint64_t deltas;
+	uint64_t images;
+};
+
+/*
+ * Free every chunk, delta and image that no name and no open image holds.
+ * -EBUSY (saying so) when another process has the store open.
+ */
+int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
+		  struct snap_err *err);
+
+struct snap_verify_stats {
+	uint64_t chunks;	/* checked */
+	uint64_t bad;		/* missing, corrupt or unreadable */
+	uint64_t images;
+};
+
+/*
+ * Check every name, image, delta and every chunk they use (decompress,
+ * digest). report gets one line per problem (NULL: none). Returns 0 when
+ * all is well, -EBADMSG when something is not, another errno when the check
+ * itself could not run.
+ */
+int snap_store_verify(struct snap_store *s, struct snap_verify_stats *st,
+		      void (*report)(void *arg, const char *line), void *arg,
+		      struct snap_err *err);
+
+/* Hex of an id, 33 bytes with the terminator. */
+void snap_id_hex(const uint8_t id[SNAP_ID_LEN], char out[2 * SNAP_ID_LEN + 1]);
+
+#endif

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAP_STORE_INT_H
+#define SNAP_STORE_INT_H
+
+/*
+ * What the store's modules share and nobody else sees:
+ *   store.c        open, close, locks, names
+ *   store_meta.c   the metadata files (proto/store.proto) and their codecs
+ *   store_image.c  images: chains, reads, copy-on-write, clone, flatten
+ *   store_gc.c     stats, verify, gc
+ *   chunk.c        chunk codec (zstd, digest) and the chunk cache
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "store.h"
+
+/* ---- chunk.c ------------------------------------------------------------- */
+
+/*
+ * A stored chunk: a 16-byte header, then the payload.
+ *   0  4  magic "SNCK"
+ *   4  1  codec: 0 raw, 1 zstd
+ *   5  3  reserved, zero
+ *   8  4  length of the chunk's bytes (the store's chunk size), LE
+ *   12 4  reserved, zero
+ */
+#define CHUNK_HDR	16
+#define CODEC_RAW	0
+#define CODEC_ZSTD	1
+
+/* A decompressed, verified chunk, shared by reference. */
+struct chunk {
+	uint8_t key[SNAP_KEY_LEN];
+	unsigned refs;		/* under the cache's lock */
+	bool cached;
+	struct chunk *hnext;	/* hash chain */
+	struct chunk *prev, *next; /* LRU, most recent first */
+	uint8_t data[];
+};
+
+struct chunk_cache;
+
+int chunk_cache_new(size_t max_bytes, uint32_t chunk_size,
+		    struct chunk_cache **c);
+void chunk_cache_free(struct chunk_cache *c);
+
+/* A new chunk with one reference, not in the cache; NULL without memory. */
+struct chunk *chunk_alloc(uint32_t chunk_size);
+
+/* The cached chunk of key with one more reference, or NULL. */
+struct chunk *chunk_cache_get(struct chunk_cache *c,
+			      const uint8_t key[SNAP_KEY_LEN]);
+
+/*
+ * Offer ch (key set, caller's reference kept) to the cache. When the cache
+ * already has that key, the caller's ch is released and the cached one
+ * returned with a reference instead.
+ */
+struct chunk *chunk_cache_add(struct chunk_cache *c, struct chunk *ch);
+
+/* Drop a reference (ch may be NULL). */
+void chunk_put(struct chunk_cache *c, struct chunk *ch);
+
+bool chunk_is_zero(const void *p, size_t n);
+bool key_is_zero(const uint8_t key[SNAP_KEY_LEN]);
+void key_hex(const uint8_t key[SNAP_KEY_LEN], char out[2 * SNAP_KEY_LEN + 1]);
+
+/*
+ * Store data (one chunk of chunk_size bytes): key it, and unless the
+ * backend has it, compress it (raw when zstd gains nothing) and put it.
+ * All-zero data is never stored and gets the zero key. *stored is set to
+ * whether a put happened.
+ */
+int chunk_store(const struct snap_backend *b, int level, uint32_t chunk_size,
+		const void *data, uint8_t key[SNAP_KEY_LEN], bool *stored);
+
+/*
+ * Fetch key into out (chunk_size bytes): get, check the header,
+ * decompress, check the digest. -EIO with a message on any mismatch,
+ * -ENOENT (as -EIO too, "missing") when the backend has no such key.
+ */
+int chunk_load(const struct snap_backend *b, uint32_t chunk_size,
+	       const uint8_t key[SNAP_KEY_LEN], void *out,
+	       struct snap_err *err);
+
+/* ---- store_meta.c -------------------------------------------------------- */
+
+struct store_info {
+	uint8_t id[SNAP_ID_LEN];
+	uint32_t chunk_size;
+	uint64_t created_ns;
+};
+
+struct image_info {
+	uint8_t id[SNAP_ID_LEN];
+	uint8_t head[SNAP_ID_LEN];
+	uint64_t created_ns;
+};
+
+/* One delta journal frame, decoded; entries point into a buffer of ours. */
+struct delta_frame {
+	bool has_parent;
+	uint8_t parent[SNAP_ID_LEN];
+	uint64_t size;
+	uint64_t mtime_ns;
+	size_t n;
+	uint64_t *indexes;
+	const uint8_t *keys;	/* 32 * n bytes */
+};
+
+int meta_store_write(const char *path, const struct store_info *si,
+		     struct snap_err *err);
+int meta_store_read(const char *path, struct store_info *si,
+		    struct snap_err *err);
+int meta_image_write(const char *path, const struct image_info *ii,
+		     bool noreplace, struct snap_err *err);
+int meta_image_read(const char *path, struct image_info *ii,
+		    struct snap_err *err);
+int meta_ref_write(const char *path, const uint8_t id[SNAP_ID_LEN],
+		   struct snap_err *err);
+int meta_ref_read(const char *path, uint8_t id[SNAP_ID_LEN],
+		  struct snap_err *err);
+
+/* A frame of a delta journal, ready to append. */
+int meta_delta_encode(const struct delta_frame *f, uint8_t **buf,
+		      size_t *len);
+
+/*
+ * Read the journal at path and call fn per frame (in order). *end gets the
+ * length of its whole frames. The frame passed to fn lives until fn
+ * returns.
+ */
+int meta_delta_read(const char *path, const char *label,
+		    int (*fn)(void *arg, const struct delta_frame *f),
+		    void *arg, size_t *end, struct snap_err *err);
+
+/* ---- store.c ------------------------------------------------------------- */
+
+struct image;
+
+struct snap_store {
+	char *dir;
+	bool rdonly;
+	uint32_t chunk_size;
+	int zstd_level;
+	size_t dirty_max;
+	struct snap_backend backend;
+	struct chunk_cache *cache;
+	int lock_fd;		/* STORE/lock: shared while open, gc: excl */
+	int write_fd;		/* STORE/lock.write: held by the writer */
+	/*
+	 * Readers and writers of images hold gc_lock shared for each call;
+	 * gc holds it exclusively. images_lock guards the open images.
+	 */
+	pthread_rwlock_t gc_lock;
+	pthread_mutex_t images_lock;
+	struct image *images;
+};
+
+/* "STORE/sub/hex(id)" into buf. */
+void store_id_path(const struct snap_store *s, const char *sub,
+		   const uint8_t id[SNAP_ID_LEN], char *buf, size_t size);
+
+int store_new_id(uint8_t id[SNAP_ID_LEN]);
+uint64_t store_now_ns(void);
+
+/* ---- store_image.c ------------------------------------------------------- */
+
+/* Sync and free every open image (at close). */
+void image_close_all(struct snap_store *s);
+
+/*
+ * For gc: call image() with the id and head of each image open in this
+ * process and key() with every non-zero key of its map (some not yet
+ * journaled).
+ */
+int image_mark_open(struct snap_store *s,
+		    int (*image)(void *arg, const uint8_t id[SNAP_ID_LEN],
+				 const uint8_t head[SNAP_ID_LEN]),
+		    int (*key)(void *arg, const uint8_t k[SNAP_KEY_LEN]),
+		    void *arg);
+
+/* Call fn with every non-zero chunk of an open image's map, by index. */
+int image_map_each(struct snap_image *h,
+		   int (*fn)(void *arg, uint64_t index,
+			     const uint8_t key[SNAP_KEY_LEN]),
+		   void *arg);
+
+#define CHAIN_MAX	4096
+
+#endif

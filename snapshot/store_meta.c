@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store's metadata files (proto/store.proto), each a frame or a
+ * sequence of frames (frame.h). The only file that sees the protobuf-c
+ * store types; every field is checked here before anyone uses it.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "io.h"
+#include "manifest.h"
+#include "store.pb-c.h"
+
+static int check_id(const ProtobufCBinaryData *b, const char *label,
+		    const char *field, uint8_t out[SNAP_ID_LEN],
+		    struct snap_err *err)
+{
+	if (b->len != SNAP_ID_LEN)
+		return snap_err_set(err, -EBADMSG, "%s: %s: %zu bytes, "
+				    "expected %d", label, field, b->len,
+				    SNAP_ID_LEN);
+	memcpy(out, b->data, SNAP_ID_LEN);
+	return 0;
+}
+
+static int check_features(char **req, size_t n, const char *label,
+			  struct snap_err *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!snap_feature_known(req[i]))
+			return snap_err_set(err, -ENOTSUP, "%s: requires "
+					    "feature '%s', unknown to this "
+					    "build", label, req[i]);
+	return 0;
+}
+
+static int publish(const char *path, const ProtobufCMessage *msg,
+		   bool noreplace, struct snap_err *err)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = malloc(len ? len : 1);
+	int ret;
+
+	if (!buf)
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", path);
+	protobuf_c_message_pack(msg, buf);
+	ret = frame_publish(path, buf, len, noreplace, err);
+	free(buf);
+	return ret;
+}
+
+int meta_store_write(const char *path, const struct store_info *si,
+		     struct snap_err *err)
+{
+	Snapfs__Store__StoreInfo m = SNAPFS__STORE__STORE_INFO__INIT;
+
+	m.id.data = (uint8_t *)si->id;
+	m.id.len = SNAP_ID_LEN;
+	m.chunk_size = si->chunk_size;
+	m.created_unix_ns = si->created_ns;
+	return publish(path, &m.base, true, err);
+}
+
+int meta_store_read(const char *path, struct store_info *si,
+		    struct snap_err *err)
+{
+	Snapfs__Store__StoreInfo *m;
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	ret = frame_read_one(path, "store.bin", &buf, &len, err);
+	if (ret)
+		return ret;
+	m = snapfs__store__store_info__unpack(NULL, len, buf);
+	free(buf);
+	if (!m)
+		return snap_err_set(err, -EBADMSG, "store.bin: undecodable");
+	ret = check_id(&m->id, "store.bin", "id", si->id, err);
+	if (!ret)
+		ret = check_features(m->required_features,
+				     m->n_required_features, "store.bin", err);
+	if (!ret && (m->chunk_size < SNAP_CHUNK_MIN ||
+		     m->chunk_size > SNAP_CHUNK_MAX ||
+		     (m->chunk_size & (m->chunk_size - 1))))
+		ret = snap_err_set(err, -EBADMSG, "store.bin: chunk size %u, "
+				   "expected a power of two in [%u, %u]",
+				   m->chunk_size, SNAP_CHUNK_MIN,
+				   SNAP_CHUNK_MAX);
+	si->chunk_size = m->chunk_size;
+	si->created_ns = m->created_unix_ns;
+	snapfs__store__store_info__free_unpacked(m, NULL);
+	return ret;
+}
+
+int meta_image_write(const char *path, const struct image_info *ii,
+		     bool noreplace, struct snap_err *err)
+{
+	Snapfs__Store__ImageInfo m = SNAPFS__STORE__IMAGE_INFO__INIT;
+
+	m.id.data = (uint8_t *)ii->id;
+	m.id.len = SNAP_ID_LEN;
+	m.head.data = (uint8_t *)ii->head;
+	m.head.len = SNAP_ID_LEN;
+	m.created_unix_ns = ii->created_ns;
+	return publish(path, &m.base, noreplace, err);
+}
+
+int meta_image_read(const char *path, struct image_info *ii,
+		    struct snap_err *err)
+{
+	Snapfs__Store__ImageInfo *m;
+	char label[64];
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	snprintf(label, sizeof(label), "image %s", strrchr(path, '/') + 1);
+	ret = frame_read_one(path, label, &buf, &len, err);
+	if (ret)
+		return ret;
+	m = snapfs__store__image_info__unpack(NULL, len, buf);
+	free(buf);
+	if (!m)
+		return snap_err_set(err, -EBADMSG, "%s: undecodable", label);
+	ret = check_id(&m->id, label, "id", ii->id, err);
+	if (!ret)
+		ret = check_id(&m->head, label, "head", ii->head, err);
+	ii->created_ns = m->created_unix_ns;
+	snapfs__store__image_info__free_unpacked(m, NULL);
+	return ret;
+}
+
+int meta_ref_write(const char *path, const uint8_t id[SNAP_ID_LEN],
+		   struct snap_err *err)
+{
+	Snapfs__Store__FileRef m = SNAPFS__STORE__FILE_REF__INIT;
+
+	m.image.data = (uint8_t *)id;
+	m.image.len = SNAP_ID_LEN;
+	return publish(path, &m.base, true, err);
+}
+
+int meta_ref_read(const char *path, uint8_t id[SNAP_ID_LEN],
+		  struct snap_err *err)
+{
+	Snapfs__Store__FileRef *m;
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	ret = frame_read_one(path, path, &buf, &len, err);
+	if (ret)
+		return ret;
+	m = snapfs__store__file_ref__unpack(NULL, len, buf);
+	free(buf);
+	if (!m)
+		return snap_err_set(err, -EBADMSG, "%s: undecodable", path);
+	ret = check_id(&m->image, path, "image", id, err);
+	snapfs__store__file_ref__free_unpacked(m, NULL);
+	return ret;
+}
+
+int meta_delta_encode(const struct delta_frame *f, uint8_t **buf,
+		      size_t *len)
+{
+	Snapfs__Store__DeltaFrame m = SNAPFS__STORE__DELTA_FRAME__INIT;
+	uint8_t *payload;
+	size_t n;
+	int ret;
+
+	if (f->has_parent) {
+		m.parent.data = (uint8_t *)f->parent;
+		m.parent.len = SNAP_ID_LEN;
+	}
+	m.size = f->size;
+	m.mtime_unix_ns = f->mtime_ns;
+	m.n_indexes = f->n;
+	m.indexes = f->indexes;
+	m.keys.data = (uint8_t *)f->keys;
+	m.keys.len = f->n * SNAP_KEY_LEN;
+	n = protobuf_c_message_get_packed_size(&m.base);
+	payload = malloc(n ? n : 1);
+	if (!payload)
+		return -ENOMEM;
+	protobuf_c_message_pack(&m.base, payload);
+	ret = frame_encode(payload, n, buf, len);
+	free(payload);
+	return ret;
+}
+
+struct delta_read {
+	const char *label;
+	int (*fn)(void *arg, const struct delta_frame *f);
+	void *arg;
+	unsigned frames;
+	struct snap_err *err;
+};
+
+static int delta_one(void *arg, const uint8_t *p, size_t n)
+{
+	struct delta_read *r = arg;
+	Snapfs__Store__DeltaFrame *m;
+	struct delta_frame f = { 0 };
+	int ret = 0;
+
+	m = snapfs__store__delta_frame__unpack(NULL, n, p);
+	if (!m)
+		return snap_err_set(r->err, -EBADMSG, "%s: frame %u: "
+				    "undecodable", r->label, r->frames);
+	if (m->parent.len) {
+		if (r->frames)
+			ret = snap_err_set(r->err, -EBADMSG, "%s: frame %u: "
+					   "a parent after the first frame",
+					   r->label, r->frames);
+		else
+			ret = check_id(&m->parent, r->label, "parent",
+				       f.parent, r->err);
+		f.has_parent = true;
+	}
+	if (!ret && m->keys.len != m->n_indexes * SNAP_KEY_LEN)
+		ret = snap_err_set(r->err, -EBADMSG, "%s: frame %u: %zu key "
+				   "bytes for %zu indexes", r->label,
+				   r->frames, m->keys.len, m->n_indexes);
+	if (!ret) {
+		f.size = m->size;
+		f.mtime_ns = m->mtime_unix_ns;
+		f.n = m->n_indexes;
+		f.indexes = m->indexes;
+		f.keys = m->keys.data;
+		ret = r->fn(r->arg, &f);
+	}
+	r->frames++;
+	snapfs__store__delta_frame__free_unpacked(m, NULL);
+	return ret;
+}
+
+int meta_delta_read(const char *path, const char *label,
+		    int (*fn)(void *arg, const struct delta_frame *f),
+		    void *arg, size_t *end, struct snap_err *err)
+{
+	struct delta_read r = { label, fn, arg, 0, err };
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	ret = snap_read_file(path, label, (size_t)1 << 40, &buf, &len, err);
+	if (ret)
+		return ret;
+	ret = frame_each(buf, len, label, delta_one, &r, end, err);
+	free(buf);
+	if (!ret && r.frames == 0)
+		ret = snap_err_set(err, -EBADMSG, "%s: no whole frame", label);
+	return ret;
+}
