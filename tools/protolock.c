@@ -4,8 +4,9 @@
  * proto/, "a committed field never changes number, type or label"
  * (docs/format.md).
  *
- * It lists every field of every message of manifest.proto and state.proto
- * as protobuf-c's descriptors describe them, one line per field, sorted:
+ * It lists every field of every message of manifest.proto, state.proto
+ * and store.proto as protobuf-c's descriptors describe them, one line per
+ * field, sorted:
  *
  *	<message full name> <number> <name> <label> <type>
  *
@@ -36,6 +37,7 @@
 
 #include "manifest.pb-c.h"
 #include "state.pb-c.h"
+#include "store.pb-c.h"
 
 /*
  * Every message of both schema files, reachable from the roots or not (a
@@ -68,6 +70,11 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&snapfs__state__device__descriptor,
 	&snapfs__state__uart8250__descriptor,
 	&snapfs__state__vm_state__descriptor,
+	/* proto/store.proto */
+	&snapfs__store__store_info__descriptor,
+	&snapfs__store__image_info__descriptor,
+	&snapfs__store__delta_frame__descriptor,
+	&snapfs__store__file_ref__descriptor,
 };
 
 #define N_DESCRIPTORS (sizeof(descriptors) / sizeof(descriptors[0]))
