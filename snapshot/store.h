@@ -178,9 +178,11 @@ int snap_image_truncate(struct snap_image *img, uint64_t size,
 int snap_image_sync(struct snap_image *img, struct snap_err *err);
 
 /*
- * Share src's chunks [soff, soff+len) into dst at doff, copy-on-write,
- * where both offsets and len are multiples of the chunk size (or len runs
- * to src's end); other ranges are copied. Grows dst as a write would.
+ * Copy src's bytes [soff, soff+len) into dst at doff, growing dst as a
+ * write would. Whole chunks at chunk-aligned offsets in both are shared
+ * (copy-on-write: one key per chunk, no data); the rest is copied. When
+ * dst is empty and the range is all of src from 0, dst becomes a clone
+ * of src in constant time (snap_image_clone, keeping dst's id and names).
  * Returns the bytes copied (short only at src's end).
  */
 ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,

@@ -1035,15 +1035,54 @@ void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 	pthread_mutex_unlock(&im->lock);
 }
 
+/*
+ * Under im->lock: freeze im's head delta into *frozen and move im onto a
+ * new, empty delta above it. Everything written so far goes into the
+ * frozen delta first; the image's info moves before anything else may
+ * share the frozen delta, so no crash leaves a shared delta written.
+ */
+static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
+			struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	struct image_info ii;
+	size_t flen;
+	int ret;
+
+	ret = image_commit(im, true, err);
+	if (ret)
+		return ret;
+	ii = im->info;
+	memcpy(frozen, ii.head, SNAP_ID_LEN);
+	if (store_new_id(ii.head))
+		return snap_err_set(err, -errno, "getrandom: %m");
+	ret = delta_create(s, ii.head, frozen, im->size, im->mtime_ns, &flen,
+			   err);
+	if (!ret)
+		ret = info_write(s, &ii, false, err);
+	if (ret)
+		return ret;
+	memcpy(im->info.head, ii.head, SNAP_ID_LEN);
+	if (im->jfd >= 0)
+		close(im->jfd);
+	im->jfd = -1;
+	im->jbytes = flen;
+	im->jentries = 0;
+	im->unsynced = false;
+	memset(im->own, 0, (size_t)(im->nmap / 8));
+	im->head_has_parent = true;
+	memcpy(im->head_parent, frozen, SNAP_ID_LEN);
+	im->depth++;
+	return 0;
+}
+
 int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 		     uint8_t id[SNAP_ID_LEN], struct snap_err *err)
 {
-	struct image_info si, ci = { .created_ns = store_now_ns() };
+	struct image_info ci = { .created_ns = store_now_ns() };
 	uint8_t frozen[SNAP_ID_LEN];
-	uint64_t size, mtime;
 	struct image *im;
 	char label[80];
-	size_t flen;
 	int ret;
 
 	ret = store_writable(s, err);
@@ -1056,44 +1095,18 @@ int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 	if (ret)
 		goto out;
 	pthread_mutex_lock(&im->lock);
-	/* Everything written so far goes into the delta being frozen. */
-	ret = image_commit(im, true, err);
-	if (ret)
-		goto unlock;
-	si = im->info;
-	memcpy(frozen, si.head, SNAP_ID_LEN);
-	size = im->size;
-	mtime = im->mtime_ns;
-	if (store_new_id(si.head)) {
-		ret = snap_err_set(err, -errno, "getrandom: %m");
-		goto unlock;
-	}
-	ret = delta_create(s, si.head, frozen, size, mtime, &flen, err);
+	ret = image_freeze(im, frozen, err);
 	if (!ret)
-		ret = delta_create(s, ci.head, frozen, size, mtime, NULL, err);
-	/* The source moves off the frozen delta before anything shares it. */
-	if (!ret)
-		ret = info_write(s, &si, false, err);
+		ret = delta_create(s, ci.head, frozen, im->size, im->mtime_ns,
+				   NULL, err);
 	if (!ret)
 		ret = info_write(s, &ci, true, err);
 	if (ret) {
 		image_label(im, label, sizeof(label));
 		snap_err_prefix(err, ret, "clone of %s", label);
-		goto unlock;
+	} else {
+		memcpy(id, ci.id, SNAP_ID_LEN);
 	}
-	memcpy(im->info.head, si.head, SNAP_ID_LEN);
-	if (im->jfd >= 0)
-		close(im->jfd);
-	im->jfd = -1;
-	im->jbytes = flen;
-	im->jentries = 0;
-	im->unsynced = false;
-	memset(im->own, 0, (size_t)(im->nmap / 8));
-	im->head_has_parent = true;
-	memcpy(im->head_parent, frozen, SNAP_ID_LEN);
-	im->depth++;
-	memcpy(id, ci.id, SNAP_ID_LEN);
-unlock:
 	pthread_mutex_unlock(&im->lock);
 	image_put(im);
 out:
@@ -1169,74 +1182,156 @@ out:
 	return ret;
 }
 
-/* Chunk i of src as a key: its dirty buffer stored first. */
-static int share_key(struct image *im, uint64_t i, uint8_t key[SNAP_KEY_LEN],
-		     struct snap_err *err)
+/* Lock two images in a fixed order (one lock when they are the same). */
+static void lock_two(struct image *a, struct image *b)
 {
-	int ret = 0;
+	if (a == b) {
+		pthread_mutex_lock(&a->lock);
+	} else if (a < b) {
+		pthread_mutex_lock(&a->lock);
+		pthread_mutex_lock(&b->lock);
+	} else {
+		pthread_mutex_lock(&b->lock);
+		pthread_mutex_lock(&a->lock);
+	}
+}
 
-	pthread_mutex_lock(&im->lock);
-	if (im->dirty[i])
-		ret = flush_one(im, i, err);
+static void unlock_two(struct image *a, struct image *b)
+{
+	pthread_mutex_unlock(&a->lock);
+	if (a != b)
+		pthread_mutex_unlock(&b->lock);
+}
+
+/* Under both locks: does d have nothing of its own, and no size? */
+static bool image_empty(const struct image *d)
+{
+	return d->size == 0 && d->ndirty == 0 &&
+	       count_bits(d->own, d->nmap) == 0;
+}
+
+/*
+ * Under both locks: make the empty image d a clone of im, keeping d's id
+ * and names. The cp of a whole file in constant time.
+ */
+static int image_adopt(struct image *im, struct image *d,
+		       struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	struct image_info di = d->info;
+	uint8_t frozen[SNAP_ID_LEN];
+	size_t flen;
+	int ret;
+
+	ret = image_reserve(d, chunks_for(s, im->size));
+	if (ret)
+		return snap_err_set(err, ret, "%s", strerror(-ret));
+	ret = image_freeze(im, frozen, err);
+	if (ret)
+		return ret;
+	if (store_new_id(di.head))
+		return snap_err_set(err, -errno, "getrandom: %m");
+	d->mtime_ns = store_now_ns();
+	ret = delta_create(s, di.head, frozen, im->size, d->mtime_ns, &flen,
+			   err);
 	if (!ret)
-		memcpy(key, im->map[i], SNAP_KEY_LEN);
-	pthread_mutex_unlock(&im->lock);
-	return ret;
+		ret = info_write(s, &di, false, err);
+	if (ret)
+		return ret;
+	memcpy(d->info.head, di.head, SNAP_ID_LEN);
+	if (d->jfd >= 0)
+		close(d->jfd);
+	d->jfd = -1;
+	d->jbytes = flen;
+	d->jentries = 0;
+	d->unsynced = false;
+	d->meta_pending = false;
+	memset(d->pending, 0, (size_t)(d->nmap / 8));
+	d->npending = 0;
+	memcpy(d->map, im->map, (size_t)chunks_for(s, im->size) * SNAP_KEY_LEN);
+	d->size = im->size;
+	d->head_has_parent = true;
+	memcpy(d->head_parent, frozen, SNAP_ID_LEN);
+	d->depth = im->depth;
+	return 0;
+}
+
+/*
+ * Under both locks: share whole chunks of im from ps into d at pd, as many
+ * as the range holds; *n gets the bytes shared.
+ */
+static int share_chunks(struct image *im, uint64_t ps, struct image *d,
+			uint64_t pd, size_t len, size_t *n,
+			struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	uint32_t cs = s->chunk_size;
+	uint64_t count = len / cs, i = ps / cs, j = pd / cs;
+	int ret;
+
+	if (count > (im->size - ps) / cs)
+		count = (im->size - ps) / cs;
+	*n = 0;
+	if (pd + count * cs > d->size) {
+		ret = set_size(d, pd + count * cs);
+		if (ret)
+			return snap_err_set(err, ret, "copy: %s",
+					    strerror(-ret));
+	}
+	for (uint64_t k = 0; k < count; k++, i++, j++) {
+		ret = flush_one(im, i, err);
+		if (ret)
+			return ret;
+		if (d->dirty[j]) {
+			chunk_put(s->cache, d->dirty[j]);
+			d->dirty[j] = NULL;
+			d->ndirty--;
+		}
+		if (memcmp(d->map[j], im->map[i], SNAP_KEY_LEN))
+			map_set(d, j, im->map[i]);
+		*n += cs;
+	}
+	d->mtime_ns = store_now_ns();
+	d->meta_pending = true;
+	return 0;
 }
 
 ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,
 			      struct snap_image *dst, uint64_t doff,
 			      size_t len, struct snap_err *err)
 {
-	struct snap_store *s = src->im->s;
+	struct image *im = src->im, *d = dst->im;
+	struct snap_store *s = im->s;
 	uint32_t cs = s->chunk_size;
 	uint8_t *tmp = NULL;
-	size_t done = 0;
+	size_t done = 0, n;
 	ssize_t ret = 0;
 
 	if (!dst->write)
-		return not_writable(dst->im, err);
+		return not_writable(d, err);
 	while (done < len) {
-		uint64_t ps = soff + done, pd = doff + done, ssize;
-		size_t n;
+		uint64_t ps = soff + done, pd = doff + done;
 
-		pthread_mutex_lock(&src->im->lock);
-		ssize = src->im->size;
-		pthread_mutex_unlock(&src->im->lock);
-		if (ps >= ssize)
+		pthread_rwlock_rdlock(&s->gc_lock);
+		lock_two(im, d);
+		if (ps >= im->size) {
+			n = 0;
+		} else if (im != d && ps == 0 && pd == 0 &&
+			   len >= im->size && image_empty(d)) {
+			ret = image_adopt(im, d, err);
+			n = (size_t)im->size;
+		} else if (ps % cs == 0 && pd % cs == 0 && len - done >= cs &&
+			   im->size - ps >= cs) {
+			ret = share_chunks(im, ps, d, pd, len - done, &n, err);
+		} else {
+			n = SIZE_MAX;	/* bytes to copy */
+		}
+		unlock_two(im, d);
+		pthread_rwlock_unlock(&s->gc_lock);
+		if (ret || n == 0)
 			break;
-		if (ps % cs == 0 && pd % cs == 0 && len - done >= cs &&
-		    ssize - ps >= cs) {
-			struct image *d = dst->im;
-			uint8_t key[SNAP_KEY_LEN];
-
-			pthread_rwlock_rdlock(&s->gc_lock);
-			ret = share_key(src->im, ps / cs, key, err);
-			if (!ret) {
-				pthread_mutex_lock(&d->lock);
-				if (pd + cs > d->size)
-					ret = set_size(d, pd + cs);
-				if (!ret) {
-					uint64_t j = pd / cs;
-
-					if (d->dirty[j]) {
-						chunk_put(s->cache, d->dirty[j]);
-						d->dirty[j] = NULL;
-						d->ndirty--;
-					}
-					map_set(d, j, key);
-					d->mtime_ns = store_now_ns();
-					d->meta_pending = true;
-				} else {
-					snap_err_set(err, (int)ret, "copy: %s",
-						     strerror((int)-ret));
-				}
-				pthread_mutex_unlock(&d->lock);
-			}
-			pthread_rwlock_unlock(&s->gc_lock);
-			if (ret)
-				break;
-			done += cs;
+		if (n != SIZE_MAX) {
+			done += n;
 			continue;
 		}
 		/* Unaligned: copy up to the next boundary of either side. */
@@ -1252,11 +1347,11 @@ ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,
 		ret = snap_image_read(src, tmp, n, ps, err);
 		if (ret <= 0)
 			break;
-		n = (size_t)ret;
-		ret = snap_image_write(dst, tmp, n, pd, err);
+		ret = snap_image_write(dst, tmp, (size_t)ret, pd, err);
 		if (ret < 0)
 			break;
-		done += n;
+		done += (size_t)ret;
+		ret = 0;
 	}
 	free(tmp);
 	return ret < 0 ? ret : (ssize_t)done;
