@@ -13,7 +13,8 @@
  *   A put that returned may still be lost by a crash until sync returns.
  * - get reads the value into buf (cap bytes) and sets *len; -ENOENT when
  *   absent, -EFBIG when the value is larger than cap.
- * - has returns 1 or 0; del returns 0 or -ENOENT.
+ * - has returns 1 or 0; size sets *size to the value's length (-ENOENT
+ *   when absent); del returns 0 or -ENOENT.
  * - each calls fn(arg, key, size) once per stored key, in no order, and
  *   stops early when fn returns non-zero (returning that value).
  * - sync makes every put and del before it durable.
@@ -34,6 +35,8 @@ struct snap_backend_ops {
 	int (*get)(void *ctx, const uint8_t key[SNAP_KEY_LEN], void *buf,
 		   size_t cap, size_t *len);
 	int (*has)(void *ctx, const uint8_t key[SNAP_KEY_LEN]);
+	int (*size)(void *ctx, const uint8_t key[SNAP_KEY_LEN],
+		    uint64_t *size);
 	int (*del)(void *ctx, const uint8_t key[SNAP_KEY_LEN]);
 	int (*each)(void *ctx, int (*fn)(void *arg,
 					 const uint8_t key[SNAP_KEY_LEN],

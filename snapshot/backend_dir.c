@@ -145,6 +145,20 @@ static int dir_has(void *ctx, const uint8_t key[SNAP_KEY_LEN])
 	return errno == ENOENT ? 0 : -errno;
 }
 
+static int dir_size(void *ctx, const uint8_t key[SNAP_KEY_LEN],
+		    uint64_t *size)
+{
+	struct dir_backend *d = ctx;
+	struct stat st;
+	char name[68];
+
+	key_name(key, name);
+	if (fstatat(d->dfd, name, &st, 0))
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 static int dir_del(void *ctx, const uint8_t key[SNAP_KEY_LEN])
 {
 	struct dir_backend *d = ctx;
@@ -243,6 +257,7 @@ static const struct snap_backend_ops dir_ops = {
 	.put = dir_put,
 	.get = dir_get,
 	.has = dir_has,
+	.size = dir_size,
 	.del = dir_del,
 	.each = dir_each,
 	.sync = dir_sync,

@@ -93,6 +93,20 @@ static int mem_has(void *ctx, const uint8_t key[SNAP_KEY_LEN])
 	return ret;
 }
 
+static int mem_size(void *ctx, const uint8_t key[SNAP_KEY_LEN],
+		    uint64_t *size)
+{
+	struct mem_backend *m = ctx;
+	struct mem_value *v;
+
+	pthread_mutex_lock(&m->lock);
+	v = *mem_find(m, key);
+	if (v)
+		*size = v->len;
+	pthread_mutex_unlock(&m->lock);
+	return v ? 0 : -ENOENT;
+}
+
 static int mem_del(void *ctx, const uint8_t key[SNAP_KEY_LEN])
 {
 	struct mem_backend *m = ctx;
@@ -175,6 +189,7 @@ static const struct snap_backend_ops mem_ops = {
 	.put = mem_put,
 	.get = mem_get,
 	.has = mem_has,
+	.size = mem_size,
 	.del = mem_del,
 	.each = mem_each,
 	.sync = mem_sync,

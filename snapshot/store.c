@@ -448,3 +448,37 @@ int snap_store_list(struct snap_store *s, const char *name,
 	free(list);
 	return ret;
 }
+
+int snap_store_dir_stat(struct snap_store *s, const char *name,
+			struct stat *st, struct snap_err *err)
+{
+	char p[4096];
+	int ret;
+
+	if (name) {
+		ret = name_path(s, name, 1, p, sizeof(p), NULL, err);
+		if (ret)
+			return ret;
+	} else {
+		snprintf(p, sizeof(p), "%s/snapshots", s->dir);
+	}
+	if (stat(p, st))
+		return snap_err_set(err, -errno, "%s: %m", name ? name : p);
+	if (!S_ISDIR(st->st_mode))
+		return snap_err_set(err, -ENOTDIR, "%s: not a snapshot", name);
+	return 0;
+}
+
+int snap_store_nlink(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+		     unsigned *nlink, struct snap_err *err)
+{
+	struct stat st;
+	char ref[4096];
+
+	store_id_path(s, "images", id, ref, sizeof(ref) - 4);
+	strcat(ref, ".ref");
+	if (stat(ref, &st))
+		return snap_err_set(err, -errno, "%s: %m", ref);
+	*nlink = st.st_nlink > 1 ? (unsigned)st.st_nlink - 1 : 0;
+	return 0;
+}

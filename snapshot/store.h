@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "backend.h"
@@ -128,6 +129,14 @@ int snap_store_list(struct snap_store *s, const char *name,
 		    int (*fn)(void *arg, const char *entry), void *arg,
 		    struct snap_err *err);
 
+/* stat(2) of the directory behind a snapshot (name NULL: of the root). */
+int snap_store_dir_stat(struct snap_store *s, const char *name,
+			struct stat *st, struct snap_err *err);
+
+/* How many names image id has. */
+int snap_store_nlink(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+		     unsigned *nlink, struct snap_err *err);
+
 /* ---- images ------------------------------------------------------------ */
 
 /* A new image of size bytes, all zero. It has no name: link it. */
@@ -201,6 +210,14 @@ struct snap_image_stat {
 };
 
 void snap_image_stat(struct snap_image *img, struct snap_image_stat *st);
+
+/* Set the modification time (durable with the next sync). */
+int snap_image_touch(struct snap_image *img, uint64_t mtime_ns,
+		     struct snap_err *err);
+
+/* The bytes the distinct chunks of img's map take in the backend. */
+int snap_image_stored_bytes(struct snap_image *img, uint64_t *bytes,
+			    struct snap_err *err);
 
 /* ---- the whole store ----------------------------------------------------- */
 

@@ -681,3 +681,38 @@ int snap_store_verify(struct snap_store *s, struct snap_verify_stats *st,
 				    (unsigned long long)c.st->bad);
 	return 0;
 }
+
+struct stored {
+	struct snap_store *s;
+	struct keyset seen;
+	uint64_t bytes;
+};
+
+static int stored_key(void *arg, uint64_t index, const uint8_t *key)
+{
+	struct stored *sd = arg;
+	struct snap_backend *b = &sd->s->backend;
+	uint64_t size;
+	int ret;
+
+	if (keyset_has(&sd->seen, key))
+		return 0;
+	ret = keyset_add(&sd->seen, key, NULL);
+	if (!ret && b->ops->size(b->ctx, key, &size) == 0)
+		sd->bytes += size;
+	return ret;
+}
+
+int snap_image_stored_bytes(struct snap_image *img, uint64_t *bytes,
+			    struct snap_err *err)
+{
+	struct stored sd = { .s = image_store(img) };
+	int ret;
+
+	ret = image_map_each(img, stored_key, &sd);
+	keyset_free(&sd.seen);
+	if (ret)
+		return snap_err_set(err, ret, "out of memory");
+	*bytes = sd.bytes;
+	return 0;
+}

@@ -1076,6 +1076,20 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 	return 0;
 }
 
+int snap_image_touch(struct snap_image *h, uint64_t mtime_ns,
+		     struct snap_err *err)
+{
+	struct image *im = h->im;
+
+	if (!h->write)
+		return not_writable(im, err);
+	pthread_mutex_lock(&im->lock);
+	im->mtime_ns = mtime_ns;
+	im->meta_pending = true;
+	pthread_mutex_unlock(&im->lock);
+	return 0;
+}
+
 int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 		     uint8_t id[SNAP_ID_LEN], struct snap_err *err)
 {
@@ -1402,4 +1416,9 @@ int image_map_each(struct snap_image *h,
 	}
 	pthread_mutex_unlock(&im->lock);
 	return ret;
+}
+
+struct snap_store *image_store(struct snap_image *h)
+{
+	return h->im->s;
 }

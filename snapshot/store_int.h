@@ -190,6 +190,9 @@ int image_map_each(struct snap_image *h,
 			     const uint8_t key[SNAP_KEY_LEN]),
 		   void *arg);
 
+/* The store an image handle belongs to. */
+struct snap_store *image_store(struct snap_image *h);
+
 #define CHAIN_MAX	4096
 
 #endif
