@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,11 @@ struct args {
 	const char *store;
 	const char *mountpoint;
 	char real_mountpoint[PATH_MAX];	/* absolute: the daemon leaves cwd */
+	char *cache_size;		/* -o cache_size=N[KMG] */
+	bool rdonly;			/* -o ro */
 };
+
+enum { KEY_RO = 1 };
 
 #define USAGE "usage: " SNAPFS_NAME " STORE MOUNTPOINT [-f] [-d] [-s] " \
 	"[-o OPTIONS]\n"
@@ -31,12 +36,18 @@ struct args {
 static void help(void)
 {
 	printf(USAGE "\n"
-	       "Present every snapshot directory of STORE as a read-only "
-	       "directory under MOUNTPOINT.\n\n"
+	       "Serve the memory store STORE (snapctl store init makes one) "
+	       "at MOUNTPOINT:\none directory per snapshot, one file per "
+	       "image.\n\n"
 	       "    -f    stay in the foreground\n"
 	       "    -d    debug: foreground, trace every request\n"
 	       "    -s    single-threaded\n"
-	       "    -o    mount options (see below)\n\n");
+	       "    -o    mount options (see below)\n\n"
+	       "snapfs options:\n"
+	       "    -o cache_size=N[K|M|G]  decompressed chunks kept in "
+	       "memory (default 256M)\n"
+	       "    -o ro                   read-only: beside another "
+	       "process writing the store\n\n");
 	fflush(stdout);		/* libfuse writes to stderr and runs helpers */
 }
 
@@ -47,6 +58,10 @@ static int opt_proc(void *data, const char *arg, int key,
 {
 	struct args *a = data;
 
+	if (key == KEY_RO) {
+		a->rdonly = true;
+		return 1;	/* the kernel enforces it too */
+	}
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (!a->store) {
@@ -61,15 +76,44 @@ static int opt_proc(void *data, const char *arg, int key,
 }
 
 static const struct fuse_opt snapfs_opts[] = {
+	{ "cache_size=%s", offsetof(struct args, cache_size), 0 },
+	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END
 };
 
-/* Name the mount after the store, unless its path needs escaping. */
+/* "256M" into bytes; -EINVAL when it is not a size. */
+static int parse_size(const char *text, size_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text)
+		return -EINVAL;
+	switch (*end) {
+	case 'G': case 'g': v <<= 10; /* fall through */
+	case 'M': case 'm': v <<= 10; /* fall through */
+	case 'K': case 'k': v <<= 10; end++; break;
+	case '\0': break;
+	default: return -EINVAL;
+	}
+	if (*end || v == 0)
+		return -EINVAL;
+	*out = (size_t)v;
+	return 0;
+}
+
+/*
+ * Name the mount after the store, unless its path needs escaping, and let
+ * the kernel check permissions (modes and owners are real).
+ */
 static int add_mount_names(struct fuse_args *args, const char *store)
 {
 	char real[PATH_MAX], opt[PATH_MAX + 16];
 
-	if (fuse_opt_insert_arg(args, 1, "-osubtype=" SNAPFS_NAME))
+	if (fuse_opt_insert_arg(args, 1, "-osubtype=" SNAPFS_NAME) ||
+	    fuse_opt_insert_arg(args, 1, "-odefault_permissions"))
 		return -ENOMEM;
 	if (!realpath(store, real) || strpbrk(real, ",\\"))
 		return 0;
@@ -90,35 +134,45 @@ static int check_type(const char *path, mode_t type)
 }
 
 /* Everything that can be wrong before mounting, said in one line. */
-static int check_paths(struct args *a, int *store_fd)
+static int check_paths(struct args *a)
 {
-	int fd, ret;
+	int ret;
 
-	fd = open(a->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "%s: %s: cannot open store: %s\n", SNAPFS_NAME,
-			a->store, strerror(errno));
-		return -1;
-	}
 	ret = check_type(a->mountpoint, S_IFDIR);
 	if (!ret && !realpath(a->mountpoint, a->real_mountpoint))
 		ret = -errno;
 	if (ret) {
 		fprintf(stderr, "%s: %s: cannot mount here: %s\n", SNAPFS_NAME,
 			a->mountpoint, strerror(-ret));
-		goto err;
+		return -1;
 	}
 	ret = check_type(FUSE_DEVICE, S_IFCHR);
 	if (ret) {
 		fprintf(stderr, "%s: %s: %s (is the fuse module loaded?)\n",
 			SNAPFS_NAME, FUSE_DEVICE, strerror(-ret));
-		goto err;
+		return -1;
 	}
-	*store_fd = fd;
 	return 0;
-err:
-	close(fd);
-	return -1;
+}
+
+/* Open the store as the options say; one line when it cannot be. */
+static int open_store(struct args *a, struct snap_store **store)
+{
+	struct snap_store_opts o = { 0 };
+	struct snap_err err;
+
+	if (a->cache_size && parse_size(a->cache_size, &o.cache_bytes)) {
+		fprintf(stderr, "%s: cache_size=%s: not a size (N, NK, NM or "
+			"NG)\n", SNAPFS_NAME, a->cache_size);
+		return -1;
+	}
+	if (a->rdonly)
+		o.flags |= SNAP_STORE_RDONLY;
+	if (snap_store_open(a->store, &o, store, &err)) {
+		fprintf(stderr, "%s: %s\n", SNAPFS_NAME, err.msg);
+		return -1;
+	}
+	return 0;
 }
 
 static int run_loop(struct fuse_session *se,
@@ -146,9 +200,10 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts opts = { 0 };
 	struct fuse_session *se;
-	struct tree *tree = NULL;
+	struct snap_store *store = NULL;
+	struct fs *fs = NULL;
 	struct args a = { 0 };
-	int store_fd = -1, ret, status = 1;
+	int ret, status = 1;
 
 	if (fuse_opt_parse(&args, &a, snapfs_opts, opt_proc) ||
 	    fuse_parse_cmdline(&args, &opts)) {
@@ -174,9 +229,9 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out_args;
 	}
-	if (check_paths(&a, &store_fd))
+	if (check_paths(&a) || open_store(&a, &store))
 		goto out_args;
-	ret = tree_create(store_fd, a.store, opts.debug, &tree);
+	ret = fs_create(store, a.rdonly, opts.debug, &fs);
 	if (!ret)
 		ret = add_mount_names(&args, a.store);
 	if (ret) {
@@ -185,7 +240,7 @@ int main(int argc, char **argv)
 		goto out_tree;
 	}
 
-	se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), tree);
+	se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), fs);
 	if (!se)
 		goto out_tree;		/* libfuse said why */
 	if (fuse_set_signal_handlers(se))
@@ -214,10 +269,12 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_tree:
-	tree_destroy(tree);
-	close(store_fd);
+	/* Every image the kernel still held is synced as it closes. */
+	fs_destroy(fs);
+	snap_store_close(store);
 out_args:
 	free(opts.mountpoint);
+	free(a.cache_size);
 	fuse_opt_free_args(&args);
 	return status;
 }

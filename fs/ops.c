@@ -1,221 +1,285 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The FUSE operations of snapfs: the table, the node and file operations,
- * and every change refused with EROFS. Directory listings are in dir.c,
- * extended attributes in xattr.c; the tree (tree.c, lookup.c) does the
- * work, and each reply carries its negative errno back as fuse_reply_err.
+ * The FUSE operations of snapfs: the table, and what files do. Names are
+ * in names.c, directory listings in dir.c, extended attributes in xattr.c.
+ * Each reply carries a negative errno back as fuse_reply_err.
+ *
+ * Files are served through the page cache (no direct_io), so memory.bin
+ * maps private or shared, and KVM can use it as guest RAM. Every change
+ * goes through this daemon, so the kernel may keep a file's pages from
+ * one open to the next (keep_cache).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snapfs.h"
 
-struct tree *snapfs_tree(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
+#define SNAPFS_MAX_WRITE	(1u << 20)
 
 static void snapfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* Reads reply from the backing file's descriptor: let them splice. */
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
-		conn->want |= FUSE_CAP_SPLICE_MOVE;
-	/* Nothing here is ever written through the page cache. */
+	/* Large requests: up to 1 MiB per read and write. */
+	conn->max_write = SNAPFS_MAX_WRITE;
+	conn->max_readahead = SNAPFS_MAX_WRITE;
+	/* Writes come to us as they happen: what fsync makes durable is
+	 * then exactly what the store holds. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-}
-
-static void snapfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct fuse_entry_param e;
-	int ret;
-
-	ret = tree_lookup(snapfs_tree(req), parent, name, &e);
-	if (ret)
-		fuse_reply_err(req, -ret);
-	else if (fuse_reply_entry(req, &e))
-		tree_forget(snapfs_tree(req), e.ino, 1);	/* interrupted */
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
 }
 
 static void snapfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	tree_forget(snapfs_tree(req), ino, nlookup);
+	fs_forget(snapfs_fs(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void snapfs_forget_multi(fuse_req_t req, size_t count,
 				struct fuse_forget_data *forgets)
 {
-	size_t i;
-
-	for (i = 0; i < count; i++)
-		tree_forget(snapfs_tree(req), forgets[i].ino,
-			    forgets[i].nlookup);
+	for (size_t i = 0; i < count; i++)
+		fs_forget(snapfs_fs(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void snapfs_getattr(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
+	struct fs *fs = snapfs_fs(req);
 	struct stat st;
 	int ret;
 
-	ret = tree_getattr(snapfs_tree(req), ino, &st);
+	ret = fs_getattr(fs, fs_node(fs, ino), &st);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
 		fuse_reply_attr(req, &st, SNAPFS_TIMEOUT);
 }
 
-static void snapfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+static uint64_t ns_of(const struct timespec *ts)
 {
+	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
+/*
+ * Sizes and modification times of files change. Owners and modes are
+ * the mounting user's and fixed: a change to them is EPERM, setting them
+ * to what they are is allowed (cp -p, tar). Directory times follow
+ * their entries and are not set.
+ */
+static void snapfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			   int to_set, struct fuse_file_info *fi)
+{
+	struct fs *fs = snapfs_fs(req);
+	struct node *n = fs_node(fs, ino);
+	struct snap_err err;
 	struct stat st;
 	int ret;
 
-	ret = tree_getattr(snapfs_tree(req), ino, &st);
-	if (!ret && (mask & W_OK))
-		ret = -EROFS;
-	fuse_reply_err(req, -ret);
+	ret = fs_getattr(fs, n, &st);
+	if (ret)
+		goto out;
+	if (((to_set & FUSE_SET_ATTR_MODE) &&
+	     (attr->st_mode & 07777) != (st.st_mode & 07777)) ||
+	    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid) ||
+	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st.st_gid)) {
+		ret = -EPERM;
+		goto out;
+	}
+	if (n->kind != SNAPFS_FILE) {
+		if (to_set & FUSE_SET_ATTR_SIZE)
+			ret = -EISDIR;
+		goto out;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		ret = snap_image_truncate(n->img, (uint64_t)attr->st_size,
+					  &err);
+	if (!ret && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		ret = snap_image_touch(n->img, to_set & FUSE_SET_ATTR_MTIME_NOW
+					       ? ns_of(&now)
+					       : ns_of(&attr->st_mtim), &err);
+	}
+	if (ret)
+		fs_log(fs, ret, &err);
+	else
+		ret = fs_getattr(fs, n, &st);
+out:
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, SNAPFS_TIMEOUT);
 }
 
 static void snapfs_open(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	bool same;
-	int fd, ret;
+	struct fs *fs = snapfs_fs(req);
+	struct node *n = fs_node(fs, ino);
+	struct snap_err err;
+	int ret = 0;
 
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+	if (n->kind != SNAPFS_FILE) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && fs->rdonly) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	ret = tree_open(snapfs_tree(req), ino, &fd, &same);
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
+	if (fi->flags & O_TRUNC) {
+		ret = snap_image_truncate(n->img, 0, &err);
+		if (ret) {
+			fs_log(fs, ret, &err);
+			fuse_reply_err(req, -ret);
+			return;
+		}
 	}
-	fi->fh = (uint64_t)fd;
-	/* Snapshots do not change: keep the pages of earlier opens unless
-	 * this file was changed behind our back. No direct_io: memory.bin
-	 * must be mmap-able, private or shared. */
-	fi->keep_cache = same;
-	fi->noflush = 1;
-	if (fuse_reply_open(req, fi))
-		close(fd);	/* interrupted: no release will come */
+	fi->keep_cache = !(fi->flags & O_TRUNC);
+	fuse_reply_open(req, fi);
 }
 
 static void snapfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off, struct fuse_file_info *fi)
 {
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct fs *fs = snapfs_fs(req);
+	struct snap_err err;
+	ssize_t n;
+	char *buf;
 
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = snap_image_read(fs_node(fs, ino)->img, buf, size, (uint64_t)off,
+			    &err);
+	if (n < 0) {
+		fs_log(fs, (int)n, &err);
+		fuse_reply_err(req, (int)-n);
+	} else {
+		fuse_reply_buf(req, buf, (size_t)n);
+	}
+	free(buf);
+}
+
+static void snapfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			 size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs *fs = snapfs_fs(req);
+	struct snap_err err;
+	ssize_t n;
+
+	n = snap_image_write(fs_node(fs, ino)->img, buf, size, (uint64_t)off,
+			     &err);
+	if (n < 0) {
+		fs_log(fs, (int)n, &err);
+		fuse_reply_err(req, (int)-n);
+	} else {
+		fuse_reply_write(req, (size_t)n);
+	}
+}
+
+static void snapfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = snapfs_fs(req);
+	struct node *n = fs_node(fs, ino);
+	struct snap_err err;
+	int ret = 0;
+
+	if (n->kind == SNAPFS_FILE && !fs->rdonly)
+		ret = snap_image_sync(n->img, &err);
+	if (ret)
+		fs_log(fs, ret, &err);
+	fuse_reply_err(req, -ret);
+}
+
+/* The store fsyncs its directories with every change to a name. */
+static void snapfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			    struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void snapfs_flush(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
 }
 
 static void snapfs_release(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
-	close((int)fi->fh);
 	fuse_reply_err(req, 0);
+}
+
+/*
+ * The constant-time clone: whole chunks are shared, and a whole file
+ * copied into an empty one makes it a clone (snap_image_copy_range).
+ */
+static void snapfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+				   off_t off_in, struct fuse_file_info *fi_in,
+				   fuse_ino_t ino_out, off_t off_out,
+				   struct fuse_file_info *fi_out, size_t len,
+				   int flags)
+{
+	struct fs *fs = snapfs_fs(req);
+	struct node *in = fs_node(fs, ino_in), *out = fs_node(fs, ino_out);
+	struct snap_err err;
+	ssize_t n;
+
+	if (in->kind != SNAPFS_FILE || out->kind != SNAPFS_FILE) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	n = snap_image_copy_range(in->img, (uint64_t)off_in, out->img,
+				  (uint64_t)off_out, len, &err);
+	if (n < 0) {
+		fs_log(fs, (int)n, &err);
+		fuse_reply_err(req, (int)-n);
+	} else {
+		fuse_reply_write(req, (size_t)n);
+	}
 }
 
 static void snapfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct fs *fs = snapfs_fs(req);
 	struct statvfs sv;
-	int ret;
 
-	ret = tree_statfs(snapfs_tree(req), &sv);
-	if (ret)
-		fuse_reply_err(req, -ret);
-	else
-		fuse_reply_statfs(req, &sv);
+	if (statvfs(snap_store_path(fs->store), &sv)) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = SNAP_STORE_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
 }
 
-/* ---- every change: the store is read-only in this cut ---- */
-
-static void erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-			  int to_set, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode, dev_t rdev)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+static void eperm_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			  const char *name)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, EPERM);
 }
 
-static void erofs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-			 fuse_ino_t newparent, const char *newname,
-			 unsigned int flags)
+static void enotsup_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			     const char *value, size_t size, int flags)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, ENOTSUP);
 }
 
-static void erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		       const char *newname)
+static void enotsup_removexattr(fuse_req_t req, fuse_ino_t ino,
+				const char *name)
 {
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-			size_t size, off_t off, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-			 mode_t mode, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			   const char *value, size_t size, int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
-			    off_t offset, off_t length,
-			    struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
-				  off_t off_in, struct fuse_file_info *fi_in,
-				  fuse_ino_t ino_out, off_t off_out,
-				  struct fuse_file_info *fi_out, size_t len,
-				  int flags)
-{
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, ENOTSUP);
 }
 
 const struct fuse_lowlevel_ops snapfs_ops = {
@@ -224,30 +288,30 @@ const struct fuse_lowlevel_ops snapfs_ops = {
 	.forget		 = snapfs_forget,
 	.forget_multi	 = snapfs_forget_multi,
 	.getattr	 = snapfs_getattr,
-	.access		 = snapfs_access,
+	.setattr	 = snapfs_setattr,
+	.mknod		 = snapfs_mknod,
+	.mkdir		 = snapfs_mkdir,
+	.unlink		 = snapfs_unlink,
+	.rmdir		 = snapfs_rmdir,
+	.symlink	 = eperm_symlink,
+	.rename		 = snapfs_rename,
+	.link		 = snapfs_link,
 	.open		 = snapfs_open,
 	.read		 = snapfs_read,
+	.write		 = snapfs_write,
+	.flush		 = snapfs_flush,
 	.release	 = snapfs_release,
+	.fsync		 = snapfs_fsync,
 	.opendir	 = snapfs_opendir,
 	.readdir	 = snapfs_readdir,
 	.readdirplus	 = snapfs_readdirplus,
 	.releasedir	 = snapfs_releasedir,
+	.fsyncdir	 = snapfs_fsyncdir,
 	.statfs		 = snapfs_statfs,
+	.setxattr	 = enotsup_setxattr,
 	.getxattr	 = snapfs_getxattr,
 	.listxattr	 = snapfs_listxattr,
-
-	.setattr	 = erofs_setattr,
-	.mknod		 = erofs_mknod,
-	.mkdir		 = erofs_mkdir,
-	.unlink		 = erofs_remove,
-	.rmdir		 = erofs_remove,
-	.symlink	 = erofs_symlink,
-	.rename		 = erofs_rename,
-	.link		 = erofs_link,
-	.write		 = erofs_write,
-	.create		 = erofs_create,
-	.setxattr	 = erofs_setxattr,
-	.removexattr	 = erofs_removexattr,
-	.fallocate	 = erofs_fallocate,
-	.copy_file_range = erofs_copy_file_range,
+	.removexattr	 = enotsup_removexattr,
+	.create		 = snapfs_create,
+	.copy_file_range = snapfs_copy_file_range,
 };

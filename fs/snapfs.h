@@ -3,55 +3,41 @@
 #define SNAPFS_H
 
 /*
- * snapfs: the FUSE daemon, first cut: read-only over a STORE directory of
- * plain snapshot directories (manifest.bin, state.bin, memory.bin).
+ * snapfs: the FUSE daemon over libsnap's memory store (docs/store.md).
  *
  *   main.c   options, checks, session, daemon, signals
- *   ops.c    the table of FUSE operations and the file ops
+ *   ops.c    the table of FUSE operations, files: open, read, write,
+ *            copy_file_range, fsync, setattr; statfs
+ *   names.c  lookup, create, mkdir, unlink, rmdir, rename, link
  *   dir.c    opendir, readdir(plus), releasedir
  *   xattr.c  the user.snapfs.* attributes
- *   tree.c   the inode table: nodes, forget
- *   snap.c   which directories of the store are snapshots, listings
- *   lookup.c lookup, attributes, backing files, manifest facts
+ *   node.c   the inode table: nodes, attributes, forget
  *
- * The tree has three kinds of node: the root (FUSE_ROOT_ID), one directory
- * per snapshot of the store whose manifest.bin decodes, and the three files
- * of a snapshot. A node's fuse_ino_t is its address (the root's is
- * FUSE_ROOT_ID); the st_ino shown to users is stable across mounts: the
- * backing file's inode number (mixed with its device when it lives on
- * another filesystem than the store). A node is bound to the identity of
- * its backing file or directory (device, inode, and for files the change
- * time), so a snapshot replaced under the same name gets new nodes and the
- * kernel never serves it from the page cache of the old one.
+ * The root lists the store's snapshots; each snapshot is a directory of
+ * files, and each file is an image of the store. A node's fuse_ino_t is
+ * its address (the root's is FUSE_ROOT_ID). A snapshot's node is bound to
+ * the inode of the directory behind it, a file's node to its image, so
+ * hard links share a node and renames keep nodes. The st_ino users see is
+ * stable across mounts: the directory's inode number, or 64 bits of the
+ * image's random id with the top bit set.
  *
- * Every function returns 0 or a negative errno: -ENOENT when the name or
- * the backing file is gone (or was replaced), -EIO when the snapshot's
- * manifest.bin no longer decodes, -EROFS for any change.
+ * Every function returns 0 or a negative errno; store failures keep
+ * theirs (EIO for a corrupt chunk, ENOSPC, ENOENT...), and the daemon
+ * logs the store's message for each EIO.
  */
 
 #define FUSE_USE_VERSION 312
 
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "manifest.h"
+#include "store.h"
 
 #define SNAPFS_NAME		"snapfs"
 #define SNAPFS_TIMEOUT		1.0	/* seconds the kernel caches entries */
-
-/* ---- the files of a snapshot directory (tree.c) ---- */
-
-struct snapfs_file {
-	const char *name;
-	bool whole_blocks;	/* report st_blocks covering st_size (cp) */
-};
-
-#define SNAPFS_NFILES	3
-extern const struct snapfs_file snapfs_files[SNAPFS_NFILES];
-
-/* ---- the tree (tree.c) ---- */
 
 enum snapfs_kind {
 	SNAPFS_ROOT,
@@ -59,77 +45,83 @@ enum snapfs_kind {
 	SNAPFS_FILE,
 };
 
-/* What the xattrs show of a snapshot: from its manifest. */
-struct snapfs_meta {
-	uint8_t id[SNAP_ID_LEN];
-	bool has_parent;
-	uint8_t parent_id[SNAP_ID_LEN];
+struct node {
+	struct node *next;		/* hash chain */
+	enum snapfs_kind kind;
+	uint64_t nlookup;
+	ino_t st_ino;
+	/* SNAP: the snapshot's name; FILE: the snapshot it was last
+	 * looked up in (its lineage xattrs come from there). */
+	char dir[SNAP_STORE_NAME_MAX + 1];
+	uint8_t id[SNAP_ID_LEN];	/* FILE: the image */
+	struct snap_image *img;		/* FILE: open while known */
 };
 
-struct tree;
+struct fs {
+	struct snap_store *store;
+	bool rdonly;
+	bool debug;
+	uid_t uid;
+	gid_t gid;
+	pthread_mutex_t lock;		/* the table */
+	struct node root;
+	size_t nbuckets;
+	struct node **buckets;
+};
+
+/* ---- node.c ---- */
+
+int fs_create(struct snap_store *store, bool rdonly, bool debug,
+	      struct fs **fs);
+void fs_destroy(struct fs *fs);
+
+/* The node of ino (the kernel only names nodes it was given). */
+struct node *fs_node(struct fs *fs, fuse_ino_t ino);
 
 /*
- * A table over the store directory open as store_fd (not taken over),
- * named store in messages; debug logs every snapshot that is skipped.
+ * The node of the snapshot name, or of image id (found in snapshot dir),
+ * with its lookup count up by one; e (may be NULL) filled for a reply.
  */
-int tree_create(int store_fd, const char *store, bool debug, struct tree **t);
-
-/* Free every node still known; t may be NULL. */
-void tree_destroy(struct tree *t);
-
-/* Kind of the node ino, and for SNAPFS_FILE its index in snapfs_files. */
-enum snapfs_kind tree_kind(struct tree *t, fuse_ino_t ino, unsigned *file);
-
-/*
- * Look name up in the directory parent: on success the node's lookup
- * count went up by one and e is ready for fuse_reply_entry. A snapshot
- * whose manifest.bin does not decode is -ENOENT in the root; a file of
- * such a snapshot is -EIO.
- */
-int tree_lookup(struct tree *t, fuse_ino_t parent, const char *name,
+int fs_get_snap(struct fs *fs, const char *name, struct fuse_entry_param *e);
+int fs_get_file(struct fs *fs, const char *dir, const uint8_t id[SNAP_ID_LEN],
 		struct fuse_entry_param *e);
 
 /* The kernel dropped n references to ino. */
-void tree_forget(struct tree *t, fuse_ino_t ino, uint64_t n);
+void fs_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
 
-/* Attributes of ino, fresh from the backing file. */
-int tree_getattr(struct tree *t, fuse_ino_t ino, struct stat *st);
+/* Attributes of a node, fresh from the store. */
+int fs_getattr(struct fs *fs, struct node *n, struct stat *st);
 
-/*
- * Open the backing file of the file node ino read-only into *fd. *same is
- * false when the file changed since the lookup (the page cache must go).
- */
-int tree_open(struct tree *t, fuse_ino_t ino, int *fd, bool *same);
+/* A snapshot's node was renamed (from, to: names). */
+void fs_renamed(struct fs *fs, const char *from, const char *to);
 
-/*
- * The manifest facts of the snapshot ino belongs to (a snapshot or one of
- * its files) and, in *st, the backing file's attributes as stored. The
- * root has none: -ENODATA.
- */
-int tree_meta(struct tree *t, fuse_ino_t ino, struct snapfs_meta *meta,
-	      struct stat *st);
+/* Log the store's message of a failure the kernel only sees as errno. */
+void fs_log(struct fs *fs, int ret, const struct snap_err *err);
 
-/* One entry of a directory listing. */
-struct tree_dirent {
-	char name[256];
-	ino_t ino;	/* as shown in st_ino */
-	mode_t type;	/* S_IFDIR or S_IFREG */
-};
+/* ---- names.c: the operations on names ---- */
 
-/*
- * List the directory ino (without "." and ".."): the valid snapshots of
- * the store, or the files of a snapshot. *ents is a new array (free it).
- */
-int tree_list(struct tree *t, fuse_ino_t ino, struct tree_dirent **ents,
-	      size_t *n);
+/* Look name up in dir; on success the node's lookup count went up. */
+int fs_lookup(struct fs *fs, struct node *dir, const char *name,
+	      struct fuse_entry_param *e);
 
-/* Statistics of the filesystem holding the store. */
-int tree_statfs(struct tree *t, struct statvfs *sv);
+void snapfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void snapfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode);
+void snapfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, dev_t rdev);
+void snapfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   mode_t mode, struct fuse_file_info *fi);
+void snapfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void snapfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void snapfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   fuse_ino_t newparent, const char *newname,
+		   unsigned int flags);
+void snapfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		 const char *newname);
 
-/* ---- the operations (ops.c, dir.c, xattr.c) ---- */
+/* ---- dir.c, xattr.c ---- */
 
-/* The tree of the session a request belongs to. */
-struct tree *snapfs_tree(fuse_req_t req);
+struct fs *snapfs_fs(fuse_req_t req);
 
 extern const struct fuse_lowlevel_ops snapfs_ops;
 

@@ -1,66 +1,134 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The user.snapfs.* extended attributes, from a table: lineage (the
- * snapshot's id and its parent's, on the snapshot directory and each of
- * its files) and residency (the bytes a file really takes in the store,
- * since st_blocks of memory.bin covers its whole size for cp's sake).
- * Values are plain text without a trailing newline or NUL.
+ * snapshot's id and its parent's, from its manifest.bin, on the snapshot
+ * directory and each of its files) and residency (the bytes a file's
+ * chunks take in the store, since st_blocks of memory.bin covers its whole
+ * size for cp's sake; and how many of its chunks were read since the
+ * daemon opened it). Values are plain text without a trailing newline or
+ * NUL. A snapshot without a decodable manifest.bin (one being written)
+ * has no lineage attributes.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "manifest.h"
 #include "snapfs.h"
 
 #define XATTR_VALUE_MAX	64
 
+struct xattr_ctx {
+	struct fs *fs;
+	struct node *n;
+	bool have_meta;
+	struct snap_manifest m;
+};
+
 struct xattr_def {
 	const char *name;
 	unsigned kinds;		/* 1 << enum snapfs_kind */
+	bool lineage;		/* needs the manifest */
 	/* Write the value into buf (XATTR_VALUE_MAX bytes): its length, or
 	 * -ENODATA when this node has none. */
-	int (*get)(const struct snapfs_meta *m, const struct stat *st,
-		   char *buf);
+	int (*get)(struct xattr_ctx *c, char *buf);
 };
 
 static int hex(const uint8_t *id, char *buf)
 {
-	int i;
-
-	for (i = 0; i < SNAP_ID_LEN; i++)
-		snprintf(buf + 2 * i, 3, "%02x", id[i]);
+	snap_id_hex(id, buf);
 	return 2 * SNAP_ID_LEN;
 }
 
-static int get_id(const struct snapfs_meta *m, const struct stat *st,
-		  char *buf)
+static int get_id(struct xattr_ctx *c, char *buf)
 {
-	return hex(m->id, buf);
+	return hex(c->m.id, buf);
 }
 
-static int get_parent(const struct snapfs_meta *m, const struct stat *st,
-		      char *buf)
+static int get_parent(struct xattr_ctx *c, char *buf)
 {
-	return m->has_parent ? hex(m->parent_id, buf) : -ENODATA;
+	return c->m.has_parent ? hex(c->m.parent_id, buf) : -ENODATA;
 }
 
-static int get_stored(const struct snapfs_meta *m, const struct stat *st,
-		      char *buf)
+static int get_stored(struct xattr_ctx *c, char *buf)
 {
+	struct snap_err err;
+	uint64_t bytes;
+	int ret;
+
+	ret = snap_image_stored_bytes(c->n->img, &bytes, &err);
+	if (ret)
+		return ret;
 	return snprintf(buf, XATTR_VALUE_MAX, "%llu",
-			(unsigned long long)st->st_blocks * 512);
+			(unsigned long long)bytes);
+}
+
+static int get_resident(struct xattr_ctx *c, char *buf)
+{
+	struct snap_image_stat st;
+
+	snap_image_stat(c->n->img, &st);
+	return snprintf(buf, XATTR_VALUE_MAX, "%llu",
+			(unsigned long long)st.resident);
 }
 
 #define ON_SNAP	(1u << SNAPFS_SNAP)
 #define ON_FILE	(1u << SNAPFS_FILE)
 
 static const struct xattr_def xattrs[] = {
-	{ "user.snapfs.id",		ON_SNAP | ON_FILE,	get_id },
-	{ "user.snapfs.parent",		ON_SNAP | ON_FILE,	get_parent },
-	{ "user.snapfs.stored_bytes",	ON_FILE,		get_stored },
+	{ "user.snapfs.id",		ON_SNAP | ON_FILE, true,  get_id },
+	{ "user.snapfs.parent",		ON_SNAP | ON_FILE, true,  get_parent },
+	{ "user.snapfs.stored_bytes",	ON_FILE,	   false, get_stored },
+	{ "user.snapfs.resident",	ON_FILE,	   false, get_resident },
 };
 
 #define N_XATTRS (sizeof(xattrs) / sizeof(xattrs[0]))
+
+/* The manifest of the snapshot the node belongs to, into c->m. */
+static int load_meta(struct xattr_ctx *c)
+{
+	struct fs *fs = c->fs;
+	char path[2 * SNAP_STORE_NAME_MAX + 2];
+	uint8_t id[SNAP_ID_LEN], *buf = NULL;
+	struct snap_image_stat st;
+	struct snap_image *img;
+	struct snap_err err;
+	ssize_t n;
+	int ret;
+
+	if (c->have_meta)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", c->n->dir, "manifest.bin");
+	ret = snap_store_lookup(fs->store, path, id, NULL, &err);
+	if (!ret)
+		ret = snap_image_open(fs->store, id, 0, &img, &err);
+	if (ret)
+		return -ENODATA;
+	snap_image_stat(img, &st);
+	if (st.size > SNAP_MANIFEST_MAX || !(buf = malloc(st.size + 1))) {
+		ret = -ENODATA;
+		goto out;
+	}
+	n = snap_image_read(img, buf, st.size, 0, &err);
+	ret = n < 0 || (uint64_t)n != st.size ||
+	      snap_manifest_decode(buf, (size_t)n, &c->m, &err) ? -ENODATA : 0;
+	c->have_meta = !ret;
+out:
+	free(buf);
+	snap_image_close(img, NULL);
+	return ret;
+}
+
+static int get_value(struct xattr_ctx *c, const struct xattr_def *x,
+		     char *buf)
+{
+	if (!(x->kinds & 1u << c->n->kind))
+		return -ENODATA;
+	if (x->lineage && load_meta(c))
+		return -ENODATA;
+	return x->get(c, buf);
+}
 
 /* Answer a getxattr or listxattr of len bytes: size 0 asks the length. */
 static void reply_value(fuse_req_t req, const char *buf, size_t len,
@@ -77,25 +145,19 @@ static void reply_value(fuse_req_t req, const char *buf, size_t len,
 void snapfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     size_t size)
 {
-	struct tree *t = snapfs_tree(req);
+	struct fs *fs = snapfs_fs(req);
+	struct xattr_ctx c = { .fs = fs, .n = fs_node(fs, ino) };
 	char buf[XATTR_VALUE_MAX];
 	const struct xattr_def *x;
-	struct snapfs_meta meta;
-	struct stat st;
-	int ret;
+	int ret = -ENODATA;
 
-	for (x = xattrs; x < xattrs + N_XATTRS; x++) {
-		if (!strcmp(x->name, name))
+	for (x = xattrs; x < xattrs + N_XATTRS; x++)
+		if (!strcmp(x->name, name)) {
+			ret = get_value(&c, x, buf);
 			break;
-	}
-	if (x == xattrs + N_XATTRS ||
-	    !(x->kinds & 1u << tree_kind(t, ino, NULL))) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
-	ret = tree_meta(t, ino, &meta, &st);
-	if (!ret)
-		ret = x->get(&meta, &st, buf);
+		}
+	if (c.have_meta)
+		snap_manifest_release(&c.m);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -104,29 +166,18 @@ void snapfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 void snapfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct tree *t = snapfs_tree(req);
+	struct fs *fs = snapfs_fs(req);
+	struct xattr_ctx c = { .fs = fs, .n = fs_node(fs, ino) };
 	char list[N_XATTRS * XATTR_VALUE_MAX], buf[XATTR_VALUE_MAX];
-	enum snapfs_kind kind = tree_kind(t, ino, NULL);
-	struct snapfs_meta meta;
-	size_t i, len = 0;
-	struct stat st;
-	int ret;
+	size_t len = 0;
 
-	ret = tree_meta(t, ino, &meta, &st);
-	if (ret == -ENODATA) {
-		reply_value(req, list, 0, size);	/* the root: none */
-		return;
-	}
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	for (i = 0; i < N_XATTRS; i++) {
-		if (!(xattrs[i].kinds & 1u << kind) ||
-		    xattrs[i].get(&meta, &st, buf) < 0)
+	for (size_t i = 0; i < N_XATTRS; i++) {
+		if (get_value(&c, &xattrs[i], buf) < 0)
 			continue;
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s",
 					xattrs[i].name) + 1;
 	}
+	if (c.have_meta)
+		snap_manifest_release(&c.m);
 	reply_value(req, list, len, size);
 }

@@ -19,6 +19,7 @@
 #include "store_int.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -155,7 +156,15 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	if (!opts)
 		opts = &defaults;
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->dir = strdup(dir))) {
+	/* Absolute: a daemon leaves its working directory. */
+	if (s && !(s->dir = realpath(dir, NULL)) && errno != ENOMEM) {
+		ret = snap_err_set(err, -errno, "%s: %m", dir);
+		free(s);
+		if (opts->backend)
+			opts->backend->ops->free(opts->backend->ctx);
+		return ret;
+	}
+	if (!s || !s->dir) {
 		free(s);
 		if (opts->backend)
 			opts->backend->ops->free(opts->backend->ctx);
