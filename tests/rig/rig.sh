@@ -66,6 +66,12 @@ add_prog() {
 	done
 }
 add_prog "$BUILD/snapvm"
+# glibc loads libgcc_s itself (pthread_cancel, unwinding): ldd misses it.
+gcc_s=$(ldconfig -p 2>/dev/null | awk '/libgcc_s.so.1 .*x86-64/ { print $NF; exit }')
+if [ -n "$gcc_s" ]; then
+	mkdir -p "$root$(dirname "$gcc_s")"
+	cp -L "$gcc_s" "$root$gcc_s"
+fi
 [ -x "$BUILD/snapctl" ] && add_prog "$BUILD/snapctl"
 [ -f "$BUILD/guest/testguest.elf" ] && cp "$BUILD/guest/testguest.elf" "$root/rig/"
 for p in ${RIG_PROGS:-}; do
