@@ -39,7 +39,8 @@ int frame_encode(const void *payload, size_t len, uint8_t **out,
 		return -ENOMEM;
 	memcpy(buf, frame_magic, 4);
 	put_le32(buf + 4, (uint32_t)len);
-	snap_sha256(payload, len, buf + 8);
+	put_le32(buf + 8, ~(uint32_t)len);
+	snap_sha256(payload, len, buf + 12);
 	if (len)
 		memcpy(buf + FRAME_HDR, payload, len);
 	*out = buf;
@@ -62,29 +63,28 @@ int frame_each(const uint8_t *buf, size_t len, const char *label,
 	size_t off = 0;
 	int ret;
 
-	while (len - off >= FRAME_HDR) {
+	while (off < len) {
 		const uint8_t *h = buf + off;
-		uint32_t n = get_le32(h + 4);
 		uint8_t digest[SNAP_DIGEST_LEN];
+		uint32_t n;
 
-		if (memcmp(h, frame_magic, 4) || n > FRAME_MAX) {
-			if (all_zero(h, len - off))
-				break;	/* extended by a crash, never written */
+		if (all_zero(h, len - off))
+			break;	/* extended by a crash, never written */
+		if (len - off < FRAME_HDR)
+			break;	/* a header cut short */
+		n = get_le32(h + 4);
+		if (memcmp(h, frame_magic, 4) || n > FRAME_MAX ||
+		    get_le32(h + 8) != ~n)
 			return snap_err_set(err, -EBADMSG,
 					    "%s: offset %zu: not a frame",
 					    label, off);
-		}
 		if (n > len - off - FRAME_HDR)
-			break;		/* cut short by a crash */
+			break;	/* a payload cut short */
 		snap_sha256(h + FRAME_HDR, n, digest);
-		if (memcmp(digest, h + 8, SNAP_DIGEST_LEN)) {
-			if (off + FRAME_HDR + n == len ||
-			    all_zero(h + FRAME_HDR, len - off - FRAME_HDR))
-				break;	/* the last append, torn */
+		if (memcmp(digest, h + 12, SNAP_DIGEST_LEN))
 			return snap_err_set(err, -EBADMSG,
 					    "%s: offset %zu: frame digest "
 					    "mismatch", label, off);
-		}
 		ret = fn(arg, h + FRAME_HDR, n);
 		if (ret)
 			return ret;

@@ -7,14 +7,17 @@
  *
  *   offset  size  field
  *   0       4     magic "SNFR"
- *   4       4     payload length, little-endian, at most FRAME_MAX
- *   8       32    SHA-256 of the payload
- *   40      n     payload
+ *   4       4     payload length n, little-endian, at most FRAME_MAX
+ *   8       4     ~n: the length's bitwise complement
+ *   12      32    SHA-256 of the payload
+ *   44      n     payload
  *
  * A file is a sequence of frames. A journal grows by appending one whole
- * frame with one write(2); a crash can leave the last frame torn (cut short,
- * or followed by zeros the filesystem extended the file with). Readers stop
- * at a torn tail; a bad frame with other bytes after it is corruption.
+ * frame with one write(2); a crash can leave the last append torn: cut
+ * short (a header or payload running past the end of the file), or zeros
+ * the filesystem extended the file with. Readers stop at a torn tail.
+ * Anything else that is not a frame (a length disagreeing with its
+ * complement, a whole payload not matching its digest) is corruption.
  */
 
 #include <stddef.h>
@@ -22,7 +25,7 @@
 
 #include "error.h"
 
-#define FRAME_HDR	40
+#define FRAME_HDR	44
 #define FRAME_MAX	(256u << 20)
 
 /* Header plus payload in one new buffer, ready to write. */

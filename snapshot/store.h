@@ -74,7 +74,10 @@ int snap_store_init(const char *dir, uint32_t chunk_size,
 int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 		    struct snap_store **s, struct snap_err *err);
 
-/* Sync and close every image still open, free s (or NULL). */
+/*
+ * Sync and close every image still open (freeing handles not closed:
+ * they must not be used afterwards), free s (or NULL).
+ */
 void snap_store_close(struct snap_store *s);
 
 uint32_t snap_store_chunk_size(const struct snap_store *s);
@@ -206,7 +209,7 @@ struct snap_image_stat {
 	unsigned depth;		/* deltas in the chain, 1 without parent */
 	uint64_t chunks;	/* non-zero chunks in the image's map */
 	uint64_t own_chunks;	/* of which its own delta set */
-	uint64_t resident;	/* chunk reads served since it was opened */
+	uint64_t resident;	/* distinct chunks read since it was opened */
 };
 
 void snap_image_stat(struct snap_image *img, struct snap_image_stat *st);

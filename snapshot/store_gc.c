@@ -4,7 +4,8 @@
  *
  * What is live: an image with a name (its images/<id>.ref has more than
  * one link) or open in this process; every delta in a live image's chain;
- * every key in any frame of a live delta, and in an open image's map.
+ * the newest key of each index of a live delta, and every key in an open
+ * image's map.
  * gc frees everything else. It runs with the store to itself: gc_lock
  * excludes this process's readers and writers for its duration, and an
  * exclusive flock on STORE/lock the other processes (which hold it shared
@@ -125,22 +126,23 @@ static int mark_key(void *arg, const uint8_t k[SNAP_KEY_LEN])
 	return keyset_add(&l->keys, k, NULL);
 }
 
-static int mark_frame(void *arg, const struct delta_frame *f)
-{
-	struct live *l = arg;
-	int ret = 0;
-
-	for (size_t i = 0; i < f->n && !ret; i++)
-		if (!key_is_zero(f->keys + SNAP_KEY_LEN * i))
-			ret = mark_key(l, f->keys + SNAP_KEY_LEN * i);
-	return ret;
-}
+/*
+ * A delta's entries, collected frame by frame: only the newest entry for
+ * each index holds a chunk; older ones were overwritten, and their chunks
+ * are garbage unless something else holds them.
+ */
+struct entry {
+	uint64_t index;
+	uint64_t seq;
+	uint8_t key[SNAP_KEY_LEN];
+};
 
 struct first {
 	bool has_parent;
 	uint8_t parent[SNAP_ID_LEN];
 	unsigned frames;
-	struct live *l;
+	struct entry *e;
+	size_t n, cap;
 };
 
 static int chain_frame(void *arg, const struct delta_frame *f)
@@ -151,7 +153,48 @@ static int chain_frame(void *arg, const struct delta_frame *f)
 		fp->has_parent = f->has_parent;
 		memcpy(fp->parent, f->parent, SNAP_ID_LEN);
 	}
-	return mark_frame(fp->l, f);
+	for (size_t i = 0; i < f->n; i++) {
+		if (fp->n == fp->cap) {
+			size_t cap = fp->cap ? 2 * fp->cap : 256;
+			void *p = realloc(fp->e, cap * sizeof(*fp->e));
+
+			if (!p)
+				return -ENOMEM;
+			fp->e = p;
+			fp->cap = cap;
+		}
+		fp->e[fp->n].index = f->indexes[i];
+		fp->e[fp->n].seq = fp->n;
+		memcpy(fp->e[fp->n].key, f->keys + SNAP_KEY_LEN * i,
+		       SNAP_KEY_LEN);
+		fp->n++;
+	}
+	return 0;
+}
+
+static int by_index_then_seq(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->index != y->index)
+		return x->index < y->index ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Mark the newest key of each index of a delta's entries. */
+static int mark_newest(struct live *l, struct first *fp)
+{
+	int ret = 0;
+
+	if (fp->n)
+		qsort(fp->e, fp->n, sizeof(*fp->e), by_index_then_seq);
+	for (size_t i = 0; i < fp->n && !ret; i++) {
+		if (i + 1 < fp->n && fp->e[i + 1].index == fp->e[i].index)
+			continue;
+		if (!key_is_zero(fp->e[i].key))
+			ret = mark_key(l, fp->e[i].key);
+	}
+	return ret;
 }
 
 static void problem(struct live *l, const char *line)
@@ -172,7 +215,7 @@ static int mark_chain(struct live *l, const uint8_t head[SNAP_ID_LEN],
 
 	memcpy(id, head, SNAP_ID_LEN);
 	for (unsigned depth = 0; depth < CHAIN_MAX; depth++) {
-		struct first fp = { .l = l };
+		struct first fp = { 0 };
 
 		pad(id, pk);
 		if (keyset_has(&l->deltas, pk))
@@ -184,6 +227,9 @@ static int mark_chain(struct live *l, const uint8_t head[SNAP_ID_LEN],
 		snprintf(label, sizeof(label), "delta %s", hex);
 		store_id_path(l->s, "deltas", id, path, sizeof(path));
 		ret = meta_delta_read(path, label, chain_frame, &fp, NULL, &e);
+		if (!ret)
+			ret = mark_newest(l, &fp);
+		free(fp.e);
 		if (ret == -ENOMEM)
 			return snap_err_set(l->err, ret, "out of memory");
 		if (ret) {
@@ -291,7 +337,7 @@ static int mark_live(struct live *l)
 		pad(id, pk);
 		ret = keyset_add(&l->images, pk, NULL);
 		if (!ret) {
-			char who[64];
+			char who[300];
 
 			snprintf(who, sizeof(who), "image %s", e->d_name);
 			ret = mark_chain(l, ii.head, who);

@@ -55,11 +55,13 @@ struct image {
 	bool unsynced;			/* appended without fsync */
 	bool head_has_parent;
 	uint8_t head_parent[SNAP_ID_LEN];
+	struct snap_image *handles;	/* under s->images_lock */
 };
 
 struct snap_image {
 	struct image *im;
 	bool write;
+	struct snap_image *next;	/* im->handles */
 };
 
 static inline bool bit_get(const uint8_t *b, uint64_t i)
@@ -674,6 +676,10 @@ int snap_image_open(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 		return ret;
 	}
 	h->write = flags & SNAP_IMAGE_WRITE;
+	pthread_mutex_lock(&s->images_lock);
+	h->next = h->im->handles;
+	h->im->handles = h;
+	pthread_mutex_unlock(&s->images_lock);
 	*out = h;
 	return 0;
 }
@@ -698,6 +704,7 @@ static void image_put(struct image *im)
 
 int snap_image_close(struct snap_image *h, struct snap_err *err)
 {
+	struct snap_image **pp;
 	struct image *im;
 	struct snap_store *s;
 	int ret = 0;
@@ -712,6 +719,11 @@ int snap_image_close(struct snap_image *h, struct snap_err *err)
 		ret = image_commit(im, false, err);
 		pthread_mutex_unlock(&im->lock);
 	}
+	pthread_mutex_lock(&s->images_lock);
+	for (pp = &im->handles; *pp != h; pp = &(*pp)->next)
+		;
+	*pp = h->next;
+	pthread_mutex_unlock(&s->images_lock);
 	image_put(im);
 	pthread_rwlock_unlock(&s->gc_lock);
 	free(h);
@@ -726,6 +738,12 @@ void image_close_all(struct snap_store *s)
 		next = im->next;
 		if (!s->rdonly)
 			image_commit(im, true, NULL);
+		while (im->handles) {
+			struct snap_image *h = im->handles;
+
+			im->handles = h->next;
+			free(h);
+		}
 		image_free(im);
 	}
 	s->images = NULL;
