@@ -101,7 +101,7 @@ elif [ -f "$BUILD/guest/vmlinuz" ]; then
 	echo "(no usable /dev/kvm here: in the rig, a QEMU TCG machine with a real"
 	echo " nested KVM, where everything is many times slower than on hardware)"
 	step "a user's day on the test guest, in the rig" \
-		env RIG_PROGS="$BUILD/snapfs" sh tests/rig/rig.sh tools/demo-guest.sh
+		env RIG_PROGS="$BUILD/snapfs cp" sh tests/rig/rig.sh tools/demo-guest.sh
 else
 	echo "no /dev/kvm and no rig kernel (make guest): real guest NOT shown" >&2
 fi

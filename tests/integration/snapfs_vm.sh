@@ -23,6 +23,8 @@ GUEST=${GUEST:-./testguest.elf}
 PATCHECK=${PATCHECK:-./patcheck}
 SNAPFS=${SNAPFS:-./snapfs}
 SNAPCTL=${SNAPCTL:-./snapctl}
+CP=${CP:-cp}
+[ -x ./cp ] && CP=./cp	# coreutils' (copy_file_range), not busybox's
 S=$T/vm.sock
 M=$T/mnt
 fspid=
@@ -98,7 +100,7 @@ a2=$(last_tick "$T/out")
 res "# $r"
 check "a diff snapshot into the mount" \
 	'[ $crc -eq 0 ] && echo "$r" | grep -q "kind=diff" && "$SNAPCTL" verify "$M/s2" >/dev/null'
-cp -r "$M/s1" "$M/c1"; cprc=$?
+"$CP" -r "$M/s1" "$M/c1"; cprc=$?
 check "cp -r clone of s1 while the guest runs" \
 	'[ $cprc -eq 0 ] && cmp -s "$M/s1/memory.bin" "$M/c1/memory.bin"'
 wait_for "$T/out" '^tick ' $((a2 + 3)) 60
@@ -141,7 +143,7 @@ if [ -c /dev/kvm ] && [ -c /dev/fuse ]; then
 		sh "$tmp/snapfs_kvm.sh" >"$tmp/kvm.log" 2>&1
 	rig_results "$tmp/kvm.log"
 elif [ -f "$RIG" ]; then
-	RIG_TIMEOUT=${RIG_TIMEOUT:-900} RIG_PROGS="$BUILD/snapfs" \
+	RIG_TIMEOUT=${RIG_TIMEOUT:-900} RIG_PROGS="$BUILD/snapfs cp" \
 		sh "$RIG" --smp 2 --mem 2048 "$tmp/snapfs_kvm.sh" \
 		tests/lib/kvm.sh "$BUILD/guest/patcheck" >"$tmp/kvm.log" 2>&1
 	rig_results "$tmp/kvm.log"
