@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What every snapctl subcommand shares: argument parsing, error lines and
- * reading a snapshot with the error reported.
+ * What every snapctl subcommand shares: argument parsing, error lines,
+ * reading a snapshot and opening a store with the error reported, and the
+ * signals that let a long copy clean up after itself.
  */
 #include "snapctl.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "snapdir.h"
+#include "store.h"
 
 int cli_flush_stdout(void)
 {
@@ -32,21 +35,40 @@ void cli_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* "snapctl: CMD: WHAT (usage: snapctl CMD ARGS)"; returns false. */
+/* "snapctl: CMD: WHAT (usage: snapctl CMD ARGS)". */
+__attribute__((format(printf, 2, 0)))
+static void usage_line(const struct snapctl_cmd *cmd, const char *fmt,
+		       va_list ap)
+{
+	char what[256];
+
+	vsnprintf(what, sizeof(what), fmt, ap);
+	cli_error("%s: %s (usage: %s %s %s)", cmd->name, what, SNAPCTL_PROG,
+		  cmd->name, cmd->args);
+}
+
+/* The usage line for cli_parse(); returns false. */
 __attribute__((format(printf, 3, 4)))
 static bool usage_error(const struct snapctl_cmd *cmd, int *status,
 			const char *fmt, ...)
 {
-	char what[256];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	usage_line(cmd, fmt, ap);
 	va_end(ap);
-	cli_error("%s: %s (usage: %s %s %s)", cmd->name, what, SNAPCTL_PROG,
-		  cmd->name, cmd->args);
 	*status = SNAPCTL_EXIT_USAGE;
 	return false;
+}
+
+int cli_usage(const struct snapctl_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	usage_line(cmd, fmt, ap);
+	va_end(ap);
+	return SNAPCTL_EXIT_USAGE;
 }
 
 static const struct snapctl_opt *find_opt(const struct snapctl_opt *opts,
@@ -141,4 +163,70 @@ int cli_read(const struct snapctl_cmd *cmd, const char *dir, unsigned flags,
 		cli_error("%s %s: %s", cmd->name, dir,
 			  err.msg[0] ? err.msg : strerror(-ret));
 	return ret;
+}
+
+int cli_fail(const struct snapctl_cmd *cmd, const char *where, int ret,
+	     const struct snap_err *err)
+{
+	const char *msg = err && err->msg[0] ? err->msg : strerror(-ret);
+	size_t n = strlen(where);
+
+	/* Some messages name the store already: say it once. */
+	if (!strncmp(msg, where, n) && msg[n] == ':' && msg[n + 1] == ' ')
+		msg += n + 2;
+	cli_error("%s %s: %s", cmd->name, where, msg);
+	return SNAPCTL_EXIT_FAIL;
+}
+
+int cli_store_open(const struct snapctl_cmd *cmd, const char *dir,
+		   unsigned flags, struct snap_store **s)
+{
+	const struct snap_store_opts opts = { .flags = flags };
+	struct snap_err err = { .msg = "" };
+	int ret;
+
+	ret = snap_store_open(dir, &opts, s, &err);
+	if (ret)
+		cli_fail(cmd, dir, ret, &err);
+	return ret;
+}
+
+bool cli_snapshot_name_ok(const char *name, const char **why)
+{
+	if (!name[0])
+		*why = "empty";
+	else if (strlen(name) > SNAP_STORE_NAME_MAX)
+		*why = "too long";
+	else if (strchr(name, '/'))
+		*why = "contains '/'";
+	else if (!strcmp(name, ".") || !strcmp(name, ".."))
+		*why = "reserved";
+	else
+		return true;
+	return false;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = 1;
+}
+
+void cli_catch_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = {
+		.sa_handler = on_signal,
+		.sa_flags = SA_RESTART,
+	};
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+bool cli_interrupted(void)
+{
+	return interrupted;
 }

@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -143,6 +144,16 @@ void json_u64(struct json *j, const char *key, uint64_t v)
 		fprintf(j->out, "%llu", (unsigned long long)v);
 	else
 		fprintf(j->out, "\"0x%llx\"", (unsigned long long)v);
+}
+
+void json_double(struct json *j, const char *key, double v)
+{
+	if (!isfinite(v)) {
+		json_null(j, key);	/* JSON has no NaN nor infinity */
+		return;
+	}
+	value_prefix(j, key);
+	fprintf(j->out, "%.6g", v);	/* "1e+06" is a JSON number too */
 }
 
 void json_bool(struct json *j, const char *key, bool v)

@@ -47,6 +47,8 @@ void json_string(struct json *j, const char *key, const char *s);
 /* The string s, or null when s is NULL. */
 void json_string_or_null(struct json *j, const char *key, const char *s);
 void json_u64(struct json *j, const char *key, uint64_t v);
+/* A number printed with 6 significant digits; null when not finite. */
+void json_double(struct json *j, const char *key, double v);
 void json_bool(struct json *j, const char *key, bool v);
 void json_null(struct json *j, const char *key);
 /* n bytes as a lower-case hex string. */

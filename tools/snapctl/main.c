@@ -15,6 +15,22 @@ static const struct snapctl_cmd commands[] = {
 	  "show the manifest and a summary of the state", inspect_run },
 	{ "verify", "[--quick] DIR",
 	  "check a snapshot's files, fields and digests", verify_run },
+	{ "import", "DIR STORE NAME",
+	  "copy a snapshot directory into a store as NAME", import_run },
+	{ "export", "STORE NAME DIR",
+	  "copy snapshot NAME out of a store as directory DIR", export_run },
+	{ "store init", "[--chunk-size N[K|M]] STORE",
+	  "make an empty memory store", store_init_run },
+	{ "store ls", "STORE",
+	  "list a store's snapshots with their memory sizes", store_ls_run },
+	{ "store stats", "[--json] STORE",
+	  "show a store's sizes and its dedup and compression ratios",
+	  store_stats_run },
+	{ "store verify", "STORE",
+	  "check every name, image and chunk of a store", store_verify_run },
+	{ "store gc", "STORE",
+	  "free what no snapshot uses (needs the store to itself)",
+	  store_gc_run },
 };
 
 static void usage(FILE *out)
@@ -80,6 +96,18 @@ static const struct snapctl_cmd *find_command(int argc, char **argv,
 	return best;
 }
 
+/* True when word is the first of a longer name ("store" of "store gc"). */
+static bool is_group(const char *word)
+{
+	size_t len = strlen(word);
+
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strncmp(commands[i].name, word, len) &&
+		    commands[i].name[len] == ' ')
+			return true;
+	return false;
+}
+
 /*
  * Anything lost on stdout (a full disk, a closed pipe) is a failure, said
  * once: a command that failed has already said why.
@@ -110,7 +138,13 @@ int main(int argc, char **argv)
 	}
 	cmd = find_command(argc - 1, argv + 1, &used);
 	if (!cmd) {
-		cli_error("'%s' is not a command", argv[1]);
+		if (is_group(argv[1]) && argc > 2)
+			cli_error("'%s %s' is not a command", argv[1],
+				  argv[2]);
+		else if (is_group(argv[1]))
+			cli_error("'%s' needs a subcommand", argv[1]);
+		else
+			cli_error("'%s' is not a command", argv[1]);
 		usage(stderr);
 		return SNAPCTL_EXIT_USAGE;
 	}

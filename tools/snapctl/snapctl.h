@@ -3,7 +3,7 @@
 #define SNAPCTL_H
 
 /*
- * snapctl: offline tools for snapshot directories.
+ * snapctl: offline tools for snapshot directories and memory stores.
  *
  * main.c holds the table of subcommands; each subcommand is one function
  * below, in a file of its own, run with argv[0] being its last name word
@@ -15,7 +15,9 @@
  *
  * cli.c holds what every subcommand shares: argument parsing, error lines
  * in git's style ("snapctl: verify /x: state.bin: digest mismatch ...") and
- * reading a snapshot. fmt.c formats values for people.
+ * reading a snapshot. fmt.c formats values for people. transfer.c holds
+ * what import and export share: the block loop's helpers and the progress
+ * bar.
  */
 
 #include <stdbool.h>
@@ -25,6 +27,7 @@
 
 #include "manifest.h"
 #include "state.h"
+#include "store.h"
 
 #define SNAPCTL_PROG		"snapctl"
 #ifndef SNAPFS_VERSION
@@ -48,6 +51,17 @@ struct snapctl_cmd {
 
 int inspect_run(const struct snapctl_cmd *cmd, int argc, char **argv);
 int verify_run(const struct snapctl_cmd *cmd, int argc, char **argv);
+
+/* The memory store (store.c): "store init", "store ls" and so on. */
+int store_init_run(const struct snapctl_cmd *cmd, int argc, char **argv);
+int store_ls_run(const struct snapctl_cmd *cmd, int argc, char **argv);
+int store_stats_run(const struct snapctl_cmd *cmd, int argc, char **argv);
+int store_verify_run(const struct snapctl_cmd *cmd, int argc, char **argv);
+int store_gc_run(const struct snapctl_cmd *cmd, int argc, char **argv);
+
+/* A snapshot directory into a store (import.c) and back (export.c). */
+int import_run(const struct snapctl_cmd *cmd, int argc, char **argv);
+int export_run(const struct snapctl_cmd *cmd, int argc, char **argv);
 
 /* True for a device whose payload is a uart8250 (name "uart8250..."). */
 bool inspect_is_uart8250(const struct snap_device *d);
@@ -78,6 +92,13 @@ bool cli_parse(const struct snapctl_cmd *cmd, int argc, char **argv,
 	       const struct snapctl_opt *opts, size_t n_opts,
 	       const char **operands, size_t n_operands, int *status);
 
+/*
+ * A wrong argument found after cli_parse(): print "snapctl: CMD: WHAT
+ * (usage: ...)" and return SNAPCTL_EXIT_USAGE.
+ */
+int cli_usage(const struct snapctl_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* Flush stdout: 0, or a negative errno when anything written was lost. */
 int cli_flush_stdout(void);
 
@@ -90,6 +111,36 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int cli_read(const struct snapctl_cmd *cmd, const char *dir, unsigned flags,
 	     struct snap_manifest *m, struct snap_state **s);
+
+/*
+ * Print "snapctl: CMD WHERE: MESSAGE" for a call that returned ret with
+ * err (NULL or empty: strerror), WHERE said once even when the message
+ * starts with it. Returns SNAPCTL_EXIT_FAIL.
+ */
+int cli_fail(const struct snapctl_cmd *cmd, const char *where, int ret,
+	     const struct snap_err *err);
+
+/*
+ * snap_store_open(dir) with flags (SNAP_STORE_RDONLY or 0) for subcommand
+ * cmd. On failure print "snapctl: CMD DIR: MESSAGE" and return the
+ * negative errno.
+ */
+int cli_store_open(const struct snapctl_cmd *cmd, const char *dir,
+		   unsigned flags, struct snap_store **s);
+
+/*
+ * True when name can name a snapshot in a store: 1 to SNAP_STORE_NAME_MAX
+ * bytes,
+ * no '/', neither "." nor "..". Otherwise false with *why set.
+ */
+bool cli_snapshot_name_ok(const char *name, const char **why);
+
+/*
+ * From now on SIGINT, SIGTERM and SIGHUP only set a flag, which long
+ * loops poll with cli_interrupted() so they can clean up and fail.
+ */
+void cli_catch_signals(void);
+bool cli_interrupted(void);
 
 /* ---- fmt.c -------------------------------------------------------------- */
 
@@ -122,5 +173,55 @@ size_t fmt_text_width(const char *s);
  * ASCII is escaped, and so is '"'.
  */
 void fmt_bytes(FILE *out, const uint8_t *bytes, size_t n);
+
+/* ---- transfer.c --------------------------------------------------------- */
+
+#define TRANSFER_BLOCK		(4u << 20)	/* bytes per read and write */
+#define TRANSFER_NFILES		3
+
+/* A snapshot's files in the order they are copied: the manifest last. */
+extern const char *const transfer_files[TRANSFER_NFILES];
+
+/* True when the file of that name is memory.bin (sparse, zeros skipped). */
+bool transfer_is_memory(const char *file);
+
+/* True when all len bytes of buf are zero. */
+bool transfer_is_zero(const void *buf, size_t len);
+
+/*
+ * The next run of whole non-zero units (unit bytes, the last one maybe
+ * shorter) of buf's len bytes at or after *pos: its length (0: none left),
+ * its offset in *start; *pos moves past it.
+ */
+size_t transfer_next_run(const uint8_t *buf, size_t len, size_t unit,
+			 size_t *pos, size_t *start);
+
+/* 1 when the store has a snapshot called name, 0 when not, or -errno. */
+int transfer_snapshot_exists(struct snap_store *s, const char *name,
+			     struct snap_err *err);
+
+/* Read len bytes at off, retrying short reads; -EIO at a premature end. */
+int transfer_pread(int fd, void *buf, size_t len, uint64_t off);
+
+/*
+ * A progress bar on stderr, drawn only when stderr is a terminal: bytes
+ * done of total and the rate in MB/s, redrawn at most ten times a second.
+ */
+struct progress {
+	const char *label;
+	uint64_t total;
+	uint64_t done;
+	double start;		/* seconds, CLOCK_MONOTONIC */
+	double drawn;		/* when the bar was last drawn */
+	bool tty;
+};
+
+void progress_begin(struct progress *p, const char *label, uint64_t total);
+void progress_add(struct progress *p, uint64_t bytes);
+/* Erase the bar (when one was drawn); returns the seconds since begin. */
+double progress_end(struct progress *p);
+
+/* "N bytes (SIZE) in S s, R GB/s" for the summary line of a transfer. */
+void progress_summary(FILE *out, uint64_t bytes, double seconds);
 
 #endif
