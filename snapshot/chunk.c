@@ -42,8 +42,15 @@ void key_hex(const uint8_t key[SNAP_KEY_LEN], char out[2 * SNAP_KEY_LEN + 1])
 
 /* ---- per-thread zstd contexts ---------------------------------------------- */
 
-static pthread_key_t cctx_key, dctx_key;
+static pthread_key_t cctx_key, dctx_key, buf_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+/* A thread's scratch buffer for stored chunks: fresh ones cost a page
+ * fault per page, and chunks are larger than malloc's mmap threshold. */
+struct scratch {
+	size_t size;
+	uint8_t data[];
+};
 
 static void free_cctx(void *p)
 {
@@ -59,6 +66,26 @@ static void ctx_init(void)
 {
 	pthread_key_create(&cctx_key, free_cctx);
 	pthread_key_create(&dctx_key, free_dctx);
+	pthread_key_create(&buf_key, free);
+}
+
+/* This thread's scratch buffer of at least size bytes, or NULL. */
+static uint8_t *thread_buf(size_t size)
+{
+	struct scratch *b;
+
+	pthread_once(&ctx_once, ctx_init);
+	b = pthread_getspecific(buf_key);
+	if (b && b->size >= size)
+		return b->data;
+	free(b);
+	pthread_setspecific(buf_key, NULL);
+	b = malloc(sizeof(*b) + size);
+	if (!b)
+		return NULL;
+	b->size = size;
+	pthread_setspecific(buf_key, b);
+	return b->data;
 }
 
 static ZSTD_CCtx *thread_cctx(void)
@@ -123,11 +150,9 @@ int chunk_store(const struct snap_backend *b, int level, uint32_t chunk_size,
 		return ret < 0 ? ret : 0;
 
 	cctx = thread_cctx();
-	obj = malloc(bound);
-	if (!cctx || !obj) {
-		free(obj);
+	obj = thread_buf(bound);
+	if (!cctx || !obj)
 		return -ENOMEM;
-	}
 	memset(obj, 0, CHUNK_HDR);
 	memcpy(obj, chunk_magic, 4);
 	put_le32(obj + 8, chunk_size);
@@ -141,7 +166,6 @@ int chunk_store(const struct snap_backend *b, int level, uint32_t chunk_size,
 		obj[4] = CODEC_ZSTD;
 	}
 	ret = b->ops->put(b->ctx, key, obj, CHUNK_HDR + n);
-	free(obj);
 	if (!ret)
 		*stored = true;
 	return ret;
@@ -160,7 +184,7 @@ int chunk_load(const struct snap_backend *b, uint32_t chunk_size,
 	int ret;
 
 	key_hex(key, hex);
-	obj = malloc(cap);
+	obj = thread_buf(cap);
 	if (!obj)
 		return snap_err_set(err, -ENOMEM, "chunk %.16s: out of memory",
 				    hex);
@@ -170,7 +194,6 @@ int chunk_load(const struct snap_backend *b, uint32_t chunk_size,
 	} else if (ret == -EFBIG) {
 		why = "larger than any chunk";
 	} else if (ret) {
-		free(obj);
 		return snap_err_set(err, -EIO, "chunk %.16s: %s", hex,
 				    strerror(-ret));
 	} else if (len < CHUNK_HDR || memcmp(obj, chunk_magic, 4)) {
@@ -201,7 +224,6 @@ int chunk_load(const struct snap_backend *b, uint32_t chunk_size,
 	} else {
 		why = "unknown codec";
 	}
-	free(obj);
 	if (!why) {
 		snap_sha256(out, chunk_size, digest);
 		if (memcmp(digest, key, SNAP_KEY_LEN))

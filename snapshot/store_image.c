@@ -908,6 +908,35 @@ static int set_size(struct image *im, uint64_t size)
 	return ret;
 }
 
+/* Under im->lock: chunk i is now data (a whole chunk), stored at once. */
+static int store_whole(struct image *im, uint64_t i, const uint8_t *data,
+		       struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	uint8_t key[SNAP_KEY_LEN];
+	char label[64];
+	bool stored;
+	int ret;
+
+	if (im->dirty[i]) {
+		chunk_put(s->cache, im->dirty[i]);
+		im->dirty[i] = NULL;
+		im->ndirty--;
+	}
+	ret = chunk_store(&s->backend, s->zstd_level, s->chunk_size, data, key,
+			  &stored);
+	if (ret) {
+		image_label(im, label, sizeof(label));
+		return snap_err_set(err, ret, "%s: offset %llu: storing a "
+				    "chunk: %s", label,
+				    (unsigned long long)i * s->chunk_size,
+				    strerror(-ret));
+	}
+	if (memcmp(im->map[i], key, SNAP_KEY_LEN))
+		map_set(im, i, key);
+	return 0;
+}
+
 static int not_writable(struct image *im, struct snap_err *err)
 {
 	char label[64];
@@ -943,13 +972,16 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 
 		if (n > len - done)
 			n = len - done;
-		/* Zeros over a zero chunk change nothing. */
-		if (n == s->chunk_size && !im->dirty[i] &&
-		    key_is_zero(im->map[i]) && chunk_is_zero(p + done, n)) {
+		/* A whole chunk is stored straight from the caller's buffer:
+		 * no copy, no buffer to fault in. */
+		if (n == s->chunk_size) {
+			ret = store_whole(im, i, p + done, err);
+			if (ret)
+				break;
 			done += n;
 			continue;
 		}
-		ret = dirty_get(im, i, n == s->chunk_size, err);
+		ret = dirty_get(im, i, false, err);
 		if (ret)
 			break;
 		memcpy(im->dirty[i]->data + in, p + done, n);
