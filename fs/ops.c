@@ -203,11 +203,20 @@ static void snapfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, -ret);
 }
 
-/* The store fsyncs its directories with every change to a name. */
+/* Names become durable here, as on a local filesystem. */
 static void snapfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			    struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0);
+	struct fs *fs = snapfs_fs(req);
+	struct node *n = fs_node(fs, ino);
+	struct snap_err err;
+	int ret;
+
+	ret = snap_store_sync(fs->store, n->kind == SNAPFS_SNAP ? n->dir : NULL,
+			      &err);
+	if (ret)
+		fs_log(fs, ret, &err);
+	fuse_reply_err(req, -ret);
 }
 
 static void snapfs_flush(fuse_req_t req, fuse_ino_t ino,

@@ -107,8 +107,20 @@ int frame_fsync_dir(const char *path)
 	return ret;
 }
 
+int frame_fsync_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 int frame_publish(const char *path, const void *payload, size_t len,
-		  int noreplace, struct snap_err *err)
+		  unsigned flags, struct snap_err *err)
 {
 	uint8_t *buf = NULL;
 	size_t n;
@@ -131,14 +143,14 @@ int frame_publish(const char *path, const void *payload, size_t len,
 		goto out;
 	}
 	ret = snap_io_write_all(&snap_io_posix, fd, buf, n, 0);
-	if (!ret && fsync(fd))
+	if (!ret && (flags & FRAME_DURABLE) && fsync(fd))
 		ret = -errno;
 	close(fd);
 	if (ret) {
 		snap_err_set(err, ret, "%s: %s", tmp, strerror(-ret));
 		goto out_unlink;
 	}
-	if (noreplace)
+	if (flags & FRAME_NOREPLACE)
 		ret = snap_io_posix.rename_noreplace(NULL, tmp, path);
 	else
 		ret = rename(tmp, path) ? -errno : 0;
@@ -146,7 +158,8 @@ int frame_publish(const char *path, const void *payload, size_t len,
 		snap_err_set(err, ret, "%s: %s", path, strerror(-ret));
 		goto out_unlink;
 	}
-	ret = frame_fsync_dir(path);
+	if (flags & FRAME_DURABLE)
+		ret = frame_fsync_dir(path);
 	if (ret)
 		snap_err_set(err, ret, "%s: fsync of its directory: %s", path,
 			     strerror(-ret));

@@ -41,13 +41,21 @@ int frame_each(const uint8_t *buf, size_t len, const char *label,
 	       int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg,
 	       size_t *end, struct snap_err *err);
 
+/* Flags of frame_publish(). */
+#define FRAME_NOREPLACE	(1u << 0)	/* -EEXIST when path exists */
+#define FRAME_DURABLE	(1u << 1)	/* fsync the file and its directory */
+
 /*
  * Publish path holding the single frame of payload: a temporary file beside
- * it, fsync, rename (over an existing file unless noreplace: then -EEXIST),
- * fsync of the directory.
+ * it, written whole, renamed over path (atomic: readers see the old file or
+ * the new one). Without FRAME_DURABLE a crash may lose the new file, or
+ * leave it empty: fsync it (frame_fsync_file) before relying on it.
  */
 int frame_publish(const char *path, const void *payload, size_t len,
-		  int noreplace, struct snap_err *err);
+		  unsigned flags, struct snap_err *err);
+
+/* fsync the file at path. */
+int frame_fsync_file(const char *path);
 
 /* Read a file holding exactly one frame; *payload is a new buffer. */
 int frame_read_one(const char *path, const char *label, uint8_t **payload,

@@ -287,16 +287,6 @@ static int writable(const struct snap_store *s, const char *what,
 	return 0;
 }
 
-/* fsync the directory holding p, reporting as what. */
-static int sync_parent(const char *p, const char *what, struct snap_err *err)
-{
-	int ret = frame_fsync_dir(p);
-
-	if (ret)
-		return snap_err_set(err, ret, "%s: fsync: %s", what,
-				    strerror(-ret));
-	return 0;
-}
 
 int snap_store_mkdir(struct snap_store *s, const char *name,
 		     struct snap_err *err)
@@ -311,7 +301,7 @@ int snap_store_mkdir(struct snap_store *s, const char *name,
 		return ret;
 	if (mkdir(p, 0755))
 		return snap_err_set(err, -errno, "%s: %m", name);
-	return sync_parent(p, name, err);
+	return 0;
 }
 
 int snap_store_rmdir(struct snap_store *s, const char *name,
@@ -327,7 +317,7 @@ int snap_store_rmdir(struct snap_store *s, const char *name,
 		return ret;
 	if (rmdir(p))
 		return snap_err_set(err, -errno, "%s: %m", name);
-	return sync_parent(p, name, err);
+	return 0;
 }
 
 int snap_store_link(struct snap_store *s, const char *path,
@@ -352,7 +342,7 @@ int snap_store_link(struct snap_store *s, const char *path,
 					    path, hex);
 		return snap_err_set(err, -errno, "%s: %m", path);
 	}
-	return sync_parent(p, path, err);
+	return 0;
 }
 
 int snap_store_hardlink(struct snap_store *s, const char *from,
@@ -378,7 +368,7 @@ int snap_store_unlink(struct snap_store *s, const char *path,
 		return ret;
 	if (unlink(p))
 		return snap_err_set(err, -errno, "%s: %m", path);
-	return sync_parent(p, path, err);
+	return 0;
 }
 
 int snap_store_lookup(struct snap_store *s, const char *path,
@@ -420,10 +410,7 @@ int snap_store_rename(struct snap_store *s, const char *from, const char *to,
 	if (renameat2(AT_FDCWD, pf, AT_FDCWD, pt,
 		      noreplace ? RENAME_NOREPLACE : 0))
 		return snap_err_set(err, -errno, "%s -> %s: %m", from, to);
-	ret = sync_parent(pt, to, err);
-	if (!ret && strcmp(pf, pt) && df == 2)
-		ret = sync_parent(pf, from, err);
-	return ret;
+	return 0;
 }
 
 static int visible(const struct dirent *e)
@@ -489,5 +476,29 @@ int snap_store_nlink(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	if (stat(ref, &st))
 		return snap_err_set(err, -errno, "%s: %m", ref);
 	*nlink = st.st_nlink > 1 ? (unsigned)st.st_nlink - 1 : 0;
+	return 0;
+}
+
+int snap_store_sync(struct snap_store *s, const char *name,
+		    struct snap_err *err)
+{
+	char p[4096];
+	int fd, ret;
+
+	if (name) {
+		ret = name_path(s, name, 1, p, sizeof(p), NULL, err);
+		if (ret)
+			return ret;
+	} else {
+		snprintf(p, sizeof(p), "%s/snapshots", s->dir);
+	}
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "%s: %m", name ? name : p);
+	ret = fsync(fd) ? -errno : 0;
+	close(fd);
+	if (ret)
+		return snap_err_set(err, ret, "%s: fsync: %s",
+				    name ? name : p, strerror(-ret));
 	return 0;
 }

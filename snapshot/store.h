@@ -18,10 +18,12 @@
  * with zstd when that saves space, and checked against their key on every
  * read: a chunk that does not match is -EIO naming the image and offset.
  *
- * Durability: snap_image_sync() returns once every write before it
- * survives a crash of the process or the machine. Data written but not
- * synced may be lost; metadata never tears (every update is an atomic
- * rename or a checksummed append).
+ * Durability, as on a POSIX filesystem: snap_image_sync() returns once
+ * every write to the image before it (and the image itself) survives a
+ * crash of the process or the machine; snap_store_sync() does the same
+ * for the names in a directory. What was not synced may be lost, never
+ * torn: every update is an atomic rename or a checksummed append, and a
+ * delta is marked frozen, durably, before anything shares it.
  *
  * Concurrency: within a process, every function is thread-safe; one image
  * may have many readers and writers at once (writes to the same bytes race
@@ -93,6 +95,10 @@ int snap_store_mkdir(struct snap_store *s, const char *name,
 		     struct snap_err *err);
 int snap_store_rmdir(struct snap_store *s, const char *name,
 		     struct snap_err *err);	/* -ENOTEMPTY */
+
+/* Make the names in snapshot name (NULL: the snapshots) durable. */
+int snap_store_sync(struct snap_store *s, const char *name,
+		    struct snap_err *err);
 
 /*
  * Give image id the name path (a file in an existing snapshot; -EEXIST

@@ -56,6 +56,10 @@ struct image {
 	bool head_has_parent;
 	uint8_t head_parent[SNAP_ID_LEN];
 	struct snap_image *handles;	/* under s->images_lock */
+	/* Its info, ref and head delta may not be durable yet: the next
+	 * durable commit fsyncs them (a create, a clone, an adopt). */
+	bool meta_fresh;
+	bool head_frozen;		/* a frozen frame seen in the head */
 };
 
 struct snap_image {
@@ -63,6 +67,9 @@ struct snap_image {
 	bool write;
 	struct snap_image *next;	/* im->handles */
 };
+
+static int image_move_up(struct image *im, unsigned flags,
+			 struct snap_err *err);
 
 static inline bool bit_get(const uint8_t *b, uint64_t i)
 {
@@ -169,6 +176,7 @@ struct held {
 	struct held_frame *f;
 	size_t n, cap;
 	bool has_parent;
+	bool frozen;
 	uint8_t parent[SNAP_ID_LEN];
 };
 
@@ -179,6 +187,7 @@ static void held_clear(struct held *h)
 		free(h->f[i].keys);
 	}
 	h->n = 0;
+	h->frozen = false;
 }
 
 static int hold_frame(void *arg, const struct delta_frame *f)
@@ -202,6 +211,7 @@ static int hold_frame(void *arg, const struct delta_frame *f)
 	hf = &h->f[h->n];
 	hf->size = f->size;
 	hf->mtime_ns = f->mtime_ns;
+	h->frozen |= f->frozen;
 	hf->n = f->n;
 	hf->indexes = malloc(f->n ? f->n * sizeof(uint64_t) : 1);
 	hf->keys = malloc(f->n ? f->n * SNAP_KEY_LEN : 1);
@@ -262,6 +272,7 @@ static int image_load(struct image *im, struct snap_err *err)
 			im->size = last->size;
 			im->mtime_ns = last->mtime_ns;
 			im->head_has_parent = h.has_parent;
+			im->head_frozen = h.frozen;
 			memcpy(im->head_parent, h.parent, SNAP_ID_LEN);
 			im->jbytes = end;
 			ret = image_reserve(im, chunks_for(s, im->size));
@@ -354,6 +365,9 @@ static int image_get(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	}
 	if (!ret)
 		ret = image_load(im, err);
+	/* A crash after its head was frozen, before it moved: move now. */
+	if (!ret && im->head_frozen && !s->rdonly)
+		ret = image_move_up(im, FRAME_DURABLE, err);
 	if (!ret) {
 		im->next = s->images;
 		s->images = im;
@@ -502,7 +516,8 @@ static int journal_compact(struct image *im, struct snap_err *err)
 		       &len);
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
-	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR, 0, err);
+	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
+			    FRAME_DURABLE, err);
 	free(buf);
 	if (ret)
 		return ret;
@@ -511,6 +526,34 @@ static int journal_compact(struct image *im, struct snap_err *err)
 	im->jfd = -1;
 	im->jbytes = len;
 	im->jentries = own;
+	return 0;
+}
+
+/* Under im->lock: make the image's own metadata files durable. */
+static int meta_sync(struct image *im, struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	char path[4096], label[64];
+	int ret;
+
+	store_id_path(s, "deltas", im->info.head, path, sizeof(path));
+	ret = frame_fsync_file(path);
+	if (!ret)
+		ret = frame_fsync_dir(path);
+	store_id_path(s, "images", im->info.id, path, sizeof(path) - 4);
+	if (!ret)
+		ret = frame_fsync_file(path);
+	strcat(path, ".ref");
+	if (!ret)
+		ret = frame_fsync_file(path);
+	if (!ret)
+		ret = frame_fsync_dir(path);
+	if (ret) {
+		image_label(im, label, sizeof(label));
+		return snap_err_set(err, ret, "%s: fsync: %s", label,
+				    strerror(-ret));
+	}
+	im->meta_fresh = false;
 	return 0;
 }
 
@@ -532,6 +575,11 @@ static int image_commit(struct image *im, bool durable, struct snap_err *err)
 	if (ret)
 		return ret;
 	append = im->npending || im->meta_pending;
+	if (durable && im->meta_fresh) {
+		ret = meta_sync(im, err);
+		if (ret)
+			return ret;
+	}
 	if (!append && !(durable && im->unsynced))
 		return 0;
 	image_label(im, label, sizeof(label));
@@ -584,7 +632,7 @@ static int image_commit(struct image *im, bool durable, struct snap_err *err)
 /* A new delta file: one frame, no entries; *flen gets its length. */
 static int delta_create(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 			const uint8_t *parent, uint64_t size, uint64_t mtime,
-			size_t *flen, struct snap_err *err)
+			unsigned flags, size_t *flen, struct snap_err *err)
 {
 	struct delta_frame f = { .size = size, .mtime_ns = mtime };
 	char path[4096];
@@ -600,7 +648,8 @@ static int delta_create(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
 	store_id_path(s, "deltas", id, path, sizeof(path));
-	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR, 1, err);
+	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
+			    FRAME_NOREPLACE | flags, err);
 	free(buf);
 	if (flen)
 		*flen = len;
@@ -609,17 +658,17 @@ static int delta_create(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 
 /* images/<id> pointing at head; with ref, also images/<id>.ref. */
 static int info_write(struct snap_store *s, const struct image_info *ii,
-		      bool ref, struct snap_err *err)
+		      bool ref, unsigned flags, struct snap_err *err)
 {
 	char path[4096];
 	int ret;
 
 	store_id_path(s, "images", ii->id, path, sizeof(path) - 4);
-	ret = meta_image_write(path, ii, false, err);
+	ret = meta_image_write(path, ii, flags, err);
 	if (ret || !ref)
 		return ret;
 	strcat(path, ".ref");
-	return meta_ref_write(path, ii->id, err);
+	return meta_ref_write(path, ii->id, flags, err);
 }
 
 static int store_writable(struct snap_store *s, struct snap_err *err)
@@ -644,9 +693,10 @@ int snap_image_create(struct snap_store *s, uint64_t size,
 	if (store_new_id(ii.id) || store_new_id(ii.head))
 		return snap_err_set(err, -errno, "getrandom: %m");
 	pthread_rwlock_rdlock(&s->gc_lock);
-	ret = delta_create(s, ii.head, NULL, size, ii.created_ns, NULL, err);
+	/* Durable with the image's first sync (meta_fresh). */
+	ret = delta_create(s, ii.head, NULL, size, ii.created_ns, 0, NULL, err);
 	if (!ret)
-		ret = info_write(s, &ii, true, err);
+		ret = info_write(s, &ii, true, 0, err);
 	pthread_rwlock_unlock(&s->gc_lock);
 	if (!ret)
 		memcpy(id, ii.id, SNAP_ID_LEN);
@@ -1086,32 +1136,28 @@ void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 }
 
 /*
- * Under im->lock: freeze im's head delta into *frozen and move im onto a
- * new, empty delta above it. Everything written so far goes into the
- * frozen delta first; the image's info moves before anything else may
- * share the frozen delta, so no crash leaves a shared delta written.
+ * Under im->lock (or before im is shared): move im onto a new, empty
+ * delta above its head. flags: FRAME_DURABLE, or the new files become
+ * durable with the image's next sync.
  */
-static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
-			struct snap_err *err)
+static int image_move_up(struct image *im, unsigned flags,
+			 struct snap_err *err)
 {
 	struct snap_store *s = im->s;
-	struct image_info ii;
+	struct image_info ii = im->info;
 	size_t flen;
 	int ret;
 
-	ret = image_commit(im, true, err);
-	if (ret)
-		return ret;
-	ii = im->info;
-	memcpy(frozen, ii.head, SNAP_ID_LEN);
 	if (store_new_id(ii.head))
 		return snap_err_set(err, -errno, "getrandom: %m");
-	ret = delta_create(s, ii.head, frozen, im->size, im->mtime_ns, &flen,
-			   err);
+	ret = delta_create(s, ii.head, im->info.head, im->size, im->mtime_ns,
+			   flags, &flen, err);
 	if (!ret)
-		ret = info_write(s, &ii, false, err);
+		ret = info_write(s, &ii, false, flags, err);
 	if (ret)
 		return ret;
+	memcpy(im->head_parent, im->info.head, SNAP_ID_LEN);
+	im->head_has_parent = true;
 	memcpy(im->info.head, ii.head, SNAP_ID_LEN);
 	if (im->jfd >= 0)
 		close(im->jfd);
@@ -1120,10 +1166,59 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 	im->jentries = 0;
 	im->unsynced = false;
 	memset(im->own, 0, (size_t)(im->nmap / 8));
-	im->head_has_parent = true;
-	memcpy(im->head_parent, frozen, SNAP_ID_LEN);
 	im->depth++;
+	im->head_frozen = false;
+	if (!(flags & FRAME_DURABLE))
+		im->meta_fresh = true;
 	return 0;
+}
+
+/*
+ * Under im->lock: freeze im's content into a delta others may share
+ * (*frozen) and move im above it. Everything written so far goes into
+ * the head first. The head is marked frozen, durably, before anything
+ * can share it: should a crash lose im's move, the image finds its head
+ * frozen when opened and moves then, so a shared delta is never written.
+ * A head with nothing of its own adds nothing: its parent is shared.
+ */
+static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
+			struct snap_err *err)
+{
+	struct delta_frame f = { .frozen = true };
+	char label[64];
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	ret = image_commit(im, true, err);
+	if (ret)
+		return ret;
+	if (im->head_has_parent && im->ndirty == 0 &&
+	    count_bits(im->own, im->nmap) == 0) {
+		memcpy(frozen, im->head_parent, SNAP_ID_LEN);
+		return 0;
+	}
+	f.size = im->size;
+	f.mtime_ns = im->mtime_ns;
+	ret = journal_open(im, err);
+	if (ret)
+		return ret;
+	ret = meta_delta_encode(&f, &buf, &len);
+	if (ret)
+		return snap_err_set(err, ret, "out of memory");
+	if (write(im->jfd, buf, len) != (ssize_t)len || fsync(im->jfd)) {
+		ret = errno ? -errno : -ENOSPC;
+		if (ftruncate(im->jfd, (off_t)im->jbytes))
+			ret = -errno;
+		free(buf);
+		image_label(im, label, sizeof(label));
+		return snap_err_set(err, ret, "%s: journal: %s", label,
+				    strerror(-ret));
+	}
+	free(buf);
+	im->jbytes += len;
+	memcpy(frozen, im->info.head, SNAP_ID_LEN);
+	return image_move_up(im, 0, err);
 }
 
 int snap_image_touch(struct snap_image *h, uint64_t mtime_ns,
@@ -1162,9 +1257,9 @@ int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 	ret = image_freeze(im, frozen, err);
 	if (!ret)
 		ret = delta_create(s, ci.head, frozen, im->size, im->mtime_ns,
-				   NULL, err);
+				   FRAME_DURABLE, NULL, err);
 	if (!ret)
-		ret = info_write(s, &ci, true, err);
+		ret = info_write(s, &ci, true, FRAME_DURABLE, err);
 	if (ret) {
 		image_label(im, label, sizeof(label));
 		snap_err_prefix(err, ret, "clone of %s", label);
@@ -1222,9 +1317,10 @@ int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 		goto unlock;
 	}
 	store_id_path(s, "deltas", ii.head, path, sizeof(path));
-	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR, 1, err);
+	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
+			    FRAME_NOREPLACE | FRAME_DURABLE, err);
 	if (!ret)
-		ret = info_write(s, &ii, false, err);
+		ret = info_write(s, &ii, false, FRAME_DURABLE, err);
 	if (ret)
 		goto unlock;
 	memcpy(im->info.head, ii.head, SNAP_ID_LEN);
@@ -1296,12 +1392,14 @@ static int image_adopt(struct image *im, struct image *d,
 	if (store_new_id(di.head))
 		return snap_err_set(err, -errno, "getrandom: %m");
 	d->mtime_ns = store_now_ns();
-	ret = delta_create(s, di.head, frozen, im->size, d->mtime_ns, &flen,
+	/* Durable with d's next sync, as a copied file is. */
+	ret = delta_create(s, di.head, frozen, im->size, d->mtime_ns, 0, &flen,
 			   err);
 	if (!ret)
-		ret = info_write(s, &di, false, err);
+		ret = info_write(s, &di, false, 0, err);
 	if (ret)
 		return ret;
+	d->meta_fresh = true;
 	memcpy(d->info.head, di.head, SNAP_ID_LEN);
 	if (d->jfd >= 0)
 		close(d->jfd);

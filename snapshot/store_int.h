@@ -107,6 +107,7 @@ struct delta_frame {
 	uint8_t parent[SNAP_ID_LEN];
 	uint64_t size;
 	uint64_t mtime_ns;
+	bool frozen;		/* shared from here on: never written again */
 	size_t n;
 	uint64_t *indexes;
 	const uint8_t *keys;	/* 32 * n bytes */
@@ -116,12 +117,13 @@ int meta_store_write(const char *path, const struct store_info *si,
 		     struct snap_err *err);
 int meta_store_read(const char *path, struct store_info *si,
 		    struct snap_err *err);
+/* flags: FRAME_NOREPLACE, FRAME_DURABLE (frame.h) */
 int meta_image_write(const char *path, const struct image_info *ii,
-		     bool noreplace, struct snap_err *err);
+		     unsigned flags, struct snap_err *err);
 int meta_image_read(const char *path, struct image_info *ii,
 		    struct snap_err *err);
 int meta_ref_write(const char *path, const uint8_t id[SNAP_ID_LEN],
-		   struct snap_err *err);
+		   unsigned flags, struct snap_err *err);
 int meta_ref_read(const char *path, uint8_t id[SNAP_ID_LEN],
 		  struct snap_err *err);
 

@@ -40,7 +40,7 @@ static int check_features(char **req, size_t n, const char *label,
 }
 
 static int publish(const char *path, const ProtobufCMessage *msg,
-		   bool noreplace, struct snap_err *err)
+		   unsigned flags, struct snap_err *err)
 {
 	size_t len = protobuf_c_message_get_packed_size(msg);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -49,7 +49,7 @@ static int publish(const char *path, const ProtobufCMessage *msg,
 	if (!buf)
 		return snap_err_set(err, -ENOMEM, "%s: out of memory", path);
 	protobuf_c_message_pack(msg, buf);
-	ret = frame_publish(path, buf, len, noreplace, err);
+	ret = frame_publish(path, buf, len, flags, err);
 	free(buf);
 	return ret;
 }
@@ -63,7 +63,7 @@ int meta_store_write(const char *path, const struct store_info *si,
 	m.id.len = SNAP_ID_LEN;
 	m.chunk_size = si->chunk_size;
 	m.created_unix_ns = si->created_ns;
-	return publish(path, &m.base, true, err);
+	return publish(path, &m.base, FRAME_NOREPLACE | FRAME_DURABLE, err);
 }
 
 int meta_store_read(const char *path, struct store_info *si,
@@ -99,7 +99,7 @@ int meta_store_read(const char *path, struct store_info *si,
 }
 
 int meta_image_write(const char *path, const struct image_info *ii,
-		     bool noreplace, struct snap_err *err)
+		     unsigned flags, struct snap_err *err)
 {
 	Snapfs__Store__ImageInfo m = SNAPFS__STORE__IMAGE_INFO__INIT;
 
@@ -108,7 +108,7 @@ int meta_image_write(const char *path, const struct image_info *ii,
 	m.head.data = (uint8_t *)ii->head;
 	m.head.len = SNAP_ID_LEN;
 	m.created_unix_ns = ii->created_ns;
-	return publish(path, &m.base, noreplace, err);
+	return publish(path, &m.base, flags, err);
 }
 
 int meta_image_read(const char *path, struct image_info *ii,
@@ -137,13 +137,13 @@ int meta_image_read(const char *path, struct image_info *ii,
 }
 
 int meta_ref_write(const char *path, const uint8_t id[SNAP_ID_LEN],
-		   struct snap_err *err)
+		   unsigned flags, struct snap_err *err)
 {
 	Snapfs__Store__FileRef m = SNAPFS__STORE__FILE_REF__INIT;
 
 	m.image.data = (uint8_t *)id;
 	m.image.len = SNAP_ID_LEN;
-	return publish(path, &m.base, true, err);
+	return publish(path, &m.base, FRAME_NOREPLACE | flags, err);
 }
 
 int meta_ref_read(const char *path, uint8_t id[SNAP_ID_LEN],
@@ -180,6 +180,7 @@ int meta_delta_encode(const struct delta_frame *f, uint8_t **buf,
 	}
 	m.size = f->size;
 	m.mtime_unix_ns = f->mtime_ns;
+	m.frozen = f->frozen;
 	m.n_indexes = f->n;
 	m.indexes = f->indexes;
 	m.keys.data = (uint8_t *)f->keys;
@@ -230,6 +231,7 @@ static int delta_one(void *arg, const uint8_t *p, size_t n)
 	if (!ret) {
 		f.size = m->size;
 		f.mtime_ns = m->mtime_unix_ns;
+		f.frozen = m->frozen;
 		f.n = m->n_indexes;
 		f.indexes = m->indexes;
 		f.keys = m->keys.data;

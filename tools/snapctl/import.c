@@ -226,11 +226,15 @@ static int import_into(struct import *im)
 			return snap_err_prefix(&im->err, ret, "%s",
 					       transfer_files[i]);
 	}
-	ret = snap_store_rename(im->s, im->tmp, im->name, true, &im->err);
+	/* The files' names, then the snapshot's, made durable. */
+	ret = snap_store_sync(im->s, im->tmp, &im->err);
+	if (!ret)
+		ret = snap_store_rename(im->s, im->tmp, im->name, true,
+					&im->err);
 	if (ret == -EEXIST)
 		return snap_err_set(&im->err, ret, "%s: already exists",
 				    im->name);
-	return ret;
+	return ret ? ret : snap_store_sync(im->s, NULL, &im->err);
 }
 
 /* Refuse an existing NAME at once rather than after copying everything. */
