@@ -236,8 +236,13 @@ int chunk_load(const struct snap_backend *b, uint32_t chunk_size,
 
 /* ---- cache ----------------------------------------------------------------- */
 
+/* Buffers kept for reuse: a fresh chunk-sized one faults in every page. */
+#define POOL_MAX 32
+
 struct chunk_cache {
 	pthread_mutex_t lock;
+	struct chunk *pool;		/* free buffers, by hnext */
+	size_t npool;
 	uint32_t chunk_size;
 	size_t max, count;
 	size_t nbuckets;
@@ -313,6 +318,18 @@ static void hash_remove(struct chunk_cache *c, struct chunk *ch)
 	ch->hnext = NULL;
 }
 
+/* Under the lock: keep ch's buffer for reuse, or free it. */
+static void pool_release(struct chunk_cache *c, struct chunk *ch)
+{
+	if (c->npool < POOL_MAX) {
+		ch->hnext = c->pool;
+		c->pool = ch;
+		c->npool++;
+	} else {
+		free(ch);
+	}
+}
+
 /* Under the lock: drop unused entries from the LRU end while over size. */
 static void evict(struct chunk_cache *c)
 {
@@ -325,7 +342,7 @@ static void evict(struct chunk_cache *c)
 			lru_unlink(c, ch);
 			hash_remove(c, ch);
 			c->count--;
-			free(ch);
+			pool_release(c, ch);
 		}
 		ch = prev;
 	}
@@ -341,15 +358,28 @@ void chunk_cache_free(struct chunk_cache *c)
 		next = ch->next;
 		free(ch);	/* every handle is closed by now */
 	}
+	for (ch = c->pool; ch; ch = next) {
+		next = ch->hnext;
+		free(ch);
+	}
 	pthread_mutex_destroy(&c->lock);
 	free(c->buckets);
 	free(c);
 }
 
-struct chunk *chunk_alloc(uint32_t chunk_size)
+struct chunk *chunk_alloc(struct chunk_cache *c)
 {
-	struct chunk *ch = malloc(sizeof(*ch) + chunk_size);
+	struct chunk *ch;
 
+	pthread_mutex_lock(&c->lock);
+	ch = c->pool;
+	if (ch) {
+		c->pool = ch->hnext;
+		c->npool--;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!ch)
+		ch = malloc(sizeof(*ch) + c->chunk_size);
 	if (ch) {
 		memset(ch, 0, sizeof(*ch));
 		ch->refs = 1;
@@ -413,7 +443,7 @@ void chunk_put(struct chunk_cache *c, struct chunk *ch)
 	gone = --ch->refs == 0 && !ch->cached;
 	if (ch->cached && ch->refs == 0 && c->count > c->max)
 		evict(c);
-	pthread_mutex_unlock(&c->lock);
 	if (gone)
-		free(ch);
+		pool_release(c, ch);
+	pthread_mutex_unlock(&c->lock);
 }

@@ -834,7 +834,7 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 	ch = chunk_cache_get(s->cache, key);
 	ret = 0;
 	if (!ch) {
-		ch = chunk_alloc(s->chunk_size);
+		ch = chunk_alloc(s->cache);
 		if (!ch)
 			ret = snap_err_set(err, -ENOMEM, "out of memory");
 		else
@@ -918,7 +918,7 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 
 	if (im->dirty[i])
 		return 0;
-	ch = chunk_alloc(s->chunk_size);
+	ch = chunk_alloc(s->cache);
 	if (!ch)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	if (whole) {

@@ -48,8 +48,11 @@ int chunk_cache_new(size_t max_bytes, uint32_t chunk_size,
 		    struct chunk_cache **c);
 void chunk_cache_free(struct chunk_cache *c);
 
-/* A new chunk with one reference, not in the cache; NULL without memory. */
-struct chunk *chunk_alloc(uint32_t chunk_size);
+/*
+ * A new chunk (of the cache's chunk size) with one reference, not in the
+ * cache; NULL without memory. Its buffer may be one the cache let go.
+ */
+struct chunk *chunk_alloc(struct chunk_cache *c);
 
 /* The cached chunk of key with one more reference, or NULL. */
 struct chunk *chunk_cache_get(struct chunk_cache *c,
