@@ -261,6 +261,12 @@ static int name_path(const struct snap_store *s, const char *path, int depth,
 	const char *slash = strchr(path, '/');
 	int d = slash ? 2 : 1;
 
+	if ((slash ? (size_t)(slash - path) : strlen(path)) >
+	    SNAP_STORE_NAME_MAX ||
+	    (slash && strlen(slash + 1) > SNAP_STORE_NAME_MAX))
+		return snap_err_set(err, -ENAMETOOLONG, "'%.40s...': a name "
+				    "longer than %d bytes", path,
+				    SNAP_STORE_NAME_MAX);
 	if (slash ? !component_ok(path, (size_t)(slash - path)) ||
 		    !component_ok(slash + 1, strlen(slash + 1)) ||
 		    strchr(slash + 1, '/')

@@ -88,7 +88,8 @@ const char *snap_store_path(const struct snap_store *s);
 /* ---- names ------------------------------------------------------------
  *
  * A path is "SNAPSHOT" or "SNAPSHOT/FILE": components of 1 to
- * SNAP_STORE_NAME_MAX bytes, without '/', and neither "." nor ".." (-EINVAL).
+ * SNAP_STORE_NAME_MAX bytes (-ENAMETOOLONG), without '/', and neither "."
+ * nor ".." (-EINVAL).
  */
 
 int snap_store_mkdir(struct snap_store *s, const char *name,

@@ -1104,9 +1104,10 @@ static void test_names(void **state)
 					&f->err));
 		}
 	}
-	EXPECT_ERR(f, -EINVAL, snap_store_mkdir(f->s, long_name, &f->err));
+	EXPECT_ERR(f, -ENAMETOOLONG, snap_store_mkdir(f->s, long_name,
+						      &f->err));
 	snprintf(path, sizeof(path), "snap/%s", long_name);
-	EXPECT_ERR(f, -EINVAL, snap_store_link(f->s, path, y, &f->err));
+	EXPECT_ERR(f, -ENAMETOOLONG, snap_store_link(f->s, path, y, &f->err));
 	/* 255 bytes is a name */
 	long_name[SNAP_STORE_NAME_MAX] = '\0';
 	CHECK(f, snap_store_mkdir(f->s, long_name, &f->err));
