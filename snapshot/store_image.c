@@ -81,9 +81,11 @@ static inline void bit_set(uint8_t *b, uint64_t i)
 	b[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
-static inline void bit_clear(uint8_t *b, uint64_t i)
+/* Clear a bitmap of n bits (NULL while n is 0). */
+static inline void bits_clear(uint8_t *b, uint64_t n)
 {
-	b[i / 8] &= (uint8_t)~(1u << (i % 8));
+	if (n)
+		memset(b, 0, (size_t)(n / 8));
 }
 
 static uint64_t chunks_for(const struct snap_store *s, uint64_t size)
@@ -610,7 +612,7 @@ static int image_commit(struct image *im, bool durable, struct snap_err *err)
 		free(buf);
 		im->jbytes += len;
 		im->jentries += im->npending;
-		memset(im->pending, 0, (size_t)(im->nmap / 8));
+		bits_clear(im->pending, im->nmap);
 		im->npending = 0;
 		im->meta_pending = false;
 		im->unsynced = true;
@@ -1165,7 +1167,7 @@ static int image_move_up(struct image *im, unsigned flags,
 	im->jbytes = flen;
 	im->jentries = 0;
 	im->unsynced = false;
-	memset(im->own, 0, (size_t)(im->nmap / 8));
+	bits_clear(im->own, im->nmap);
 	im->depth++;
 	im->head_frozen = false;
 	if (!(flags & FRAME_DURABLE))
@@ -1329,7 +1331,8 @@ int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	im->jfd = -1;
 	im->jbytes = len;
 	im->jentries = count;
-	memcpy(im->own, nonzero, (size_t)(im->nmap / 8));
+	if (im->nmap)
+		memcpy(im->own, nonzero, (size_t)(im->nmap / 8));
 	im->head_has_parent = false;
 	im->depth = 1;
 unlock:
@@ -1408,7 +1411,7 @@ static int image_adopt(struct image *im, struct image *d,
 	d->jentries = 0;
 	d->unsynced = false;
 	d->meta_pending = false;
-	memset(d->pending, 0, (size_t)(d->nmap / 8));
+	bits_clear(d->pending, d->nmap);
 	d->npending = 0;
 	memcpy(d->map, im->map, (size_t)chunks_for(s, im->size) * SNAP_KEY_LEN);
 	d->size = im->size;

@@ -15,6 +15,8 @@
 # tree. Every daemon runs with -f in the background, is stopped by its pid
 # and its mount cleaned up on exit, even when a check fails. With a
 # sanitizer build (BUILD=build/san) a daemon's stderr must carry no report.
+# SNAPFS_TEST_TIMES=1 adds each case's time as a comment.
+# shellcheck disable=SC2015,SC2012	# "A && B || fail" is meant; ls of our names
 set -u
 BUILD=${BUILD:-build}
 SNAPFS=$BUILD/snapfs
@@ -62,6 +64,19 @@ alive() {
 	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
 	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
+
+# Whether process $1 runs and is one of ours, to signal it: a daemon names
+# $work in its arguments (or is still this script, before its exec), so a
+# pid the system reused is left alone.
+ours() {
+	alive "$1" || return 1
+	args=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)
+	case $args in
+	*"$work/"*|"$self") return 0 ;;
+	esac
+	return 1
+}
+self=$(tr '\0' ' ' <"/proc/$$/cmdline")
 
 # Whether a FUSE file system is mounted on $1.
 is_mounted() {
@@ -197,9 +212,9 @@ ensure_mounted() {
 	   ls "$MNT" >/dev/null 2>&1; then
 		return 0
 	fi
-	if [ -n "$pid" ] && alive "$pid"; then
+	if [ -n "$pid" ] && ours "$pid"; then
 		kill -TERM "$pid"
-		wait_exit "$pid" 10 || kill -KILL "$pid"
+		wait_exit "$pid" 10 || { ours "$pid" && kill -KILL "$pid"; }
 	fi
 	if is_mounted "$MNT"; then
 		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
@@ -209,15 +224,15 @@ ensure_mounted() {
 
 cleanup() {
 	for p in $pids; do
-		alive "$p" && kill -TERM "$p"
+		ours "$p" && kill -TERM "$p"
 	done
 	for p in $pids; do
 		i=0
-		while alive "$p" && [ "$i" -lt 100 ]; do
+		while ours "$p" && [ "$i" -lt 100 ]; do
 			sleep 0.1
 			i=$((i + 1))
 		done
-		alive "$p" && kill -KILL "$p"
+		ours "$p" && kill -KILL "$p"
 	done
 	for m in "$MNT" "$MNT2"; do
 		if is_mounted "$m"; then
@@ -365,6 +380,7 @@ browse() {
 		[ "$a" = "$b" ] ||
 			{ echo "$f: st_size $b in the mount, $a outside"; return 1; }
 	done
+	# shellcheck disable=SC2046	# the fields, split
 	set -- $(stat -c '%b %B %s' "$MNT/base/memory.bin")
 	[ $(($1 * $2)) -ge "$3" ] ||
 		{ echo "memory.bin looks sparse: $1 blocks of $2 for $3 bytes"; return 1; }
@@ -372,6 +388,7 @@ browse() {
 	# statfs
 	run stat -f -c '%l %b %S' "$MNT"
 	succeeded || return 1
+	# shellcheck disable=SC2046	# the fields, split
 	set -- $(cat "$work/out")
 	[ "$1" -eq 255 ] && [ "$2" -gt 0 ] && [ "$3" -gt 0 ] ||
 		{ echo "stat -f: namelen $1, blocks $2, size $3"; return 1; }
@@ -389,15 +406,29 @@ cfr_total() {
 		awk '{ s += $1; n++ } END { if (n) print s; else print "none" }'
 }
 
+# Delta files in the store. A clone freezes its source's head delta and
+# gives the source and the clone a new one each (docs/store.md): at least
+# two new deltas a file, where a copy of its bytes makes one.
+deltas() { ls "$STORE/deltas" | wc -l; }
+
+clone_made_deltas() {
+	[ $(($2 - $1)) -ge $((2 * $3)) ] && return 0
+	echo "deltas: $1 before the copy, $2 after: $3 file(s) copied, not cloned"
+	echo "(the kernel copies by itself when the daemon does not clone)"
+	return 1
+}
+
 cp_uses_copy_file_range() {
 	ensure_mounted || return 1
 	mkdir "$MNT/cfr" || return 1
+	d0=$(deltas)
 	strace -f -o "$work/strace.log" -e trace=copy_file_range \
 		cp "$MNT/base/memory.bin" "$MNT/cfr/memory.bin" || return 1
 	total=$(cfr_total "$work/strace.log")
 	[ "$total" = "$MEM" ] ||
 		{ echo "copy_file_range returned $total in all, expected $MEM:";
 		  cat "$work/strace.log"; return 1; }
+	clone_made_deltas "$d0" "$(deltas)" 1 || return 1
 	cmp "$MNT/base/memory.bin" "$MNT/cfr/memory.bin"
 }
 
@@ -414,9 +445,10 @@ clone_shares_chunks() {
 	before=$(stat_of unique_chunks) || return 1
 	[ "$before" -ge $((BIG / 262144 / 2)) ] ||
 		{ echo "only $before unique chunks after writing $BIG random bytes"; return 1; }
-	t0=$(date +%s.%N)
+	d0=$(deltas) t0=$(date +%s.%N)
 	cp -r "$MNT/big" "$MNT/bigclone" || return 1
 	t1=$(date +%s.%N)
+	clone_made_deltas "$d0" "$(deltas)" 3 || return 1
 	note "cp -r of a 256 MiB snapshot in the mount took $(echo "$t0 $t1" | awk '{ printf "%.3f", $2 - $1 }') s"
 	sync "$MNT"/bigclone/* || return 1
 	after=$(stat_of unique_chunks) || return 1
@@ -468,6 +500,7 @@ hard_link() {
 	ensure_mounted || return 1
 	mkdir "$MNT/lnk" || return 1
 	ln "$MNT/iso_a/memory.bin" "$MNT/lnk/memory.bin" || return 1
+	# shellcheck disable=SC2046	# the fields, split
 	set -- $(stat -c '%i %h' "$MNT/iso_a/memory.bin" "$MNT/lnk/memory.bin")
 	[ "$1" = "$3" ] && [ "$2" = 2 ] && [ "$4" = 2 ] ||
 		{ echo "after ln: inode $1 links $2, inode $3 links $4"; return 1; }
@@ -562,7 +595,7 @@ refusals() {
 	[ "$(ls "$MNT/base" | wc -l)" -eq 3 ] || { ls -l "$MNT/base"; return 1; }
 	# 255 bytes are fine
 	mkdir "$MNT/$max" && touch "$MNT/$max/$max" &&
-		[ -f "$MNT/$max/$max" ] && rm -r "$MNT/$max" || return 1
+		[ -f "$MNT/$max/$max" ] && rm -r "${MNT:?}/$max" || return 1
 	run rmdir "$MNT/base"
 	failed_saying 'Directory not empty' && answers || return 1
 	run ln -s memory.bin "$MNT/base/link"
@@ -595,7 +628,7 @@ kill9_keeps_synced_data() {
 	h=$(hash_of "$work/k.data")
 	dd if="$work/k.data" of="$MNT/k/data" bs=$MIB conv=fsync 2>"$work/dd.err" ||
 		{ cat "$work/dd.err"; return 1; }
-	kill -KILL "$pid" || return 1
+	ours "$pid" && kill -KILL "$pid" || return 1
 	wait_exit "$pid" 10 || return 1
 	[ "$rc" -eq 137 ] || { echo "kill -9: status $rc"; return 1; }
 	fusermount3 -u "$MNT" || { echo "fusermount3 -u of the dead mount failed"; return 1; }
@@ -743,7 +776,7 @@ corrupt_chunk() {
 stop_by() {
 	ensure_mounted || return 1
 	cp -r "$MNT/base" "$MNT/sig$1" || return 1
-	kill -"$1" "$pid" || return 1
+	ours "$pid" && kill -"$1" "$pid" || return 1
 	exits_clean || return 1
 	mount_fs || return 1
 	same_files "$work/src" "$MNT/sig$1" && rm -r "$MNT/sig$1"
@@ -785,7 +818,7 @@ second_writer_refused() {
 	ensure_mounted || return 1
 	mkdir -p "$MNT2" || return 1
 	spawn "$MNT2"
-	wait_exit "$lastpid" 10 || { kill -TERM "$lastpid"; return 1; }
+	wait_exit "$lastpid" 10 || { ours "$lastpid" && kill -TERM "$lastpid"; return 1; }
 	if [ "$rc" -eq 0 ] || is_mounted "$MNT2"; then
 		echo "a second snapfs on the store: status $rc, mounted: $(is_mounted "$MNT2" && echo yes || echo no)"
 		return 1
