@@ -70,6 +70,10 @@ struct snap_image {
 
 static int image_move_up(struct image *im, unsigned flags,
 			 struct snap_err *err);
+static int image_flatten_locked(struct image *im, struct snap_err *err);
+
+/* A chain deeper than this is flattened before it is frozen again. */
+#define CHAIN_FLATTEN	64
 
 static inline bool bit_get(const uint8_t *b, uint64_t i)
 {
@@ -802,12 +806,12 @@ void image_close_all(struct snap_store *s)
 }
 
 /*
- * The current bytes of chunk i into ch->data, with im->lock held on entry
- * and on return (dropped while loading). Returns 0, or a negative errno
- * with im->lock held.
+ * Bytes [in, in + n) of chunk i's current content into out, with im->lock
+ * held on entry and on return (dropped while loading). Returns 0, or a
+ * negative errno with im->lock held.
  */
 static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
-			     struct snap_err *err)
+			     size_t in, size_t n, struct snap_err *err)
 {
 	struct snap_store *s = im->s;
 	uint8_t key[SNAP_KEY_LEN];
@@ -816,11 +820,11 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 	int ret;
 
 	if (i >= chunks_for(s, im->size)) {
-		memset(out, 0, s->chunk_size);
+		memset(out, 0, n);
 		return 0;
 	}
 	if (im->dirty[i]) {
-		memcpy(out, im->dirty[i]->data, s->chunk_size);
+		memcpy(out, im->dirty[i]->data + in, n);
 		return 0;
 	}
 	memcpy(key, im->map[i], SNAP_KEY_LEN);
@@ -829,7 +833,7 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 		im->nseen++;
 	}
 	if (key_is_zero(key)) {
-		memset(out, 0, s->chunk_size);
+		memset(out, 0, n);
 		return 0;
 	}
 	pthread_mutex_unlock(&im->lock);
@@ -851,7 +855,7 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 		}
 	}
 	if (ch)
-		memcpy(out, ch->data, s->chunk_size);
+		memcpy(out, ch->data + in, n);
 	chunk_put(s->cache, ch);
 	pthread_mutex_lock(&im->lock);
 	if (ret) {
@@ -867,7 +871,7 @@ ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
 {
 	struct image *im = h->im;
 	struct snap_store *s = im->s;
-	uint8_t *tmp = NULL, *p = buf;
+	uint8_t *p = buf;
 	size_t done = 0;
 	int ret = 0;
 
@@ -882,31 +886,13 @@ ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
 			n = len - done;
 		if (n > im->size - pos)
 			n = (size_t)(im->size - pos);
-		if (im->dirty[i]) {
-			memcpy(p + done, im->dirty[i]->data + in, n);
-			done += n;
-			continue;
-		}
-		/* Whole chunks go straight into the caller's buffer. */
-		if (in == 0 && n == s->chunk_size) {
-			ret = chunk_read_locked(im, i, p + done, err);
-		} else {
-			if (!tmp && !(tmp = malloc(s->chunk_size))) {
-				ret = snap_err_set(err, -ENOMEM,
-						   "out of memory");
-				break;
-			}
-			ret = chunk_read_locked(im, i, tmp, err);
-			if (!ret)
-				memcpy(p + done, tmp + in, n);
-		}
+		ret = chunk_read_locked(im, i, p + done, in, n, err);
 		if (ret)
 			break;
 		done += n;
 	}
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);
-	free(tmp);
 	return ret ? ret : (ssize_t)done;
 }
 
@@ -932,7 +918,8 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 		 * changed meanwhile. */
 		do {
 			memcpy(key, im->map[i], SNAP_KEY_LEN);
-			ret = chunk_read_locked(im, i, ch->data, err);
+			ret = chunk_read_locked(im, i, ch->data, 0,
+						s->chunk_size, err);
 			if (ret) {
 				chunk_put(s->cache, ch);
 				return ret;
@@ -1193,6 +1180,10 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 	int ret;
 
 	ret = image_commit(im, true, err);
+	/* Each freeze after writes adds a delta to every later chain:
+	 * bound them (a flatten costs the map, not the data). */
+	if (!ret && im->depth > CHAIN_FLATTEN)
+		ret = image_flatten_locked(im, err);
 	if (ret)
 		return ret;
 	if (im->head_has_parent && im->ndirty == 0 &&
@@ -1275,34 +1266,28 @@ out:
 	return ret;
 }
 
-int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
-		       struct snap_err *err)
+/*
+ * Under im->lock: write im's resolved map as one parentless delta and
+ * move im onto it (durably: its old head may be shared by nothing else,
+ * but its parents are still others').
+ */
+static int image_flatten_locked(struct image *im, struct snap_err *err)
 {
-	struct image *im;
+	struct snap_store *s = im->s;
+	uint8_t *nonzero, *buf = NULL;
 	struct image_info ii;
-	uint8_t *nonzero = NULL, *buf = NULL;
-	char path[4096];
 	uint64_t n, count = 0;
+	char path[4096];
 	size_t len;
 	int ret;
 
-	ret = store_writable(s, err);
-	if (ret)
-		return ret;
-	pthread_rwlock_rdlock(&s->gc_lock);
-	ret = image_get(s, id, &im, err);
-	if (ret)
-		goto out;
-	pthread_mutex_lock(&im->lock);
 	ret = image_commit(im, true, err);
 	if (ret)
-		goto unlock;
+		return ret;
 	n = chunks_for(s, im->size);
 	nonzero = calloc(1, (size_t)(im->nmap / 8 + 1));
-	if (!nonzero) {
-		ret = snap_err_set(err, -ENOMEM, "out of memory");
-		goto unlock;
-	}
+	if (!nonzero)
+		return snap_err_set(err, -ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < n; i++)
 		if (!key_is_zero(im->map[i])) {
 			bit_set(nonzero, i);
@@ -1311,12 +1296,12 @@ int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	ii = im->info;
 	if (store_new_id(ii.head)) {
 		ret = snap_err_set(err, -errno, "getrandom: %m");
-		goto unlock;
+		goto out;
 	}
 	ret = frame_of(im, nonzero, count, NULL, &buf, &len);
 	if (ret) {
 		ret = snap_err_set(err, ret, "out of memory");
-		goto unlock;
+		goto out;
 	}
 	store_id_path(s, "deltas", ii.head, path, sizeof(path));
 	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
@@ -1324,7 +1309,7 @@ int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	if (!ret)
 		ret = info_write(s, &ii, false, FRAME_DURABLE, err);
 	if (ret)
-		goto unlock;
+		goto out;
 	memcpy(im->info.head, ii.head, SNAP_ID_LEN);
 	if (im->jfd >= 0)
 		close(im->jfd);
@@ -1335,13 +1320,30 @@ int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 		memcpy(im->own, nonzero, (size_t)(im->nmap / 8));
 	im->head_has_parent = false;
 	im->depth = 1;
-unlock:
-	pthread_mutex_unlock(&im->lock);
-	image_put(im);
 out:
-	pthread_rwlock_unlock(&s->gc_lock);
 	free(nonzero);
 	free(buf);
+	return ret;
+}
+
+int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+		       struct snap_err *err)
+{
+	struct image *im;
+	int ret;
+
+	ret = store_writable(s, err);
+	if (ret)
+		return ret;
+	pthread_rwlock_rdlock(&s->gc_lock);
+	ret = image_get(s, id, &im, err);
+	if (!ret) {
+		pthread_mutex_lock(&im->lock);
+		ret = image_flatten_locked(im, err);
+		pthread_mutex_unlock(&im->lock);
+		image_put(im);
+	}
+	pthread_rwlock_unlock(&s->gc_lock);
 	return ret;
 }
 

@@ -882,6 +882,56 @@ static void test_clone_isolation(void **state)
 
 #define LEVELS 4
 
+/*
+ * A source written and cloned again and again: every chain stays short
+ * (the source is flattened when it gets deep), every clone reads what the
+ * source held when it was made, and all of it reopens.
+ */
+static void test_chain_bound(void **state)
+{
+	struct fx *f = *state;
+	enum { ROUNDS = 150 };
+	uint8_t src[SNAP_ID_LEN], id[SNAP_ID_LEN], first[SNAP_ID_LEN];
+	struct model m = { 0 }, m0 = { 0 };
+	struct snap_image *img, *c;
+	struct snap_image_stat st;
+	unsigned deepest = 0;
+
+	img = fx_new(f, "s/src", 4 * CHUNK, src);
+	model_truncate(&m, 4 * CHUNK);
+	for (int r = 0; r < ROUNDS; r++) {
+		img_fill(f, img, &m, 100, (uint64_t)(r % 4) * CHUNK + r, r);
+		CHECK(f, snap_image_clone(f->s, src, id, &f->err));
+		if (r == 0) {
+			memcpy(first, id, SNAP_ID_LEN);
+			model_copy(&m0, &m);
+		}
+		snap_image_stat(img, &st);
+		if (st.depth > deepest)
+			deepest = st.depth;
+	}
+	if (deepest > 66)
+		fail_msg("the source's chain reached %u deltas", deepest);
+	CHECK(f, snap_store_link(f->s, "s/last", id, &f->err));
+	CHECK(f, snap_store_link(f->s, "s/first", first, &f->err));
+	c = fx_open_id(f, id, 0);
+	snap_image_stat(c, &st);
+	if (st.depth > 67)
+		fail_msg("the last clone's chain: %u deltas", st.depth);
+	expect_content(f, c, &m, "the last clone");
+	fx_close_img(f, c);
+	fx_close_img(f, img);
+	fx_reopen(f);
+	c = fx_open_id(f, first, 0);
+	expect_content(f, c, &m0, "the first clone, reopened");
+	fx_close_img(f, c);
+	img = fx_open_id(f, src, 0);
+	expect_content(f, img, &m, "the source, reopened");
+	fx_close_img(f, img);
+	model_free(&m);
+	model_free(&m0);
+}
+
 static void test_chain_flatten(void **state)
 {
 	struct fx *f = *state;
@@ -2369,6 +2419,7 @@ int main(void)
 		BOTH(test_zero_and_dup_chunks),
 		BOTH(test_clone_isolation),
 		BOTH(test_chain_flatten),
+		BOTH(test_chain_bound),
 		BOTH(test_names),
 		BOTH(test_corrupt_chunk),
 		ON_DIR_ONLY(test_corrupt_meta),
