@@ -46,7 +46,7 @@
 #define SNAP_ID_LEN		16
 #define SNAP_CHUNK_MIN		(4u << 10)
 #define SNAP_CHUNK_MAX		(4u << 20)
-#define SNAP_CHUNK_DEFAULT	(256u << 10)
+#define SNAP_CHUNK_DEFAULT	(64u << 10)	/* docs/store-chunks.md */
 #define SNAP_STORE_NAME_MAX	255
 
 struct snap_store;

@@ -4,7 +4,7 @@
  * deltas, written copy-on-write into the head delta.
  *
  * An open image keeps its whole resolved map in memory (32 bytes a chunk:
- * 2 MiB for 16 GiB in 256 KiB chunks), so a read costs one lookup however
+ * 8 MiB for 16 GiB in 64 KiB chunks), so a read costs one lookup however
  * deep the chain. Writes go to per-chunk buffers (dirty[]); a flush stores
  * them as chunks and updates the map; a sync appends the changed entries
  * to the head delta's journal as one frame, after the backend made the

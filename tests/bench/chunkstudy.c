@@ -773,6 +773,9 @@ static void load(const struct store *st, uint32_t u, ZSTD_DCtx *dc,
 		fail("a chunk does not match its key", st->chunk);
 }
 
+/* What the reads copied out goes here, so that no copy is optimised away. */
+static volatile uint8_t read_sink;
+
 /*
  * Serve o->samples reads of len bytes at random len-aligned offsets that
  * touch at least one non-zero chunk: every chunk under the read is loaded
@@ -786,7 +789,6 @@ static struct lat reads(const struct store *st, size_t len,
 	double *t = xmalloc(o->samples * sizeof(*t));
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	ZSTD_DCtx *dc = ZSTD_createDCtx();
-	volatile uint8_t sink = 0;
 	struct lat l;
 
 	if (!md || !dc)
@@ -818,7 +820,7 @@ static struct lat reads(const struct store *st, size_t len,
 			pos += n;
 		}
 		t[i] = now() - t0;
-		sink ^= out[i % len];
+		read_sink ^= out[i % len];
 	}
 	qsort(t, o->samples, sizeof(*t), cmp_double);
 	l.med = t[o->samples / 2] * 1e6;
@@ -1308,8 +1310,8 @@ int main(int argc, char **argv)
 			dirty[pat][k] = dirty_set(im.pages, pat, k, o.seed,
 						  &ndirty[pat][k]);
 	print_image(&im, &o);
-	fprintf(stderr, "chunkstudy: image built in %.1f s\n", now() - t0);
 	fflush(stdout);
+	fprintf(stderr, "chunkstudy: image built in %.1f s\n", now() - t0);
 
 	for (size_t i = 0; i < NSIZES; i++) {
 		double t1 = now();

@@ -168,7 +168,7 @@ no_leftovers() {
 init_makes_empty_store() {
 	run_snapctl store init "$STORE"
 	status_is 0 || return 1
-	out_has "^$STORE: empty store, 256 KiB chunks\$" || return 1
+	out_has "^$STORE: empty store, 64 KiB chunks\$" || return 1
 	run_snapctl store ls "$STORE"
 	status_is 0 || return 1
 	out_empty || return 1
