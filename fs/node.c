@@ -52,6 +52,8 @@ static void node_free(struct node *n)
 
 void fs_destroy(struct fs *fs)
 {
+	struct snap_err err;
+
 	if (!fs)
 		return;
 	for (size_t b = 0; b < fs->nbuckets; b++) {
@@ -59,6 +61,12 @@ void fs_destroy(struct fs *fs)
 
 		for (; n; n = next) {
 			next = n->next;
+			/* An unmount leaves everything written durable, as a
+			 * local filesystem's does. */
+			if (n->img && !fs->rdonly &&
+			    snap_image_sync(n->img, &err))
+				fprintf(stderr, "%s: %s\n", SNAPFS_NAME,
+					err.msg);
 			node_free(n);
 		}
 	}
