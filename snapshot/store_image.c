@@ -5,8 +5,9 @@
  *
  * An open image keeps its whole resolved map in memory (32 bytes a chunk:
  * 8 MiB for 16 GiB in 64 KiB chunks), so a read costs one lookup however
- * deep the chain. Writes go to per-chunk buffers (dirty[]); a flush stores
- * them as chunks and updates the map; a sync appends the changed entries
+ * deep the chain. A whole chunk written is stored at once; partial writes
+ * go to per-chunk buffers (dirty[]), which a flush stores as chunks; the
+ * map takes each new key. A sync appends the changed entries
  * to the head delta's journal as one frame, after the backend made the
  * chunks durable, and fsyncs it. A journal much larger than the entries it
  * holds is rewritten as one frame.
