@@ -137,6 +137,24 @@ static void entry_of(struct fs *fs, struct node *n,
 	e->entry_timeout = SNAPFS_TIMEOUT;
 }
 
+/*
+ * n's lookup count went up: fill e (when given) for the reply, and undo
+ * the lookup when its attributes cannot be had.
+ */
+static int entry_fill(struct fs *fs, struct node *n, struct fuse_entry_param *e)
+{
+	int ret;
+
+	if (!e)
+		return 0;
+	memset(e, 0, sizeof(*e));
+	entry_of(fs, n, e);
+	ret = fs_getattr(fs, n, &e->attr);
+	if (ret)
+		fs_forget(fs, e->ino, 1);
+	return ret;
+}
+
 int fs_get_snap(struct fs *fs, const char *name, struct fuse_entry_param *e)
 {
 	struct snap_err err;
@@ -162,14 +180,7 @@ int fs_get_snap(struct fs *fs, const char *name, struct fuse_entry_param *e)
 	snprintf(n->dir, sizeof(n->dir), "%s", name);
 	n->nlookup++;
 	pthread_mutex_unlock(&fs->lock);
-	if (e) {
-		memset(e, 0, sizeof(*e));
-		entry_of(fs, n, e);
-		ret = fs_getattr(fs, n, &e->attr);
-		if (ret)
-			fs_forget(fs, e->ino, 1);
-	}
-	return ret;
+	return entry_fill(fs, n, e);
 }
 
 int fs_get_file(struct fs *fs, const char *dir, const uint8_t id[SNAP_ID_LEN],
@@ -215,15 +226,7 @@ found:
 	snprintf(n->dir, sizeof(n->dir), "%s", dir);
 	n->nlookup++;
 	pthread_mutex_unlock(&fs->lock);
-	ret = 0;
-	if (e) {
-		memset(e, 0, sizeof(*e));
-		entry_of(fs, n, e);
-		ret = fs_getattr(fs, n, &e->attr);
-		if (ret)
-			fs_forget(fs, e->ino, 1);
-	}
-	return ret;
+	return entry_fill(fs, n, e);
 }
 
 void fs_forget(struct fs *fs, fuse_ino_t ino, uint64_t count)

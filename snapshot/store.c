@@ -56,6 +56,15 @@ void store_id_path(const struct snap_store *s, const char *sub,
 	snprintf(buf, size, "%s/%s/%s", s->dir, sub, hex);
 }
 
+void store_ref_path(const struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+		    char *buf, size_t size)
+{
+	char hex[2 * SNAP_ID_LEN + 1];
+
+	snap_id_hex(id, hex);
+	snprintf(buf, size, "%s/images/%s.ref", s->dir, hex);
+}
+
 int store_new_id(uint8_t id[SNAP_ID_LEN])
 {
 	return getrandom(id, SNAP_ID_LEN, 0) == SNAP_ID_LEN ? 0 : -errno;
@@ -294,36 +303,38 @@ static int writable(const struct snap_store *s, const char *what,
 }
 
 
-int snap_store_mkdir(struct snap_store *s, const char *name,
-		     struct snap_err *err)
+/* Check that s is writable and name a name of depth, then op it. */
+static int change_name(struct snap_store *s, const char *name, int depth,
+		       int (*op)(const char *path), struct snap_err *err)
 {
 	char p[4096];
 	int ret;
 
 	ret = writable(s, name, err);
 	if (!ret)
-		ret = name_path(s, name, 1, p, sizeof(p), NULL, err);
+		ret = name_path(s, name, depth, p, sizeof(p), NULL, err);
 	if (ret)
 		return ret;
-	if (mkdir(p, 0755))
+	if (op(p))
 		return snap_err_set(err, -errno, "%s: %m", name);
 	return 0;
+}
+
+static int mkdir_dir(const char *path)
+{
+	return mkdir(path, 0755);
+}
+
+int snap_store_mkdir(struct snap_store *s, const char *name,
+		     struct snap_err *err)
+{
+	return change_name(s, name, 1, mkdir_dir, err);
 }
 
 int snap_store_rmdir(struct snap_store *s, const char *name,
 		     struct snap_err *err)
 {
-	char p[4096];
-	int ret;
-
-	ret = writable(s, name, err);
-	if (!ret)
-		ret = name_path(s, name, 1, p, sizeof(p), NULL, err);
-	if (ret)
-		return ret;
-	if (rmdir(p))
-		return snap_err_set(err, -errno, "%s: %m", name);
-	return 0;
+	return change_name(s, name, 1, rmdir, err);
 }
 
 int snap_store_link(struct snap_store *s, const char *path,
@@ -337,8 +348,7 @@ int snap_store_link(struct snap_store *s, const char *path,
 		ret = name_path(s, path, 2, p, sizeof(p), NULL, err);
 	if (ret)
 		return ret;
-	store_id_path(s, "images", id, ref, sizeof(ref) - 4);
-	strcat(ref, ".ref");
+	store_ref_path(s, id, ref, sizeof(ref));
 	if (link(ref, p)) {
 		char hex[2 * SNAP_ID_LEN + 1];
 
@@ -364,17 +374,7 @@ int snap_store_hardlink(struct snap_store *s, const char *from,
 int snap_store_unlink(struct snap_store *s, const char *path,
 		      struct snap_err *err)
 {
-	char p[4096];
-	int ret;
-
-	ret = writable(s, path, err);
-	if (!ret)
-		ret = name_path(s, path, 2, p, sizeof(p), NULL, err);
-	if (ret)
-		return ret;
-	if (unlink(p))
-		return snap_err_set(err, -errno, "%s: %m", path);
-	return 0;
+	return change_name(s, path, 2, unlink, err);
 }
 
 int snap_store_lookup(struct snap_store *s, const char *path,
@@ -477,8 +477,7 @@ int snap_store_nlink(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	struct stat st;
 	char ref[4096];
 
-	store_id_path(s, "images", id, ref, sizeof(ref) - 4);
-	strcat(ref, ".ref");
+	store_ref_path(s, id, ref, sizeof(ref));
 	if (stat(ref, &st))
 		return snap_err_set(err, -errno, "%s: %m", ref);
 	*nlink = st.st_nlink > 1 ? (unsigned)st.st_nlink - 1 : 0;

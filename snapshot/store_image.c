@@ -547,10 +547,10 @@ static int meta_sync(struct image *im, struct snap_err *err)
 	ret = frame_fsync_file(path);
 	if (!ret)
 		ret = frame_fsync_dir(path);
-	store_id_path(s, "images", im->info.id, path, sizeof(path) - 4);
+	store_id_path(s, "images", im->info.id, path, sizeof(path));
 	if (!ret)
 		ret = frame_fsync_file(path);
-	strcat(path, ".ref");
+	store_ref_path(s, im->info.id, path, sizeof(path));
 	if (!ret)
 		ret = frame_fsync_file(path);
 	if (!ret)
@@ -670,11 +670,11 @@ static int info_write(struct snap_store *s, const struct image_info *ii,
 	char path[4096];
 	int ret;
 
-	store_id_path(s, "images", ii->id, path, sizeof(path) - 4);
+	store_id_path(s, "images", ii->id, path, sizeof(path));
 	ret = meta_image_write(path, ii, flags, err);
 	if (ret || !ref)
 		return ret;
-	strcat(path, ".ref");
+	store_ref_path(s, ii->id, path, sizeof(path));
 	return meta_ref_write(path, ii->id, flags, err);
 }
 
@@ -1126,6 +1126,27 @@ void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 }
 
 /*
+ * Under im->lock: im now writes into head, a delta file of jbytes bytes
+ * holding jentries entries, whose parent is parent (NULL: none).
+ */
+static void head_moved(struct image *im, const uint8_t head[SNAP_ID_LEN],
+		       const uint8_t *parent, uint64_t jbytes,
+		       uint64_t jentries)
+{
+	im->head_has_parent = parent != NULL;
+	if (parent)
+		memcpy(im->head_parent, parent, SNAP_ID_LEN);
+	memcpy(im->info.head, head, SNAP_ID_LEN);
+	if (im->jfd >= 0)
+		close(im->jfd);
+	im->jfd = -1;
+	im->jbytes = jbytes;
+	im->jentries = jentries;
+	im->unsynced = false;
+	im->head_frozen = false;
+}
+
+/*
  * Under im->lock (or before im is shared): move im onto a new, empty
  * delta above its head. flags: FRAME_DURABLE, or the new files become
  * durable with the image's next sync.
@@ -1146,18 +1167,9 @@ static int image_move_up(struct image *im, unsigned flags,
 		ret = info_write(s, &ii, false, flags, err);
 	if (ret)
 		return ret;
-	memcpy(im->head_parent, im->info.head, SNAP_ID_LEN);
-	im->head_has_parent = true;
-	memcpy(im->info.head, ii.head, SNAP_ID_LEN);
-	if (im->jfd >= 0)
-		close(im->jfd);
-	im->jfd = -1;
-	im->jbytes = flen;
-	im->jentries = 0;
-	im->unsynced = false;
+	head_moved(im, ii.head, im->info.head, flen, 0);
 	bits_clear(im->own, im->nmap);
 	im->depth++;
-	im->head_frozen = false;
 	if (!(flags & FRAME_DURABLE))
 		im->meta_fresh = true;
 	return 0;
@@ -1311,15 +1323,9 @@ static int image_flatten_locked(struct image *im, struct snap_err *err)
 		ret = info_write(s, &ii, false, FRAME_DURABLE, err);
 	if (ret)
 		goto out;
-	memcpy(im->info.head, ii.head, SNAP_ID_LEN);
-	if (im->jfd >= 0)
-		close(im->jfd);
-	im->jfd = -1;
-	im->jbytes = len;
-	im->jentries = count;
+	head_moved(im, ii.head, NULL, len, count);
 	if (im->nmap)
 		memcpy(im->own, nonzero, (size_t)(im->nmap / 8));
-	im->head_has_parent = false;
 	im->depth = 1;
 out:
 	free(nonzero);
@@ -1406,20 +1412,12 @@ static int image_adopt(struct image *im, struct image *d,
 	if (ret)
 		return ret;
 	d->meta_fresh = true;
-	memcpy(d->info.head, di.head, SNAP_ID_LEN);
-	if (d->jfd >= 0)
-		close(d->jfd);
-	d->jfd = -1;
-	d->jbytes = flen;
-	d->jentries = 0;
-	d->unsynced = false;
+	head_moved(d, di.head, frozen, flen, 0);
 	d->meta_pending = false;
 	bits_clear(d->pending, d->nmap);
 	d->npending = 0;
 	memcpy(d->map, im->map, (size_t)chunks_for(s, im->size) * SNAP_KEY_LEN);
 	d->size = im->size;
-	d->head_has_parent = true;
-	memcpy(d->head_parent, frozen, SNAP_ID_LEN);
 	d->depth = im->depth;
 	return 0;
 }

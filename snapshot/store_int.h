@@ -170,6 +170,10 @@ struct snap_store {
 void store_id_path(const struct snap_store *s, const char *sub,
 		   const uint8_t id[SNAP_ID_LEN], char *buf, size_t size);
 
+/* "STORE/images/hex(id).ref": what every name of the image links to. */
+void store_ref_path(const struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+		    char *buf, size_t size);
+
 int store_new_id(uint8_t id[SNAP_ID_LEN]);
 uint64_t store_now_ns(void);
 

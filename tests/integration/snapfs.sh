@@ -814,23 +814,43 @@ gc_refused_while_mounted() {
 	answers && same_files "$work/src" "$MNT/base"
 }
 
-second_writer_refused() {
-	ensure_mounted || return 1
+# A snapfs of $STORE at $MNT2 with options "$@" must exit non-zero
+# without mounting, saying one line "snapfs: ..." that matches PATTERN.
+start_refused() {
+	pat=$1
+	shift
 	mkdir -p "$MNT2" || return 1
-	spawn "$MNT2"
+	spawn "$MNT2" "$@"
 	wait_exit "$lastpid" 10 || { ours "$lastpid" && kill -TERM "$lastpid"; return 1; }
 	if [ "$rc" -eq 0 ] || is_mounted "$MNT2"; then
-		echo "a second snapfs on the store: status $rc, mounted: $(is_mounted "$MNT2" && echo yes || echo no)"
+		echo "snapfs $*: status $rc, mounted: $(is_mounted "$MNT2" && echo yes || echo no)"
 		return 1
 	fi
 	lines=$(wc -l <"$lasterr")
-	if [ "$lines" -ne 1 ] || ! grep -q '^snapfs: ' "$lasterr"; then
-		echo "a second snapfs said (status $rc), expected one line:"
+	if [ "$lines" -ne 1 ] || ! grep -Eq "^snapfs: .*($pat)" "$lasterr"; then
+		echo "snapfs $* said (status $rc), expected one line matching '$pat':"
 		cat "$lasterr"
 		return 1
 	fi
-	note "a second snapfs: $(cat "$lasterr")"
-	answers
+	note "snapfs $*: $(cat "$lasterr")"
+}
+
+second_writer_refused() {
+	ensure_mounted || return 1
+	start_refused 'open for writing by another process' && answers
+}
+
+# A directory that is not a store, and a cache size that is not a size.
+bad_starts() {
+	start_refused 'cache_size=lots: not a size' -o cache_size=lots ||
+		return 1
+	real_store=$STORE
+	STORE=$work/not-a-store
+	mkdir -p "$STORE"
+	start_refused 'not a store'
+	r=$?
+	STORE=$real_store
+	return $r
 }
 
 all_clean() {
@@ -868,6 +888,7 @@ stop_by_fusermount	fusermount3 -u: the daemon exits 0
 read_only		-o ro: reads work, writes fail with EROFS
 gc_refused_while_mounted	snapctl store gc refuses a store snapfs has open
 second_writer_refused	a second read-write snapfs on the store fails with one line
+bad_starts		a directory that is not a store, a bad cache_size: one line each, no mount
 all_clean		after everything: store verify and gc clean, no sanitizer report
 "
 
