@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Clones and what they rest on: freeze, move up, flatten; and a copy of
+ * a range that shares whole chunks (or adopts a whole image) instead of
+ * copying bytes.
+ *
+ * A clone freezes the source's head: the source and the clone each get a
+ * new, empty delta whose parent is that head. Only head deltas are ever
+ * written, so a delta with children never changes.
+ */
+#include "store_image.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frame.h"
+
+static int image_flatten_locked(struct image *im, struct snap_err *err);
+
+/* A chain deeper than this is flattened before it is frozen again. */
+#define CHAIN_FLATTEN	64
+
+/*
+ * Under im->lock (or before im is shared): move im onto a new, empty
+ * delta above its head. flags: FRAME_DURABLE, or the new files become
+ * durable with the image's next sync.
+ */
+int image_move_up(struct image *im, unsigned flags, struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	struct image_info ii = im->info;
+	size_t flen;
+	int ret;
+
+	if (store_new_id(ii.head))
+		return snap_err_set(err, -errno, "getrandom: %m");
+	ret = delta_create(s, ii.head, im->info.head, im->size, im->mtime_ns,
+			   flags, &flen, err);
+	if (!ret)
+		ret = image_info_write(s, &ii, false, flags, err);
+	if (ret)
+		return ret;
+	head_moved(im, ii.head, im->info.head, flen, 0);
+	bits_clear(im->own, im->nmap);
+	im->depth++;
+	if (!(flags & FRAME_DURABLE))
+		im->meta_fresh = true;
+	return 0;
+}
+
+/*
+ * Under im->lock: freeze im's content into a delta others may share
+ * (*frozen) and move im above it. Everything written so far goes into
+ * the head first. The head is marked frozen, durably, before anything
+ * can share it: should a crash lose im's move, the image finds its head
+ * frozen when opened and moves then, so a shared delta is never written.
+ * A head with nothing of its own adds nothing: its parent is shared.
+ */
+static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
+			struct snap_err *err)
+{
+	struct delta_frame f = { .frozen = true };
+	char label[64];
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	ret = image_commit(im, true, err);
+	/* Each freeze after writes adds a delta to every later chain:
+	 * bound them (a flatten costs the map, not the data). */
+	if (!ret && im->depth > CHAIN_FLATTEN)
+		ret = image_flatten_locked(im, err);
+	if (ret)
+		return ret;
+	if (im->head_has_parent && im->ndirty == 0 &&
+	    count_bits(im->own, im->nmap) == 0) {
+		memcpy(frozen, im->head_parent, SNAP_ID_LEN);
+		return 0;
+	}
+	f.size = im->size;
+	f.mtime_ns = im->mtime_ns;
+	ret = journal_open(im, err);
+	if (ret)
+		return ret;
+	ret = meta_delta_encode(&f, &buf, &len);
+	if (ret)
+		return snap_err_set(err, ret, "out of memory");
+	if (write(im->jfd, buf, len) != (ssize_t)len || fsync(im->jfd)) {
+		ret = errno ? -errno : -ENOSPC;
+		if (ftruncate(im->jfd, (off_t)im->jbytes))
+			ret = -errno;
+		free(buf);
+		image_label(im, label, sizeof(label));
+		return snap_err_set(err, ret, "%s: journal: %s", label,
+				    strerror(-ret));
+	}
+	free(buf);
+	im->jbytes += len;
+	memcpy(frozen, im->info.head, SNAP_ID_LEN);
+	return image_move_up(im, 0, err);
+}
+
+int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
+		     uint8_t id[SNAP_ID_LEN], struct snap_err *err)
+{
+	struct image_info ci = { .created_ns = store_now_ns() };
+	uint8_t frozen[SNAP_ID_LEN];
+	struct image *im;
+	char label[80];
+	int ret;
+
+	ret = store_writable(s, err);
+	if (ret)
+		return ret;
+	if (store_new_id(ci.id) || store_new_id(ci.head))
+		return snap_err_set(err, -errno, "getrandom: %m");
+	pthread_rwlock_rdlock(&s->gc_lock);
+	ret = image_get(s, src, &im, err);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&im->lock);
+	ret = image_freeze(im, frozen, err);
+	if (!ret)
+		ret = delta_create(s, ci.head, frozen, im->size, im->mtime_ns,
+				   FRAME_DURABLE, NULL, err);
+	if (!ret)
+		ret = image_info_write(s, &ci, true, FRAME_DURABLE, err);
+	if (ret) {
+		image_label(im, label, sizeof(label));
+		snap_err_prefix(err, ret, "clone of %s", label);
+	} else {
+		memcpy(id, ci.id, SNAP_ID_LEN);
+	}
+	pthread_mutex_unlock(&im->lock);
+	image_put(im);
+out:
+	pthread_rwlock_unlock(&s->gc_lock);
+	return ret;
+}
+
+/*
+ * Under im->lock: write im's resolved map as one parentless delta and
+ * move im onto it (durably: its old head may be shared by nothing else,
+ * but its parents are still others').
+ */
+static int image_flatten_locked(struct image *im, struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	uint8_t *nonzero, *buf = NULL;
+	struct image_info ii;
+	uint64_t n, count = 0;
+	char path[4096];
+	size_t len;
+	int ret;
+
+	ret = image_commit(im, true, err);
+	if (ret)
+		return ret;
+	n = chunks_for(s, im->size);
+	nonzero = calloc(1, (size_t)(im->nmap / 8 + 1));
+	if (!nonzero)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < n; i++)
+		if (!key_is_zero(im->map[i])) {
+			bit_set(nonzero, i);
+			count++;
+		}
+	ii = im->info;
+	if (store_new_id(ii.head)) {
+		ret = snap_err_set(err, -errno, "getrandom: %m");
+		goto out;
+	}
+	ret = journal_frame(im, nonzero, count, NULL, &buf, &len);
+	if (ret) {
+		ret = snap_err_set(err, ret, "out of memory");
+		goto out;
+	}
+	store_id_path(s, "deltas", ii.head, path, sizeof(path));
+	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
+			    FRAME_NOREPLACE | FRAME_DURABLE, err);
+	if (!ret)
+		ret = image_info_write(s, &ii, false, FRAME_DURABLE, err);
+	if (ret)
+		goto out;
+	head_moved(im, ii.head, NULL, len, count);
+	if (im->nmap)
+		memcpy(im->own, nonzero, (size_t)(im->nmap / 8));
+	im->depth = 1;
+out:
+	free(nonzero);
+	free(buf);
+	return ret;
+}
+
+int snap_image_flatten(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+		       struct snap_err *err)
+{
+	struct image *im;
+	int ret;
+
+	ret = store_writable(s, err);
+	if (ret)
+		return ret;
+	pthread_rwlock_rdlock(&s->gc_lock);
+	ret = image_get(s, id, &im, err);
+	if (!ret) {
+		pthread_mutex_lock(&im->lock);
+		ret = image_flatten_locked(im, err);
+		pthread_mutex_unlock(&im->lock);
+		image_put(im);
+	}
+	pthread_rwlock_unlock(&s->gc_lock);
+	return ret;
+}
+
+/* Lock two images in a fixed order (one lock when they are the same). */
+static void lock_two(struct image *a, struct image *b)
+{
+	if (a == b) {
+		pthread_mutex_lock(&a->lock);
+	} else if (a < b) {
+		pthread_mutex_lock(&a->lock);
+		pthread_mutex_lock(&b->lock);
+	} else {
+		pthread_mutex_lock(&b->lock);
+		pthread_mutex_lock(&a->lock);
+	}
+}
+
+static void unlock_two(struct image *a, struct image *b)
+{
+	pthread_mutex_unlock(&a->lock);
+	if (a != b)
+		pthread_mutex_unlock(&b->lock);
+}
+
+/* Under both locks: does d have nothing of its own, and no size? */
+static bool image_empty(const struct image *d)
+{
+	return d->size == 0 && d->ndirty == 0 &&
+	       count_bits(d->own, d->nmap) == 0;
+}
+
+/*
+ * Under both locks: make the empty image d a clone of im, keeping d's id
+ * and names. The cp of a whole file in constant time.
+ */
+static int image_adopt(struct image *im, struct image *d,
+		       struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	struct image_info di = d->info;
+	uint8_t frozen[SNAP_ID_LEN];
+	size_t flen;
+	int ret;
+
+	ret = image_reserve(d, chunks_for(s, im->size));
+	if (ret)
+		return snap_err_set(err, ret, "%s", strerror(-ret));
+	ret = image_freeze(im, frozen, err);
+	if (ret)
+		return ret;
+	if (store_new_id(di.head))
+		return snap_err_set(err, -errno, "getrandom: %m");
+	d->mtime_ns = store_now_ns();
+	/* Durable with d's next sync, as a copied file is. */
+	ret = delta_create(s, di.head, frozen, im->size, d->mtime_ns, 0, &flen,
+			   err);
+	if (!ret)
+		ret = image_info_write(s, &di, false, 0, err);
+	if (ret)
+		return ret;
+	d->meta_fresh = true;
+	head_moved(d, di.head, frozen, flen, 0);
+	d->meta_pending = false;
+	bits_clear(d->pending, d->nmap);
+	d->npending = 0;
+	memcpy(d->map, im->map, (size_t)chunks_for(s, im->size) * SNAP_KEY_LEN);
+	d->size = im->size;
+	d->depth = im->depth;
+	return 0;
+}
+
+/*
+ * Under both locks: share whole chunks of im from ps into d at pd, as many
+ * as the range holds; *n gets the bytes shared.
+ */
+static int share_chunks(struct image *im, uint64_t ps, struct image *d,
+			uint64_t pd, size_t len, size_t *n,
+			struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	uint32_t cs = s->chunk_size;
+	uint64_t count = len / cs, i = ps / cs, j = pd / cs;
+	int ret;
+
+	if (count > (im->size - ps) / cs)
+		count = (im->size - ps) / cs;
+	*n = 0;
+	if (pd + count * cs > d->size) {
+		ret = image_set_size(d, pd + count * cs);
+		if (ret)
+			return snap_err_set(err, ret, "copy: %s",
+					    strerror(-ret));
+	}
+	for (uint64_t k = 0; k < count; k++, i++, j++) {
+		ret = image_flush_one(im, i, err);
+		if (ret)
+			return ret;
+		if (d->dirty[j]) {
+			chunk_put(s->cache, d->dirty[j]);
+			d->dirty[j] = NULL;
+			d->ndirty--;
+		}
+		if (memcmp(d->map[j], im->map[i], SNAP_KEY_LEN))
+			image_map_set(d, j, im->map[i]);
+		*n += cs;
+	}
+	d->mtime_ns = store_now_ns();
+	d->meta_pending = true;
+	return 0;
+}
+
+ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,
+			      struct snap_image *dst, uint64_t doff,
+			      size_t len, struct snap_err *err)
+{
+	struct image *im = src->im, *d = dst->im;
+	struct snap_store *s = im->s;
+	uint32_t cs = s->chunk_size;
+	uint8_t *tmp = NULL;
+	size_t done = 0, n;
+	ssize_t ret = 0;
+
+	if (!dst->write)
+		return image_not_writable(d, err);
+	while (done < len) {
+		uint64_t ps = soff + done, pd = doff + done;
+
+		pthread_rwlock_rdlock(&s->gc_lock);
+		lock_two(im, d);
+		if (ps >= im->size) {
+			n = 0;
+		} else if (im != d && ps == 0 && pd == 0 &&
+			   len >= im->size && image_empty(d)) {
+			ret = image_adopt(im, d, err);
+			n = (size_t)im->size;
+		} else if (ps % cs == 0 && pd % cs == 0 && len - done >= cs &&
+			   im->size - ps >= cs) {
+			ret = share_chunks(im, ps, d, pd, len - done, &n, err);
+		} else {
+			n = SIZE_MAX;	/* bytes to copy */
+		}
+		unlock_two(im, d);
+		pthread_rwlock_unlock(&s->gc_lock);
+		if (ret || n == 0)
+			break;
+		if (n != SIZE_MAX) {
+			done += n;
+			continue;
+		}
+		/* Unaligned: copy up to the next boundary of either side. */
+		n = cs - (size_t)(ps % cs);
+		if (n > cs - pd % cs)
+			n = cs - (size_t)(pd % cs);
+		if (n > len - done)
+			n = len - done;
+		if (!tmp && !(tmp = malloc(cs))) {
+			ret = snap_err_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		ret = snap_image_read(src, tmp, n, ps, err);
+		if (ret <= 0)
+			break;
+		ret = snap_image_write(dst, tmp, (size_t)ret, pd, err);
+		if (ret < 0)
+			break;
+		done += (size_t)ret;
+		ret = 0;
+	}
+	free(tmp);
+	return ret < 0 ? ret : (ssize_t)done;
+}

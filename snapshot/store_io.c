@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading and writing an open image.
+ *
+ * A whole chunk written is stored at once; partial writes go to
+ * per-chunk buffers (dirty[]), which a flush stores as chunks; the map
+ * takes each new key.
+ */
+#include "store_image.h"
+
+#include <errno.h>
+#include <string.h>
+
+/*
+ * Bytes [in, in + n) of chunk i's current content into out, with im->lock
+ * held on entry and on return (dropped while loading). Returns 0, or a
+ * negative errno with im->lock held.
+ */
+static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
+			     size_t in, size_t n, struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	uint8_t key[SNAP_KEY_LEN];
+	struct chunk *ch;
+	char label[64];
+	int ret;
+
+	if (i >= chunks_for(s, im->size)) {
+		memset(out, 0, n);
+		return 0;
+	}
+	if (im->dirty[i]) {
+		memcpy(out, im->dirty[i]->data + in, n);
+		return 0;
+	}
+	memcpy(key, im->map[i], SNAP_KEY_LEN);
+	if (!bit_get(im->seen, i)) {
+		bit_set(im->seen, i);
+		im->nseen++;
+	}
+	if (key_is_zero(key)) {
+		memset(out, 0, n);
+		return 0;
+	}
+	pthread_mutex_unlock(&im->lock);
+	ch = chunk_cache_get(s->cache, key);
+	ret = 0;
+	if (!ch) {
+		ch = chunk_alloc(s->cache);
+		if (!ch)
+			ret = snap_err_set(err, -ENOMEM, "out of memory");
+		else
+			ret = chunk_load(&s->backend, s->chunk_size, key,
+					 ch->data, err);
+		if (!ret) {
+			memcpy(ch->key, key, SNAP_KEY_LEN);
+			ch = chunk_cache_add(s->cache, ch);
+		} else {
+			chunk_put(s->cache, ch);
+			ch = NULL;
+		}
+	}
+	if (ch)
+		memcpy(out, ch->data + in, n);
+	chunk_put(s->cache, ch);
+	pthread_mutex_lock(&im->lock);
+	if (ret) {
+		image_label(im, label, sizeof(label));
+		snap_err_prefix(err, ret, "%s: offset %llu", label,
+				(unsigned long long)i * s->chunk_size);
+	}
+	return ret;
+}
+
+ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
+			uint64_t off, struct snap_err *err)
+{
+	struct image *im = h->im;
+	struct snap_store *s = im->s;
+	uint8_t *p = buf;
+	size_t done = 0;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&s->gc_lock);
+	pthread_mutex_lock(&im->lock);
+	while (done < len && off + done < im->size) {
+		uint64_t pos = off + done, i = pos / s->chunk_size;
+		size_t in = (size_t)(pos % s->chunk_size);
+		size_t n = s->chunk_size - in;
+
+		if (n > len - done)
+			n = len - done;
+		if (n > im->size - pos)
+			n = (size_t)(im->size - pos);
+		ret = chunk_read_locked(im, i, p + done, in, n, err);
+		if (ret)
+			break;
+		done += n;
+	}
+	pthread_mutex_unlock(&im->lock);
+	pthread_rwlock_unlock(&s->gc_lock);
+	return ret ? ret : (ssize_t)done;
+}
+
+/* ---- storing what was written -------------------------------------------- */
+
+/* Under im->lock: chunk i of the head delta is now key. */
+void image_map_set(struct image *im, uint64_t i, const uint8_t *key)
+{
+	memcpy(im->map[i], key, SNAP_KEY_LEN);
+	bit_set(im->own, i);
+	if (!bit_get(im->pending, i)) {
+		bit_set(im->pending, i);
+		im->npending++;
+	}
+}
+
+/* Under im->lock: store dirty chunk i and put its key in the map. */
+int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	struct chunk *ch = im->dirty[i];
+	char label[64];
+	bool stored;
+	int ret;
+
+	if (!ch)
+		return 0;
+	ret = chunk_store(&s->backend, s->zstd_level, s->chunk_size, ch->data,
+			  ch->key, &stored);
+	if (ret) {
+		image_label(im, label, sizeof(label));
+		return snap_err_set(err, ret, "%s: offset %llu: storing a "
+				    "chunk: %s", label,
+				    (unsigned long long)i * s->chunk_size,
+				    strerror(-ret));
+	}
+	image_map_set(im, i, ch->key);
+	im->dirty[i] = NULL;
+	im->ndirty--;
+	if (key_is_zero(ch->key))
+		chunk_put(s->cache, ch);
+	else	/* what was just written is likely read next */
+		chunk_put(s->cache, chunk_cache_add(s->cache, ch));
+	return 0;
+}
+
+/* Under im->lock: store every dirty chunk. */
+int image_flush(struct image *im, struct snap_err *err)
+{
+	int ret = 0;
+
+	for (uint64_t i = 0; i < im->nmap && im->ndirty && !ret; i++)
+		ret = image_flush_one(im, i, err);
+	return ret;
+}
+
+/* Under im->lock: a dirty buffer for chunk i holding its current bytes. */
+static int dirty_get(struct image *im, uint64_t i, bool whole,
+		     struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	struct chunk *ch;
+	int ret;
+
+	if (im->dirty[i])
+		return 0;
+	ch = chunk_alloc(s->cache);
+	if (!ch)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	if (whole) {
+		/* about to be overwritten entirely */
+	} else {
+		uint8_t key[SNAP_KEY_LEN];
+
+		/* The lock drops while loading: start again if the chunk
+		 * changed meanwhile. */
+		do {
+			memcpy(key, im->map[i], SNAP_KEY_LEN);
+			ret = chunk_read_locked(im, i, ch->data, 0,
+						s->chunk_size, err);
+			if (ret) {
+				chunk_put(s->cache, ch);
+				return ret;
+			}
+			if (im->dirty[i]) {
+				chunk_put(s->cache, ch);
+				return 0;
+			}
+		} while (memcmp(key, im->map[i], SNAP_KEY_LEN));
+	}
+	im->dirty[i] = ch;
+	im->ndirty++;
+	return 0;
+}
+
+/* Under im->lock: set the size (the arrays follow). */
+int image_set_size(struct image *im, uint64_t size)
+{
+	int ret = image_reserve(im, chunks_for(im->s, size));
+
+	if (!ret) {
+		im->size = size;
+		im->meta_pending = true;
+	}
+	return ret;
+}
+
+/* Under im->lock: chunk i is now data (a whole chunk), stored at once. */
+static int store_whole(struct image *im, uint64_t i, const uint8_t *data,
+		       struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	uint8_t key[SNAP_KEY_LEN];
+	char label[64];
+	bool stored;
+	int ret;
+
+	if (im->dirty[i]) {
+		chunk_put(s->cache, im->dirty[i]);
+		im->dirty[i] = NULL;
+		im->ndirty--;
+	}
+	ret = chunk_store(&s->backend, s->zstd_level, s->chunk_size, data, key,
+			  &stored);
+	if (ret) {
+		image_label(im, label, sizeof(label));
+		return snap_err_set(err, ret, "%s: offset %llu: storing a "
+				    "chunk: %s", label,
+				    (unsigned long long)i * s->chunk_size,
+				    strerror(-ret));
+	}
+	if (memcmp(im->map[i], key, SNAP_KEY_LEN))
+		image_map_set(im, i, key);
+	return 0;
+}
+
+ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
+			 uint64_t off, struct snap_err *err)
+{
+	struct image *im = h->im;
+	struct snap_store *s = im->s;
+	const uint8_t *p = buf;
+	size_t done = 0;
+	int ret = 0;
+
+	if (!h->write)
+		return image_not_writable(im, err);
+	if (off + len < off)
+		return snap_err_set(err, -EFBIG, "write past 2^64");
+	pthread_rwlock_rdlock(&s->gc_lock);
+	pthread_mutex_lock(&im->lock);
+	if (off + len > im->size)
+		ret = image_set_size(im, off + len);
+	if (ret)
+		ret = snap_err_set(err, ret, "write at %llu: %s",
+				   (unsigned long long)off, strerror(-ret));
+	while (!ret && done < len) {
+		uint64_t pos = off + done, i = pos / s->chunk_size;
+		size_t in = (size_t)(pos % s->chunk_size);
+		size_t n = s->chunk_size - in;
+
+		if (n > len - done)
+			n = len - done;
+		/* A whole chunk is stored straight from the caller's buffer:
+		 * no copy, no buffer to fault in. */
+		if (n == s->chunk_size) {
+			ret = store_whole(im, i, p + done, err);
+			if (ret)
+				break;
+			done += n;
+			continue;
+		}
+		ret = dirty_get(im, i, false, err);
+		if (ret)
+			break;
+		memcpy(im->dirty[i]->data + in, p + done, n);
+		done += n;
+		if (im->ndirty * s->chunk_size > s->dirty_max)
+			ret = image_flush(im, err);
+	}
+	im->mtime_ns = store_now_ns();
+	im->meta_pending = true;
+	pthread_mutex_unlock(&im->lock);
+	pthread_rwlock_unlock(&s->gc_lock);
+	return ret ? ret : (ssize_t)done;
+}
+
+int snap_image_truncate(struct snap_image *h, uint64_t size,
+			struct snap_err *err)
+{
+	struct image *im = h->im;
+	struct snap_store *s = im->s;
+	uint64_t i, n_new, n_old;
+	int ret = 0;
+
+	if (!h->write)
+		return image_not_writable(im, err);
+	pthread_rwlock_rdlock(&s->gc_lock);
+	pthread_mutex_lock(&im->lock);
+	n_new = chunks_for(s, size);
+	n_old = chunks_for(s, im->size);
+	/* What is cut off reads as zeros if the image grows again. */
+	for (i = n_new; i < n_old; i++) {
+		if (im->dirty[i]) {
+			chunk_put(s->cache, im->dirty[i]);
+			im->dirty[i] = NULL;
+			im->ndirty--;
+		}
+		if (!key_is_zero(im->map[i])) {
+			static const uint8_t zero[SNAP_KEY_LEN];
+
+			image_map_set(im, i, zero);
+		}
+	}
+	if (size < im->size && size % s->chunk_size) {
+		size_t in = (size_t)(size % s->chunk_size);
+
+		i = size / s->chunk_size;
+		if (im->dirty[i] || !key_is_zero(im->map[i])) {
+			ret = dirty_get(im, i, false, err);
+			if (!ret)
+				memset(im->dirty[i]->data + in, 0,
+				       s->chunk_size - in);
+		}
+	}
+	if (!ret)
+		ret = image_set_size(im, size);
+	if (ret)
+		snap_err_prefix(err, ret, "truncate to %llu",
+				(unsigned long long)size);
+	im->mtime_ns = store_now_ns();
+	im->meta_pending = true;
+	pthread_mutex_unlock(&im->lock);
+	pthread_rwlock_unlock(&s->gc_lock);
+	return ret;
+}
