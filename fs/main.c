@@ -25,8 +25,13 @@ struct args {
 	const char *mountpoint;
 	char real_mountpoint[PATH_MAX];	/* absolute: the daemon leaves cwd */
 	char *cache_size;		/* -o cache_size=N[KMG] */
+	unsigned readahead_kb;		/* -o readahead_kb=N */
+	unsigned ws_window;		/* -o ws_window=SECONDS */
 	bool rdonly;			/* -o ro */
 };
+
+#define READAHEAD_DEFAULT	1024	/* KiB: one request, 1 MiB */
+#define WS_WINDOW_DEFAULT	30	/* seconds */
 
 enum { KEY_RO = 1 };
 
@@ -46,6 +51,12 @@ static void help(void)
 	       "snapfs options:\n"
 	       "    -o cache_size=N[K|M|G]  decompressed chunks kept in "
 	       "memory (default 256M)\n"
+	       "    -o readahead_kb=N       the mount's read-ahead in KiB "
+	       "(default 1024;\n"
+	       "                            0 leaves the kernel's)\n"
+	       "    -o ws_window=SECONDS    how long a working set is "
+	       "recorded at most\n"
+	       "                            (default 30; docs/snapfs.md)\n"
 	       "    -o ro                   read-only: beside another "
 	       "process writing the store\n\n");
 	fflush(stdout);		/* libfuse writes to stderr and runs helpers */
@@ -77,6 +88,8 @@ static int opt_proc(void *data, const char *arg, int key,
 
 static const struct fuse_opt snapfs_opts[] = {
 	{ "cache_size=%s", offsetof(struct args, cache_size), 0 },
+	{ "readahead_kb=%u", offsetof(struct args, readahead_kb), 0 },
+	{ "ws_window=%u", offsetof(struct args, ws_window), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END
 };
@@ -202,7 +215,10 @@ int main(int argc, char **argv)
 	struct fuse_session *se;
 	struct snap_store *store = NULL;
 	struct fs *fs = NULL;
-	struct args a = { 0 };
+	struct args a = {
+		.readahead_kb = READAHEAD_DEFAULT,
+		.ws_window = WS_WINDOW_DEFAULT,
+	};
 	int ret, status = 1;
 
 	if (fuse_opt_parse(&args, &a, snapfs_opts, opt_proc) ||
@@ -240,13 +256,17 @@ int main(int argc, char **argv)
 		goto out_tree;
 	}
 
+	fs->ws_window = a.ws_window;
 	se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), fs);
 	if (!se)
 		goto out_tree;		/* libfuse said why */
+	fs->se = se;
 	if (fuse_set_signal_handlers(se))
 		goto out_session;
 	if (fuse_session_mount(se, a.real_mountpoint))
 		goto out_signals;
+	if (a.readahead_kb)	/* not fatal: reads only get smaller */
+		fs_set_readahead(a.real_mountpoint, a.readahead_kb);
 	if (fuse_daemonize(opts.foreground)) {
 		fprintf(stderr, "%s: cannot become a daemon\n", SNAPFS_NAME);
 		goto out_unmount;

@@ -133,8 +133,11 @@ void snapfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fi->keep_cache = 1;
-	if (fuse_reply_create(req, &e, fi))
+	ws_opened(fs, fs_node(fs, e.ino), true);
+	if (fuse_reply_create(req, &e, fi)) {
+		ws_released(fs, fs_node(fs, e.ino), true);
 		fs_forget(fs, e.ino, 1);
+	}
 }
 
 void snapfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -41,10 +41,14 @@ int fs_create(struct snap_store *store, bool rdonly, bool debug,
 	return 0;
 }
 
-static void node_free(struct node *n)
+static void node_free(struct fs *fs, struct node *n)
 {
 	struct snap_err err;
 
+	if (n->kind == SNAPFS_FILE) {
+		ws_node_gone(fs, n);
+		pthread_mutex_destroy(&n->ws_lock);
+	}
 	if (n->img && snap_image_close(n->img, &err))
 		fprintf(stderr, "%s: %s\n", SNAPFS_NAME, err.msg);
 	free(n);
@@ -67,7 +71,7 @@ void fs_destroy(struct fs *fs)
 			    snap_image_sync(n->img, &err))
 				fprintf(stderr, "%s: %s\n", SNAPFS_NAME,
 					err.msg);
-			node_free(n);
+			node_free(fs, n);
 		}
 	}
 	pthread_mutex_destroy(&fs->lock);
@@ -80,7 +84,7 @@ struct node *fs_node(struct fs *fs, fuse_ino_t ino)
 	return ino == FUSE_ROOT_ID ? &fs->root : (struct node *)(uintptr_t)ino;
 }
 
-static fuse_ino_t node_ino(struct fs *fs, struct node *n)
+fuse_ino_t fs_ino(struct fs *fs, struct node *n)
 {
 	return n == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
 }
@@ -131,7 +135,7 @@ void fs_log(struct fs *fs, int ret, const struct snap_err *err)
 static void entry_of(struct fs *fs, struct node *n,
 		     struct fuse_entry_param *e)
 {
-	e->ino = node_ino(fs, n);
+	e->ino = fs_ino(fs, n);
 	e->generation = 1;
 	e->attr_timeout = SNAPFS_TIMEOUT;
 	e->entry_timeout = SNAPFS_TIMEOUT;
@@ -218,6 +222,7 @@ int fs_get_file(struct fs *fs, const char *dir, const uint8_t id[SNAP_ID_LEN],
 		return -ENOMEM;
 	}
 	n->kind = SNAPFS_FILE;
+	pthread_mutex_init(&n->ws_lock, NULL);
 	n->st_ino = ino;
 	memcpy(n->id, id, SNAP_ID_LEN);
 	n->img = img;
@@ -246,7 +251,7 @@ void fs_forget(struct fs *fs, fuse_ino_t ino, uint64_t count)
 		;
 	*pp = n->next;
 	pthread_mutex_unlock(&fs->lock);
-	node_free(n);
+	node_free(fs, n);
 }
 
 void fs_renamed(struct fs *fs, const char *from, const char *to)

@@ -97,9 +97,11 @@ static void snapfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			ret = -EISDIR;
 		goto out;
 	}
-	if (to_set & FUSE_SET_ATTR_SIZE)
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		ws_stop(fs, n);	/* no pushed page past the new end */
 		ret = snap_image_truncate(n->img, (uint64_t)attr->st_size,
 					  &err);
+	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
 		struct timespec now;
 
@@ -135,16 +137,19 @@ static void snapfs_open(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	ws_opened(fs, n, (fi->flags & O_ACCMODE) != O_RDONLY);
 	if (fi->flags & O_TRUNC) {
 		ret = snap_image_truncate(n->img, 0, &err);
 		if (ret) {
 			fs_log(fs, ret, &err);
 			fuse_reply_err(req, -ret);
+			ws_released(fs, n, true);
 			return;
 		}
 	}
 	fi->keep_cache = !(fi->flags & O_TRUNC);
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi))	/* interrupted: no release comes */
+		ws_released(fs, n, (fi->flags & O_ACCMODE) != O_RDONLY);
 }
 
 /*
@@ -186,23 +191,25 @@ static void snapfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = snapfs_fs(req);
+	struct node *node = fs_node(fs, ino);
 	struct snap_err err;
 	ssize_t n;
 	char *buf;
 
+	__atomic_add_fetch(&node->reads, 1, __ATOMIC_RELAXED);
 	buf = readbuf(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = snap_image_read(fs_node(fs, ino)->img, buf, size, (uint64_t)off,
-			    &err);
+	n = snap_image_read(node->img, buf, size, (uint64_t)off, &err);
 	if (n < 0) {
 		fs_log(fs, (int)n, &err);
 		fuse_reply_err(req, (int)-n);
 	} else {
 		fuse_reply_buf(req, buf, (size_t)n);
 	}
+	ws_read(fs, node);
 }
 
 static void snapfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -262,6 +269,9 @@ static void snapfs_flush(fuse_req_t req, fuse_ino_t ino,
 static void snapfs_release(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
+	struct fs *fs = snapfs_fs(req);
+
+	ws_released(fs, fs_node(fs, ino), (fi->flags & O_ACCMODE) != O_RDONLY);
 	fuse_reply_err(req, 0);
 }
 
@@ -313,18 +323,6 @@ static void eperm_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	fuse_reply_err(req, EPERM);
 }
 
-static void enotsup_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			     const char *value, size_t size, int flags)
-{
-	fuse_reply_err(req, ENOTSUP);
-}
-
-static void enotsup_removexattr(fuse_req_t req, fuse_ino_t ino,
-				const char *name)
-{
-	fuse_reply_err(req, ENOTSUP);
-}
-
 const struct fuse_lowlevel_ops snapfs_ops = {
 	.init		 = snapfs_init,
 	.lookup		 = snapfs_lookup,
@@ -351,10 +349,10 @@ const struct fuse_lowlevel_ops snapfs_ops = {
 	.releasedir	 = snapfs_releasedir,
 	.fsyncdir	 = snapfs_fsyncdir,
 	.statfs		 = snapfs_statfs,
-	.setxattr	 = enotsup_setxattr,
+	.setxattr	 = snapfs_setxattr,
 	.getxattr	 = snapfs_getxattr,
 	.listxattr	 = snapfs_listxattr,
-	.removexattr	 = enotsup_removexattr,
+	.removexattr	 = snapfs_removexattr,
 	.create		 = snapfs_create,
 	.copy_file_range = snapfs_copy_file_range,
 };

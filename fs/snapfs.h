@@ -12,6 +12,9 @@
  *   dir.c    opendir, readdir(plus), releasedir
  *   xattr.c  the user.snapfs.* attributes
  *   node.c   the inode table: nodes, attributes, forget
+ *   workingset.c  a file's working set: recorded at one open, pushed
+ *            into the page cache at the next (docs/snapfs.md)
+ *   readahead.c   the mount's read-ahead (its bdi in sysfs)
  *
  * The root lists the store's snapshots; each snapshot is a directory of
  * files, and each file is an image of the store. A node's fuse_ino_t is
@@ -55,12 +58,23 @@ struct node {
 	char dir[SNAP_STORE_NAME_MAX + 1];
 	uint8_t id[SNAP_ID_LEN];	/* FILE: the image */
 	struct snap_image *img;		/* FILE: open while known */
+	/* FILE: counters for user.snapfs.*, updated atomically */
+	uint64_t reads;			/* READs answered */
+	uint64_t pushed;		/* chunks pushed into the page cache */
+	/* FILE: opens and the working set, under ws_lock */
+	pthread_mutex_t ws_lock;
+	unsigned opens, writers;	/* handles, and of those writable */
+	uint64_t record_end;		/* recording until (CLOCK_MONOTONIC ns),
+					   0: not recording */
+	struct push *push;		/* a push running or done, or NULL */
 };
 
 struct fs {
 	struct snap_store *store;
+	struct fuse_session *se;	/* for notifications */
 	bool rdonly;
 	bool debug;
+	unsigned ws_window;		/* seconds a recording lasts at most */
 	uid_t uid;
 	gid_t gid;
 	pthread_mutex_t lock;		/* the table */
@@ -75,8 +89,9 @@ int fs_create(struct snap_store *store, bool rdonly, bool debug,
 	      struct fs **fs);
 void fs_destroy(struct fs *fs);
 
-/* The node of ino (the kernel only names nodes it was given). */
+/* The node of ino (the kernel only names nodes it was given), and back. */
 struct node *fs_node(struct fs *fs, fuse_ino_t ino);
+fuse_ino_t fs_ino(struct fs *fs, struct node *n);
 
 /*
  * The node of the snapshot name, or of image id (found in snapshot dir),
@@ -97,6 +112,38 @@ void fs_renamed(struct fs *fs, const char *from, const char *to);
 
 /* Log the store's message of a failure the kernel only sees as errno. */
 void fs_log(struct fs *fs, int ret, const struct snap_err *err);
+
+/* ---- workingset.c ---- */
+
+/*
+ * The kernel opened (or created) n's file, for writing or not; it was
+ * released. An open for reading starts a recording or a push; one for
+ * writing stops a push first.
+ */
+void ws_opened(struct fs *fs, struct node *n, bool write);
+void ws_released(struct fs *fs, struct node *n, bool write);
+
+/* A READ of n was answered: a recording past its window ends. */
+void ws_read(struct fs *fs, struct node *n);
+
+/* n's content changes other than through a write handle (a truncate):
+ * stop pushing, and wait until nothing is pushed any more. */
+void ws_stop(struct fs *fs, struct node *n);
+
+/* n is freed: stop, and save a recording. */
+void ws_node_gone(struct fs *fs, struct node *n);
+
+/* user.snapfs.workingset: its value, and what setting it does. */
+int ws_describe(struct fs *fs, struct node *n, char *buf, size_t size);
+int ws_control(struct fs *fs, struct node *n, const char *value, size_t len);
+
+/* ---- readahead.c ---- */
+
+/*
+ * Set the read-ahead of the mount at mountpoint (its bdi's read_ahead_kb)
+ * to kb. One line on stderr when it cannot be.
+ */
+int fs_set_readahead(const char *mountpoint, unsigned kb);
 
 /* ---- names.c: the operations on names ---- */
 
@@ -136,5 +183,8 @@ void snapfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 void snapfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     size_t size);
 void snapfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void snapfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		     const char *value, size_t size, int flags);
+void snapfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 #endif

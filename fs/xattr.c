@@ -5,9 +5,12 @@
  * directory and each of its files) and residency (the bytes a file's
  * chunks take in the store, since st_blocks of memory.bin covers its whole
  * size for cp's sake; and how many of its chunks were read since the
- * daemon opened it). Values are plain text without a trailing newline or
- * NUL. A snapshot without a decodable manifest.bin (one being written)
- * has no lineage attributes.
+ * daemon opened it); the daemon's work for a file (the READs it
+ * answered, the chunks those waited for, the chunks a working set pushed
+ * ahead); and the file's working set, which is the one attribute that
+ * can be set (workingset.c). Values are plain text without a trailing
+ * newline or NUL. A snapshot without a decodable manifest.bin (one being
+ * written) has no lineage attributes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +36,8 @@ struct xattr_def {
 	/* Write the value into buf (XATTR_VALUE_MAX bytes): its length, or
 	 * -ENODATA when this node has none. */
 	int (*get)(struct xattr_ctx *c, char *buf);
+	/* Set it (NULL: it cannot be set); removing it sets "clear". */
+	int (*set)(struct xattr_ctx *c, const char *value, size_t len);
 };
 
 static int hex(const uint8_t *id, char *buf)
@@ -64,23 +69,61 @@ static int get_stored(struct xattr_ctx *c, char *buf)
 			(unsigned long long)bytes);
 }
 
+static int get_u64(char *buf, uint64_t v)
+{
+	return snprintf(buf, XATTR_VALUE_MAX, "%llu", (unsigned long long)v);
+}
+
 static int get_resident(struct xattr_ctx *c, char *buf)
 {
 	struct snap_image_stat st;
 
 	snap_image_stat(c->n->img, &st);
-	return snprintf(buf, XATTR_VALUE_MAX, "%llu",
-			(unsigned long long)st.resident);
+	return get_u64(buf, st.resident);
+}
+
+static int get_fetched(struct xattr_ctx *c, char *buf)
+{
+	struct snap_image_stat st;
+
+	snap_image_stat(c->n->img, &st);
+	return get_u64(buf, st.fetched);
+}
+
+static int get_reads(struct xattr_ctx *c, char *buf)
+{
+	return get_u64(buf, __atomic_load_n(&c->n->reads, __ATOMIC_RELAXED));
+}
+
+static int get_prefetched(struct xattr_ctx *c, char *buf)
+{
+	return get_u64(buf, __atomic_load_n(&c->n->pushed, __ATOMIC_RELAXED));
+}
+
+static int get_workingset(struct xattr_ctx *c, char *buf)
+{
+	return ws_describe(c->fs, c->n, buf, XATTR_VALUE_MAX);
+}
+
+static int set_workingset(struct xattr_ctx *c, const char *value, size_t len)
+{
+	return ws_control(c->fs, c->n, value, len);
 }
 
 #define ON_SNAP	(1u << SNAPFS_SNAP)
 #define ON_FILE	(1u << SNAPFS_FILE)
 
 static const struct xattr_def xattrs[] = {
-	{ "user.snapfs.id",		ON_SNAP | ON_FILE, true,  get_id },
-	{ "user.snapfs.parent",		ON_SNAP | ON_FILE, true,  get_parent },
-	{ "user.snapfs.stored_bytes",	ON_FILE,	   false, get_stored },
-	{ "user.snapfs.resident",	ON_FILE,	   false, get_resident },
+	{ "user.snapfs.id",	     ON_SNAP | ON_FILE, true,  get_id, NULL },
+	{ "user.snapfs.parent",	     ON_SNAP | ON_FILE, true,  get_parent,
+	  NULL },
+	{ "user.snapfs.stored_bytes", ON_FILE, false, get_stored, NULL },
+	{ "user.snapfs.resident",     ON_FILE, false, get_resident, NULL },
+	{ "user.snapfs.reads",	      ON_FILE, false, get_reads, NULL },
+	{ "user.snapfs.fetched",      ON_FILE, false, get_fetched, NULL },
+	{ "user.snapfs.prefetched",   ON_FILE, false, get_prefetched, NULL },
+	{ "user.snapfs.workingset",   ON_FILE, false, get_workingset,
+	  set_workingset },
 };
 
 #define N_XATTRS (sizeof(xattrs) / sizeof(xattrs[0]))
@@ -142,20 +185,23 @@ static void reply_value(fuse_req_t req, const char *buf, size_t len,
 		fuse_reply_buf(req, buf, len);
 }
 
+static const struct xattr_def *find(const char *name)
+{
+	for (const struct xattr_def *x = xattrs; x < xattrs + N_XATTRS; x++)
+		if (!strcmp(x->name, name))
+			return x;
+	return NULL;
+}
+
 void snapfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     size_t size)
 {
 	struct fs *fs = snapfs_fs(req);
 	struct xattr_ctx c = { .fs = fs, .n = fs_node(fs, ino) };
 	char buf[XATTR_VALUE_MAX];
-	const struct xattr_def *x;
-	int ret = -ENODATA;
+	const struct xattr_def *x = find(name);
+	int ret = x ? get_value(&c, x, buf) : -ENODATA;
 
-	for (x = xattrs; x < xattrs + N_XATTRS; x++)
-		if (!strcmp(x->name, name)) {
-			ret = get_value(&c, x, buf);
-			break;
-		}
 	if (c.have_meta)
 		snap_manifest_release(&c.m);
 	if (ret < 0)
@@ -180,4 +226,38 @@ void snapfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (c.have_meta)
 		snap_manifest_release(&c.m);
 	reply_value(req, list, len, size);
+}
+
+/*
+ * Only the settable attributes of a file can be set or removed; the
+ * others are EPERM, and names not ours ENOTSUP (there is nowhere to keep
+ * them).
+ */
+static int set_value(fuse_req_t req, fuse_ino_t ino, const char *name,
+		     const char *value, size_t size)
+{
+	struct fs *fs = snapfs_fs(req);
+	struct xattr_ctx c = { .fs = fs, .n = fs_node(fs, ino) };
+	const struct xattr_def *x = find(name);
+
+	if (!x)
+		return -ENOTSUP;
+	if (!(x->kinds & 1u << c.n->kind))
+		return -ENODATA;
+	if (!x->set)
+		return -EPERM;
+	if (fs->rdonly)
+		return -EROFS;
+	return x->set(&c, value, size);
+}
+
+void snapfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		     const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, -set_value(req, ino, name, value, size));
+}
+
+void snapfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -set_value(req, ino, name, "clear", 5));
 }

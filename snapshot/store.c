@@ -36,6 +36,7 @@
 
 #define CACHE_DEFAULT	(256u << 20)
 #define DIRTY_DEFAULT	(64u << 20)
+#define FETCH_DEFAULT	4
 #define ZSTD_DEFAULT	1
 
 static const char *const store_dirs[] = {
@@ -220,6 +221,9 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	ret = chunk_cache_new(opts->cache_bytes ? opts->cache_bytes
 						: CACHE_DEFAULT,
 			      s->chunk_size, &s->cache);
+	if (!ret)
+		ret = fetch_pool_new(s, opts->fetch_threads ? opts->fetch_threads
+						    : FETCH_DEFAULT, &s->pool);
 	if (ret) {
 		snap_err_set(err, ret, "%s: out of memory", dir);
 		goto fail;
@@ -235,6 +239,7 @@ void snap_store_close(struct snap_store *s)
 {
 	if (!s)
 		return;
+	fetch_pool_free(s->pool);
 	image_close_all(s);
 	chunk_cache_free(s->cache);
 	if (s->backend.ops)

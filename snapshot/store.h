@@ -61,6 +61,7 @@ struct snap_store_opts {
 	size_t dirty_bytes;	/* written chunks held per image before
 				   they are stored; 0: 64 MiB */
 	int zstd_level;		/* 0: the default (docs/store.md) */
+	unsigned fetch_threads;	/* loading chunks ahead of readers; 0: 4 */
 	/*
 	 * Where chunks live. NULL: the directory STORE/chunks. Otherwise the
 	 * store takes b over (and frees it at close, even on failure).
@@ -217,6 +218,9 @@ struct snap_image_stat {
 	uint64_t chunks;	/* non-zero chunks in the image's map */
 	uint64_t own_chunks;	/* of which its own delta set */
 	uint64_t resident;	/* distinct chunks read since it was opened */
+	uint64_t fetched;	/* chunks its reads waited for the backend */
+	bool recording;		/* a working set is being recorded */
+	uint64_t recorded;	/* chunks in it so far */
 };
 
 void snap_image_stat(struct snap_image *img, struct snap_image_stat *st);
@@ -228,6 +232,52 @@ int snap_image_touch(struct snap_image *img, uint64_t mtime_ns,
 /* The bytes the distinct chunks of img's map take in the backend. */
 int snap_image_stored_bytes(struct snap_image *img, uint64_t *bytes,
 			    struct snap_err *err);
+
+/*
+ * Load chunks [index, index + count) of img into the store's cache in the
+ * background, in order, as far as the fetch queue takes them; all-zero
+ * and cached chunks are skipped. Returns how many were queued.
+ */
+uint64_t snap_image_prefetch(struct snap_image *img, uint64_t index,
+			     uint64_t count);
+
+/* ---- working sets -----------------------------------------------------
+ *
+ * An image's working set: the chunks read first after some open, in the
+ * order they were first read, kept beside the image (docs/store.md) and
+ * carried by its clones. snapfs records one while a restored VM starts
+ * and pushes it into the page cache when the image is next opened.
+ */
+
+struct snap_ws {
+	bool off;		/* turned off: neither recorded nor used */
+	uint64_t recorded_ns;
+	uint64_t n;
+	uint64_t *index;	/* chunk indexes, first read first */
+};
+
+/* Free ws's indexes (the struct itself is the caller's). */
+void snap_ws_release(struct snap_ws *ws);
+
+/*
+ * img's working set into ws (indexes past the image's end, and repeats,
+ * left out). -ENOENT when it has none.
+ */
+int snap_image_ws_load(struct snap_image *img, struct snap_ws *ws,
+		       struct snap_err *err);
+
+/* Replace img's working set with ws (atomic; ws NULL: remove it). */
+int snap_image_ws_save(struct snap_image *img, const struct snap_ws *ws,
+		       struct snap_err *err);
+
+/*
+ * Start recording the chunks read from img from now on, each once, in
+ * order (any earlier recording is dropped).
+ */
+int snap_image_record_start(struct snap_image *img, struct snap_err *err);
+
+/* Stop recording; ws (may be NULL) gets what was recorded. */
+void snap_image_record_stop(struct snap_image *img, struct snap_ws *ws);
 
 /* ---- the whole store ----------------------------------------------------- */
 

@@ -127,6 +127,8 @@ int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 				   FRAME_DURABLE, NULL, err);
 	if (!ret)
 		ret = image_info_write(s, &ci, true, FRAME_DURABLE, err);
+	if (!ret)
+		ret = image_ws_copy(s, src, ci.id, err);
 	if (ret) {
 		image_label(im, label, sizeof(label));
 		snap_err_prefix(err, ret, "clone of %s", label);
@@ -270,6 +272,8 @@ static int image_adopt(struct image *im, struct image *d,
 			   err);
 	if (!ret)
 		ret = image_info_write(s, &di, false, 0, err);
+	if (!ret)
+		ret = image_ws_copy(s, im->info.id, di.id, err);
 	if (ret)
 		return ret;
 	d->meta_fresh = true;

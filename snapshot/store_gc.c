@@ -385,19 +385,22 @@ static int sweep_dir(struct live *l, const char *sub, struct keyset *live,
 	while ((e = readdir(d))) {
 		uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
 		size_t n = strlen(e->d_name);
-		bool ref = n == 2 * SNAP_ID_LEN + 4 &&
-			   !strcmp(e->d_name + 2 * SNAP_ID_LEN, ".ref");
+		/* images/<id>.ref and .ws go with their image */
+		bool beside = (n == 2 * SNAP_ID_LEN + 4 &&
+			    !strcmp(e->d_name + 2 * SNAP_ID_LEN, ".ref")) ||
+			   (n == 2 * SNAP_ID_LEN + 3 &&
+			    !strcmp(e->d_name + 2 * SNAP_ID_LEN, ".ws"));
 
 		if (e->d_name[0] == '.')
 			continue;
 		if (n < 2 * SNAP_ID_LEN || unhex(e->d_name, id, SNAP_ID_LEN))
 			continue;	/* not ours */
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (n == 2 * SNAP_ID_LEN || ref) {
+		if (n == 2 * SNAP_ID_LEN || beside) {
 			pad(id, pk);
 			if (keyset_has(live, pk))
 				continue;
-			if (!unlink(path) && !ref)
+			if (!unlink(path) && !beside)
 				(*freed)++;
 		} else if (strstr(e->d_name, ".tmp-")) {
 			unlink(path);	/* a publication cut short */

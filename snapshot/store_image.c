@@ -72,6 +72,7 @@ static void image_free(struct image *im)
 	free(im->own);
 	free(im->pending);
 	free(im->seen);
+	image_record_free(im);
 	free(im->dirty);
 	free(im);
 }
@@ -296,6 +297,9 @@ void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 	st->mtime_ns = im->mtime_ns;
 	st->depth = im->depth;
 	st->resident = im->nseen;
+	st->fetched = im->fetched;
+	st->recording = im->rec != NULL;
+	st->recorded = im->rec ? image_recorded(im) : 0;
 	n = chunks_for(im->s, im->size);
 	for (uint64_t i = 0; i < n; i++) {
 		bool set = im->dirty[i] || !key_is_zero(im->map[i]);

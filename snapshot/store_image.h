@@ -13,6 +13,7 @@
  *   store_journal.c  loading a chain; the head delta's journal: commit,
  *                    sync, compaction, new deltas and image files
  *   store_clone.c    clone, freeze, flatten, copy_range (adopt, share)
+ *   store_ws.c       working sets: the recording, the files beside images
  *
  * Locks: s->gc_lock (shared) around every call; s->images_lock for the
  * list of open images; im->lock for an image's map and buffers. Chunk
@@ -50,6 +51,9 @@ struct image {
 	 * durable commit fsyncs them (a create, a clone, an adopt). */
 	bool meta_fresh;
 	bool head_frozen;		/* a frozen frame seen in the head */
+	uint64_t fetched;		/* chunks reads waited for */
+	uint64_t last_miss;		/* end of the last read that missed */
+	struct ws_rec *rec;		/* a working set being recorded */
 };
 
 struct snap_image {
@@ -151,6 +155,27 @@ int image_info_write(struct snap_store *s, const struct image_info *ii,
 /* Under im->lock: im now writes into the delta head (journal reset). */
 void head_moved(struct image *im, const uint8_t head[SNAP_ID_LEN],
 		const uint8_t *parent, uint64_t jbytes, uint64_t jentries);
+
+/* ---- store_ws.c ---------------------------------------------------------- */
+
+/* Under im->lock: chunk i is read; a recording notes its first read. */
+void image_record_read(struct image *im, uint64_t i);
+
+static inline void image_record(struct image *im, uint64_t i)
+{
+	if (im->rec)
+		image_record_read(im, i);
+}
+
+/* Under im->lock: chunks recorded so far. */
+uint64_t image_recorded(const struct image *im);
+
+/* Free a recording (at the image's end). */
+void image_record_free(struct image *im);
+
+/* Give image to a copy of image from's working set (none: none). */
+int image_ws_copy(struct snap_store *s, const uint8_t from[SNAP_ID_LEN],
+		  const uint8_t to[SNAP_ID_LEN], struct snap_err *err);
 
 /* ---- store_clone.c ------------------------------------------------------- */
 

@@ -6,9 +6,11 @@
  * What the store's modules share and nobody else sees:
  *   store.c        open, close, locks, names
  *   store_meta.c   the metadata files (proto/store.proto) and their codecs
- *   store_image.c  images: chains, reads, copy-on-write, clone, flatten
+ *   store_image.c  images (store_image.h lists the four files of them)
+ *   store_ws.c     working sets: recording, their files
  *   store_gc.c     stats, verify, gc
  *   chunk.c        chunk codec (zstd, digest) and the chunk cache
+ *   fetch.c        the threads that load chunks ahead of readers
  */
 
 #include <pthread.h>
@@ -36,10 +38,11 @@
 struct chunk {
 	uint8_t key[SNAP_KEY_LEN];
 	unsigned refs;		/* under the cache's lock */
-	bool cached;
-	struct chunk *hnext;	/* hash chain */
+	bool cached;		/* in the cache's table */
+	bool loading;		/* claimed: its bytes are being loaded */
+	struct chunk *hnext;	/* hash chain, or the free list */
 	struct chunk *prev, *next; /* LRU, most recent first */
-	uint8_t data[];
+	uint8_t *data;		/* chunk_size bytes */
 };
 
 struct chunk_cache;
@@ -48,22 +51,35 @@ int chunk_cache_new(size_t max_bytes, uint32_t chunk_size,
 		    struct chunk_cache **c);
 void chunk_cache_free(struct chunk_cache *c);
 
-/*
- * A new chunk (of the cache's chunk size) with one reference, not in the
- * cache; NULL without memory. Its buffer may be one the cache let go.
- */
+/* A new chunk (of the cache's chunk size) with one reference, not in the
+ * cache; NULL without memory. */
 struct chunk *chunk_alloc(struct chunk_cache *c);
 
-/* The cached chunk of key with one more reference, or NULL. */
-struct chunk *chunk_cache_get(struct chunk_cache *c,
-			      const uint8_t key[SNAP_KEY_LEN]);
+#define CLAIM_HIT	0	/* *out: the cached chunk */
+#define CLAIM_MINE	1	/* *out: a new entry for the caller to load */
+#define CLAIM_BUSY	2	/* another thread loads it; *out is NULL */
 
 /*
- * Offer ch (key set, caller's reference kept) to the cache. When the cache
- * already has that key, the caller's ch is released and the cached one
- * returned with a reference instead.
+ * The chunk of key, with a reference for the caller. When the cache has
+ * it: CLAIM_HIT. When nobody has it: a new entry, marked loading, for the
+ * caller to fill and pass to chunk_cache_done(): CLAIM_MINE. When another
+ * thread is loading it: with wait, its result (a hit, or, when that load
+ * failed, the claim); without, CLAIM_BUSY. -ENOMEM without memory.
+ * A claimed entry must be done: others may be waiting for it.
  */
-struct chunk *chunk_cache_add(struct chunk_cache *c, struct chunk *ch);
+int chunk_cache_claim(struct chunk_cache *c, const uint8_t key[SNAP_KEY_LEN],
+		      bool wait, struct chunk **out);
+
+/* A claimed entry was loaded (ok) or not (it leaves the cache). The
+ * caller keeps its reference. */
+void chunk_cache_done(struct chunk_cache *c, struct chunk *ch, bool ok);
+
+/* Give ch (key set, one reference, not cached) to the cache, reference
+ * and all; when the cache already has that key, ch is dropped. */
+void chunk_cache_offer(struct chunk_cache *c, struct chunk *ch);
+
+/* Whether key is cached or being loaded. */
+bool chunk_cache_has(struct chunk_cache *c, const uint8_t key[SNAP_KEY_LEN]);
 
 /* Drop a reference (ch may be NULL). */
 void chunk_put(struct chunk_cache *c, struct chunk *ch);
@@ -89,6 +105,24 @@ int chunk_store(const struct snap_backend *b, int level, uint32_t chunk_size,
 int chunk_load(const struct snap_backend *b, uint32_t chunk_size,
 	       const uint8_t key[SNAP_KEY_LEN], void *out,
 	       struct snap_err *err);
+
+/* ---- fetch.c ------------------------------------------------------------- */
+
+struct fetch_pool;
+
+/* A pool of up to nthreads threads loading chunks into s's cache. */
+int fetch_pool_new(struct snap_store *s, unsigned nthreads,
+		   struct fetch_pool **p);
+
+/* Stop the threads (jobs still queued are dropped); p may be NULL. */
+void fetch_pool_free(struct fetch_pool *p);
+
+/*
+ * Load key into the cache in the background, unless it is cached or being
+ * loaded. false when the job was dropped (the queue is full, or no thread
+ * could start): a reader then loads the chunk itself.
+ */
+bool fetch_ahead(struct fetch_pool *p, const uint8_t key[SNAP_KEY_LEN]);
 
 /* ---- store_meta.c -------------------------------------------------------- */
 
@@ -130,6 +164,17 @@ int meta_ref_write(const char *path, const uint8_t id[SNAP_ID_LEN],
 int meta_ref_read(const char *path, uint8_t id[SNAP_ID_LEN],
 		  struct snap_err *err);
 
+/* A working set file (not durable: advisory; atomic all the same). */
+int meta_ws_write(const char *path, const struct snap_ws *ws,
+		  uint32_t chunk_size, struct snap_err *err);
+
+/*
+ * Read one, keeping only the indexes below nchunks, each once. -EBADMSG
+ * when it is not one, or of another chunk size.
+ */
+int meta_ws_read(const char *path, const char *label, uint32_t chunk_size,
+		 uint64_t nchunks, struct snap_ws *ws, struct snap_err *err);
+
 /* A frame of a delta journal, ready to append. */
 int meta_delta_encode(const struct delta_frame *f, uint8_t **buf,
 		      size_t *len);
@@ -155,6 +200,7 @@ struct snap_store {
 	size_t dirty_max;
 	struct snap_backend backend;
 	struct chunk_cache *cache;
+	struct fetch_pool *pool;
 	int lock_fd;		/* STORE/lock: shared while open, gc: excl */
 	int write_fd;		/* STORE/lock.write: held by the writer */
 	/*

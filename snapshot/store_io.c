@@ -12,6 +12,33 @@
 #include <string.h>
 
 /*
+ * Key's chunk with a reference: from the cache, from a load another
+ * thread has in flight, or loaded here. *missed: whether it was not
+ * simply in the cache.
+ */
+static int chunk_get(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
+		     struct chunk **out, bool *missed, struct snap_err *err)
+{
+	int ret;
+
+	ret = chunk_cache_claim(s->cache, key, false, out);
+	*missed = ret != CLAIM_HIT;
+	if (ret == CLAIM_BUSY)
+		ret = chunk_cache_claim(s->cache, key, true, out);
+	if (ret == -ENOMEM)
+		return snap_err_set(err, ret, "out of memory");
+	if (ret != CLAIM_MINE)
+		return 0;
+	ret = chunk_load(&s->backend, s->chunk_size, key, (*out)->data, err);
+	chunk_cache_done(s->cache, *out, ret == 0);
+	if (ret) {
+		chunk_put(s->cache, *out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+/*
  * Bytes [in, in + n) of chunk i's current content into out, with im->lock
  * held on entry and on return (dropped while loading). Returns 0, or a
  * negative errno with im->lock held.
@@ -23,6 +50,7 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 	uint8_t key[SNAP_KEY_LEN];
 	struct chunk *ch;
 	char label[64];
+	bool missed;
 	int ret;
 
 	if (i >= chunks_for(s, im->size)) {
@@ -38,38 +66,65 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 		bit_set(im->seen, i);
 		im->nseen++;
 	}
+	image_record(im, i);
 	if (key_is_zero(key)) {
 		memset(out, 0, n);
 		return 0;
 	}
 	pthread_mutex_unlock(&im->lock);
-	ch = chunk_cache_get(s->cache, key);
-	ret = 0;
-	if (!ch) {
-		ch = chunk_alloc(s->cache);
-		if (!ch)
-			ret = snap_err_set(err, -ENOMEM, "out of memory");
-		else
-			ret = chunk_load(&s->backend, s->chunk_size, key,
-					 ch->data, err);
-		if (!ret) {
-			memcpy(ch->key, key, SNAP_KEY_LEN);
-			ch = chunk_cache_add(s->cache, ch);
-		} else {
-			chunk_put(s->cache, ch);
-			ch = NULL;
-		}
-	}
+	ret = chunk_get(s, key, &ch, &missed, err);
 	if (ch)
 		memcpy(out, ch->data + in, n);
 	chunk_put(s->cache, ch);
 	pthread_mutex_lock(&im->lock);
+	im->fetched += missed;
 	if (ret) {
 		image_label(im, label, sizeof(label));
 		snap_err_prefix(err, ret, "%s: offset %llu", label,
 				(unsigned long long)i * s->chunk_size);
 	}
 	return ret;
+}
+
+/* Under im->lock: queue loads of chunks [first, end) not yet in memory. */
+static uint64_t load_ahead(struct image *im, uint64_t first, uint64_t end)
+{
+	struct snap_store *s = im->s;
+	uint64_t n = chunks_for(s, im->size), queued = 0;
+
+	for (uint64_t j = first; j < end && j < n; j++) {
+		if (im->dirty[j] || key_is_zero(im->map[j]))
+			continue;
+		if (!fetch_ahead(s->pool, im->map[j]))
+			break;
+		queued++;
+	}
+	return queued;
+}
+
+/* Chunks a miss may start loading past the read's end, when misses cluster
+ * (the next one within CLUSTER chunks of the last). */
+#define CLUSTER	64
+
+/*
+ * Under im->lock, before reading chunks [first, end): when the first is
+ * not in the cache, the rest load in parallel (the fetch pool) while this
+ * thread loads the first; when this miss is near the one before, as many
+ * chunks again past end load too.
+ */
+static void read_ahead(struct image *im, uint64_t first, uint64_t end)
+{
+	struct snap_store *s = im->s;
+	uint64_t last = im->last_miss;
+
+	if (first >= chunks_for(s, im->size) || im->dirty[first] ||
+	    key_is_zero(im->map[first]) ||
+	    chunk_cache_has(s->cache, im->map[first]))
+		return;
+	im->last_miss = end;
+	if (last && first + CLUSTER >= last && first <= last + CLUSTER)
+		end += end - first;
+	load_ahead(im, first + 1, end);
 }
 
 ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
@@ -83,6 +138,9 @@ ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
 
 	pthread_rwlock_rdlock(&s->gc_lock);
 	pthread_mutex_lock(&im->lock);
+	if (len > s->chunk_size && off < im->size)
+		read_ahead(im, off / s->chunk_size,
+			   (off + len - 1) / s->chunk_size + 1);
 	while (done < len && off + done < im->size) {
 		uint64_t pos = off + done, i = pos / s->chunk_size;
 		size_t in = (size_t)(pos % s->chunk_size);
@@ -100,6 +158,19 @@ ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);
 	return ret ? ret : (ssize_t)done;
+}
+
+uint64_t snap_image_prefetch(struct snap_image *h, uint64_t index,
+			     uint64_t count)
+{
+	struct image *im = h->im;
+	uint64_t queued;
+
+	pthread_mutex_lock(&im->lock);
+	queued = load_ahead(im, index, index + count < index ? UINT64_MAX
+							     : index + count);
+	pthread_mutex_unlock(&im->lock);
+	return queued;
 }
 
 /* ---- storing what was written -------------------------------------------- */
@@ -141,7 +212,7 @@ int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
 	if (key_is_zero(ch->key))
 		chunk_put(s->cache, ch);
 	else	/* what was just written is likely read next */
-		chunk_put(s->cache, chunk_cache_add(s->cache, ch));
+		chunk_cache_offer(s->cache, ch);
 	return 0;
 }
 

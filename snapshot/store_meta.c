@@ -166,6 +166,67 @@ int meta_ref_read(const char *path, uint8_t id[SNAP_ID_LEN],
 	return ret;
 }
 
+int meta_ws_write(const char *path, const struct snap_ws *ws,
+		  uint32_t chunk_size, struct snap_err *err)
+{
+	Snapfs__Store__WorkingSet m = SNAPFS__STORE__WORKING_SET__INIT;
+
+	m.chunk_size = chunk_size;
+	m.n_indexes = (size_t)ws->n;
+	m.indexes = ws->index;
+	m.recorded_unix_ns = ws->recorded_ns;
+	m.off = ws->off;
+	return publish(path, &m.base, 0, err);
+}
+
+int meta_ws_read(const char *path, const char *label, uint32_t chunk_size,
+		 uint64_t nchunks, struct snap_ws *ws, struct snap_err *err)
+{
+	Snapfs__Store__WorkingSet *m;
+	uint8_t *buf, *seen = NULL;
+	size_t len;
+	int ret;
+
+	memset(ws, 0, sizeof(*ws));
+	ret = frame_read_one(path, label, &buf, &len, err);
+	if (ret)
+		return ret;
+	m = snapfs__store__working_set__unpack(NULL, len, buf);
+	free(buf);
+	if (!m)
+		return snap_err_set(err, -EBADMSG, "%s: undecodable", label);
+	if (m->chunk_size != chunk_size) {
+		ret = snap_err_set(err, -EBADMSG, "%s: chunk size %u, the "
+				   "store's is %u", label, m->chunk_size,
+				   chunk_size);
+		goto out;
+	}
+	/* Each index at most once and inside the image: at most nchunks,
+	 * and never more than the frame held. */
+	ws->index = malloc(m->n_indexes ? m->n_indexes * sizeof(uint64_t) : 1);
+	seen = calloc(1, (size_t)(nchunks / 8 + 1));
+	if (!ws->index || !seen) {
+		ret = snap_err_set(err, -ENOMEM, "%s: out of memory", label);
+		goto out;
+	}
+	for (size_t i = 0; i < m->n_indexes; i++) {
+		uint64_t x = m->indexes[i];
+
+		if (x >= nchunks || (seen[x / 8] & (1u << (x % 8))))
+			continue;
+		seen[x / 8] |= (uint8_t)(1u << (x % 8));
+		ws->index[ws->n++] = x;
+	}
+	ws->recorded_ns = m->recorded_unix_ns;
+	ws->off = m->off;
+out:
+	if (ret)
+		snap_ws_release(ws);
+	free(seen);
+	snapfs__store__working_set__free_unpacked(m, NULL);
+	return ret;
+}
+
 int meta_delta_encode(const struct delta_frame *f, uint8_t **buf,
 		      size_t *len)
 {

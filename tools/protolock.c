@@ -75,6 +75,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&snapfs__store__image_info__descriptor,
 	&snapfs__store__delta_frame__descriptor,
 	&snapfs__store__file_ref__descriptor,
+	&snapfs__store__working_set__descriptor,
 };
 
 #define N_DESCRIPTORS (sizeof(descriptors) / sizeof(descriptors[0]))

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Working sets: what a restored VM reads first, recorded at one open and
+ * pushed into the page cache at the next.
+ *
+ * A restore maps memory.bin MAP_PRIVATE, and every page the guest touches
+ * first is a READ it waits for. So when a file that has no working set
+ * (and was not turned off) is opened for reading, nobody having it open
+ * for writing, the store records which of its chunks are read from then
+ * on, each once, in order (unless the mount is read-only), until its
+ * last handle is released or
+ * ws_window seconds have passed; then the list is saved with the image
+ * (snap_image_ws_save: it survives a remount and travels with cp and ln).
+ * The next such open of a file with a working set starts a push: a
+ * thread that reads those chunks in that order (the fetch pool loading
+ * the next ones meanwhile) and hands them to the kernel with
+ * fuse_lowlevel_notify_store, so the guest's first touches find their
+ * pages in the page cache. The push runs beside the reader; a page it has
+ * not reached yet is an ordinary READ.
+ *
+ * Pushed pages must never hide newer ones: a push runs only while no
+ * handle is open for writing (writes reach the page cache before the
+ * store, and shared mappings write back at their unmap), an open for
+ * writing or a truncate stops it and waits for it, and it pushes no byte
+ * past the file's end. A push also ends when the last handle goes.
+ *
+ * The user sees and steers it with user.snapfs.workingset (xattr.c):
+ * "none", "recording N", "recorded N" or "off"; setting "clear" forgets
+ * it (the next open records anew), "off" forgets it and stops recording
+ * and pushing, "on" allows them again.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "snapfs.h"
+
+#define PUSH_MAX	(1u << 20)	/* bytes of one notification */
+#define PUSH_AHEAD	32		/* chunks loading ahead of the push */
+
+struct push {
+	struct fs *fs;
+	struct node *n;
+	pthread_t thread;
+	bool stop;			/* atomic */
+	struct snap_ws ws;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void log_err(struct fs *fs, const struct snap_err *err)
+{
+	fprintf(stderr, "%s: %s\n", SNAPFS_NAME, err->msg);
+}
+
+/* The next run of consecutive chunks from ws->index[k], at most max. */
+static uint64_t run_of(const struct snap_ws *ws, uint64_t k, uint64_t max)
+{
+	uint64_t r = 1;
+
+	while (k + r < ws->n && r < max && ws->index[k + r] == ws->index[k] + r)
+		r++;
+	return r;
+}
+
+static void *push_run(void *arg)
+{
+	struct push *p = arg;
+	struct node *n = p->n;
+	uint32_t cs = snap_store_chunk_size(p->fs->store);
+	uint64_t k = 0, ahead = 0, max = PUSH_MAX / cs ? PUSH_MAX / cs : 1;
+	struct snap_image_stat st;
+	struct snap_err err;
+	uint8_t *buf;
+
+	buf = malloc((size_t)max * cs);
+	while (buf && k < p->ws.n && !__atomic_load_n(&p->stop,
+						       __ATOMIC_RELAXED)) {
+		uint64_t r = run_of(&p->ws, k, max);
+		uint64_t off = p->ws.index[k] * cs, len = r * cs;
+		ssize_t got;
+
+		for (; ahead < p->ws.n && ahead < k + PUSH_AHEAD; ahead++)
+			snap_image_prefetch(n->img, p->ws.index[ahead], 1);
+		k += r;
+		snap_image_stat(n->img, &st);
+		if (off >= st.size)
+			continue;
+		if (len > st.size - off)
+			len = st.size - off;
+		/* A chunk that cannot be read is left to the reader, who
+		 * gets the error (and the log its message). */
+		got = snap_image_read(n->img, buf, (size_t)len, off, &err);
+		if (got <= 0)
+			continue;
+		{
+			struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)got);
+
+			bv.buf[0].mem = buf;
+			/* Fails when the kernel forgot the inode: done. */
+			if (fuse_lowlevel_notify_store(p->fs->se, fs_ino(p->fs, n),
+						       (off_t)off, &bv, 0))
+				break;
+		}
+		__atomic_add_fetch(&n->pushed, r, __ATOMIC_RELAXED);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Under n->ws_lock: take n's push away from it and ask it to stop. */
+static struct push *push_take(struct node *n)
+{
+	struct push *p = n->push;
+
+	n->push = NULL;
+	if (p)
+		__atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);
+	return p;
+}
+
+/* Not under the lock (a push may wait on the kernel): wait, free. */
+static void push_end(struct push *p)
+{
+	if (!p)
+		return;
+	pthread_join(p->thread, NULL);
+	snap_ws_release(&p->ws);
+	free(p);
+}
+
+/* Under n->ws_lock: end a recording, saving what it holds (save). */
+static void recording_end(struct fs *fs, struct node *n, bool save)
+{
+	struct snap_ws ws = { 0 };
+	struct snap_err err;
+
+	if (!n->record_end)
+		return;
+	__atomic_store_n(&n->record_end, 0, __ATOMIC_RELAXED);
+	snap_image_record_stop(n->img, save ? &ws : NULL);
+	ws.recorded_ns = (uint64_t)time(NULL) * 1000000000u;
+	if (ws.n && snap_image_ws_save(n->img, &ws, &err))
+		log_err(fs, &err);
+	snap_ws_release(&ws);
+}
+
+/*
+ * A first open for reading: push n's working set, or record one. Its
+ * file is read outside the lock, so the state is checked again under it.
+ */
+static void ws_begin(struct fs *fs, struct node *n)
+{
+	struct snap_ws ws = { 0 };
+	struct push *p = NULL;
+	struct snap_err err;
+	int ret;
+
+	ret = snap_image_ws_load(n->img, &ws, &err);
+	if (ret && ret != -ENOENT) {
+		log_err(fs, &err);
+		return;
+	}
+	if (!ret && (ws.off || !ws.n)) {
+		snap_ws_release(&ws);
+		return;
+	}
+	if (!ret && !(p = calloc(1, sizeof(*p)))) {
+		snap_ws_release(&ws);
+		return;
+	}
+	pthread_mutex_lock(&n->ws_lock);
+	if (n->opens == 0 || n->writers || n->push || n->record_end) {
+		/* the state moved on meanwhile */
+	} else if (ret == -ENOENT && fs->rdonly) {
+		/* nowhere to keep one */
+	} else if (ret == -ENOENT) {
+		if (snap_image_record_start(n->img, &err))
+			log_err(fs, &err);
+		else	/* a window of 0: until the last release */
+			n->record_end = fs->ws_window
+					? now_ns() + (uint64_t)fs->ws_window *
+						     1000000000u
+					: UINT64_MAX;
+	} else {
+		p->fs = fs;
+		p->n = n;
+		p->ws = ws;
+		if (!pthread_create(&p->thread, NULL, push_run, p)) {
+			n->push = p;
+			p = NULL;
+			ws.index = NULL;
+		}
+	}
+	pthread_mutex_unlock(&n->ws_lock);
+	free(p);
+	snap_ws_release(&ws);
+}
+
+void ws_opened(struct fs *fs, struct node *n, bool write)
+{
+	struct push *old = NULL;
+	bool begin = false;
+
+	pthread_mutex_lock(&n->ws_lock);
+	n->opens++;
+	if (write) {
+		n->writers++;
+		old = push_take(n);
+	} else if (n->opens == 1 && !n->writers) {
+		old = push_take(n);	/* one that ended with its reader */
+		begin = true;
+	}
+	pthread_mutex_unlock(&n->ws_lock);
+	push_end(old);
+	if (begin)
+		ws_begin(fs, n);
+}
+
+void ws_released(struct fs *fs, struct node *n, bool write)
+{
+	pthread_mutex_lock(&n->ws_lock);
+	if (n->opens)
+		n->opens--;
+	if (write && n->writers)
+		n->writers--;
+	if (!n->opens) {
+		recording_end(fs, n, true);
+		if (n->push)
+			__atomic_store_n(&n->push->stop, true,
+					 __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&n->ws_lock);
+}
+
+void ws_read(struct fs *fs, struct node *n)
+{
+	uint64_t end = __atomic_load_n(&n->record_end, __ATOMIC_RELAXED);
+
+	if (!end || now_ns() < end)
+		return;
+	pthread_mutex_lock(&n->ws_lock);
+	if (n->record_end && now_ns() >= n->record_end)
+		recording_end(fs, n, true);
+	pthread_mutex_unlock(&n->ws_lock);
+}
+
+void ws_stop(struct fs *fs, struct node *n)
+{
+	struct push *p;
+
+	pthread_mutex_lock(&n->ws_lock);
+	p = push_take(n);
+	pthread_mutex_unlock(&n->ws_lock);
+	push_end(p);
+}
+
+void ws_node_gone(struct fs *fs, struct node *n)
+{
+	struct push *p;
+
+	pthread_mutex_lock(&n->ws_lock);
+	recording_end(fs, n, true);
+	p = push_take(n);
+	pthread_mutex_unlock(&n->ws_lock);
+	push_end(p);
+}
+
+int ws_describe(struct fs *fs, struct node *n, char *buf, size_t size)
+{
+	struct snap_image_stat st;
+	struct snap_ws ws;
+	struct snap_err err;
+	int ret;
+
+	snap_image_stat(n->img, &st);
+	if (st.recording)
+		return snprintf(buf, size, "recording %llu",
+				(unsigned long long)st.recorded);
+	ret = snap_image_ws_load(n->img, &ws, &err);
+	if (ret == -ENOENT)
+		return snprintf(buf, size, "none");
+	if (ret) {
+		log_err(fs, &err);
+		return ret;
+	}
+	ret = ws.off ? snprintf(buf, size, "off")
+		     : snprintf(buf, size, "recorded %llu",
+				(unsigned long long)ws.n);
+	snap_ws_release(&ws);
+	return ret;
+}
+
+static bool is(const char *value, size_t len, const char *word)
+{
+	return len == strlen(word) && !memcmp(value, word, len);
+}
+
+int ws_control(struct fs *fs, struct node *n, const char *value, size_t len)
+{
+	struct snap_ws off = { .off = true }, ws;
+	struct snap_err err;
+	struct push *p;
+	int ret = 0;
+
+	if (len && value[len - 1] == '\n')	/* echo's newline */
+		len--;
+	if (is(value, len, "on")) {
+		ret = snap_image_ws_load(n->img, &ws, &err);
+		if (ret == -ENOENT)
+			return 0;
+		if (!ret && ws.off)
+			ret = snap_image_ws_save(n->img, NULL, &err);
+		snap_ws_release(&ws);
+		goto out;
+	}
+	if (!is(value, len, "clear") && !is(value, len, "off"))
+		return -EINVAL;
+	pthread_mutex_lock(&n->ws_lock);
+	recording_end(fs, n, false);
+	p = push_take(n);
+	pthread_mutex_unlock(&n->ws_lock);
+	push_end(p);
+	ret = snap_image_ws_save(n->img, is(value, len, "off") ? &off : NULL,
+				 &err);
+out:
+	if (ret)
+		fs_log(fs, ret, &err);
+	return ret;
+}
