@@ -93,7 +93,8 @@ static uint64_t load_ahead(struct image *im, uint64_t first, uint64_t end)
 	uint64_t n = chunks_for(s, im->size), queued = 0;
 
 	for (uint64_t j = first; j < end && j < n; j++) {
-		if (im->dirty[j] || key_is_zero(im->map[j]))
+		if (im->dirty[j] || key_is_zero(im->map[j]) ||
+		    chunk_cache_has(s->cache, im->map[j]))
 			continue;
 		if (!fetch_ahead(s->pool, im->map[j]))
 			break;
