@@ -272,6 +272,7 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	ret = run_loop(se, &opts);
+	fs_stop_pushes(fs);	/* they notify through se */
 	/* An exit asked by a signal is a clean one; libfuse reports the
 	 * signal's number. */
 	if (ret == SIGTERM || ret == SIGINT || ret == SIGHUP)

@@ -133,9 +133,9 @@ void snapfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fi->keep_cache = 1;
-	ws_opened(fs, fs_node(fs, e.ino), true);
+	ws_opened(fs, fs_node(fs, e.ino), fi);
 	if (fuse_reply_create(req, &e, fi)) {
-		ws_released(fs, fs_node(fs, e.ino), true);
+		ws_released(fs, fs_node(fs, e.ino), fi);
 		fs_forget(fs, e.ino, 1);
 	}
 }

@@ -79,6 +79,18 @@ void fs_destroy(struct fs *fs)
 	free(fs);
 }
 
+void fs_stop_pushes(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->lock);
+	for (size_t b = 0; b < fs->nbuckets; b++)
+		for (struct node *n = fs->buckets[b]; n; n = n->next)
+			if (n->kind == SNAPFS_FILE) {
+				ws_change(fs, n, true);
+				ws_change(fs, n, false);
+			}
+	pthread_mutex_unlock(&fs->lock);
+}
+
 struct node *fs_node(struct fs *fs, fuse_ino_t ino)
 {
 	return ino == FUSE_ROOT_ID ? &fs->root : (struct node *)(uintptr_t)ino;

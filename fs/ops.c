@@ -98,9 +98,10 @@ static void snapfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		goto out;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		ws_stop(fs, n);	/* no pushed page past the new end */
+		ws_change(fs, n, true);	/* no pushed page past the end */
 		ret = snap_image_truncate(n->img, (uint64_t)attr->st_size,
 					  &err);
+		ws_change(fs, n, false);
 	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
 		struct timespec now;
@@ -137,19 +138,19 @@ static void snapfs_open(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	ws_opened(fs, n, (fi->flags & O_ACCMODE) != O_RDONLY);
+	ws_opened(fs, n, fi);
 	if (fi->flags & O_TRUNC) {
 		ret = snap_image_truncate(n->img, 0, &err);
 		if (ret) {
 			fs_log(fs, ret, &err);
 			fuse_reply_err(req, -ret);
-			ws_released(fs, n, true);
+			ws_released(fs, n, fi);
 			return;
 		}
 	}
 	fi->keep_cache = !(fi->flags & O_TRUNC);
 	if (fuse_reply_open(req, fi))	/* interrupted: no release comes */
-		ws_released(fs, n, (fi->flags & O_ACCMODE) != O_RDONLY);
+		ws_released(fs, n, fi);
 }
 
 /*
@@ -271,7 +272,7 @@ static void snapfs_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs *fs = snapfs_fs(req);
 
-	ws_released(fs, fs_node(fs, ino), (fi->flags & O_ACCMODE) != O_RDONLY);
+	ws_released(fs, fs_node(fs, ino), fi);
 	fuse_reply_err(req, 0);
 }
 

@@ -64,6 +64,7 @@ struct node {
 	/* FILE: opens and the working set, under ws_lock */
 	pthread_mutex_t ws_lock;
 	unsigned opens, writers;	/* handles, and of those writable */
+	unsigned changing;		/* changes under way (ws_change) */
 	uint64_t record_end;		/* recording until (CLOCK_MONOTONIC ns),
 					   0: not recording */
 	struct push *push;		/* a push running or done, or NULL */
@@ -116,19 +117,26 @@ void fs_log(struct fs *fs, int ret, const struct snap_err *err);
 /* ---- workingset.c ---- */
 
 /*
- * The kernel opened (or created) n's file, for writing or not; it was
- * released. An open for reading starts a recording or a push; one for
- * writing stops a push first.
+ * The kernel opened (or created) n's file with fi; it was released. An
+ * open for reading starts a recording or a push; one for writing (or
+ * truncating) stops a push first.
  */
-void ws_opened(struct fs *fs, struct node *n, bool write);
-void ws_released(struct fs *fs, struct node *n, bool write);
+void ws_opened(struct fs *fs, struct node *n, const struct fuse_file_info *fi);
+void ws_released(struct fs *fs, struct node *n,
+		 const struct fuse_file_info *fi);
 
 /* A READ of n was answered: a recording past its window ends. */
 void ws_read(struct fs *fs, struct node *n);
 
-/* n's content changes other than through a write handle (a truncate):
- * stop pushing, and wait until nothing is pushed any more. */
-void ws_stop(struct fs *fs, struct node *n);
+/*
+ * n's content changes other than through a write handle (a truncate):
+ * before (begin), stop pushing and wait until nothing is pushed any
+ * more, and start no push until it is over (!begin).
+ */
+void ws_change(struct fs *fs, struct node *n, bool begin);
+
+/* The session ends: stop every push (before the session is freed). */
+void fs_stop_pushes(struct fs *fs);
 
 /* n is freed: stop, and save a recording. */
 void ws_node_gone(struct fs *fs, struct node *n);

@@ -30,6 +30,7 @@
  * and pushing, "on" allows them again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,13 +39,16 @@
 #include "snapfs.h"
 
 #define PUSH_MAX	(1u << 20)	/* bytes of one notification */
-#define PUSH_AHEAD	32		/* chunks loading ahead of the push */
+#define PUSH_THREADS	3
 
 struct push {
 	struct fs *fs;
 	struct node *n;
-	pthread_t thread;
+	pthread_t thread[PUSH_THREADS];
+	unsigned nthreads;
 	bool stop;			/* atomic */
+	pthread_mutex_t lock;
+	uint64_t next;			/* the next index of ws to push */
 	struct snap_ws ws;
 };
 
@@ -61,54 +65,68 @@ static void log_err(struct fs *fs, const struct snap_err *err)
 	fprintf(stderr, "%s: %s\n", SNAPFS_NAME, err->msg);
 }
 
-/* The next run of consecutive chunks from ws->index[k], at most max. */
-static uint64_t run_of(const struct snap_ws *ws, uint64_t k, uint64_t max)
+/*
+ * Take the next run of consecutive chunks of the working set, at most
+ * max: *k its first entry; returns its length, 0 when all are taken.
+ */
+static uint64_t take_run(struct push *p, uint64_t max, uint64_t *k)
 {
-	uint64_t r = 1;
+	const struct snap_ws *ws = &p->ws;
+	uint64_t r = 0;
 
-	while (k + r < ws->n && r < max && ws->index[k + r] == ws->index[k] + r)
-		r++;
+	pthread_mutex_lock(&p->lock);
+	*k = p->next;
+	if (*k < ws->n) {
+		r = 1;
+		while (*k + r < ws->n && r < max &&
+		       ws->index[*k + r] == ws->index[*k] + r)
+			r++;
+	}
+	p->next += r;
+	pthread_mutex_unlock(&p->lock);
 	return r;
 }
 
+/*
+ * One of the push's threads: runs of the working set, taken in order,
+ * each loaded straight into this thread's buffer (not through the chunk
+ * cache: the page cache keeps them now) and handed to the kernel. The
+ * threads load side by side, so the push is as fast as the store allows.
+ */
 static void *push_run(void *arg)
 {
 	struct push *p = arg;
 	struct node *n = p->n;
 	uint32_t cs = snap_store_chunk_size(p->fs->store);
-	uint64_t k = 0, ahead = 0, max = PUSH_MAX / cs ? PUSH_MAX / cs : 1;
-	struct snap_image_stat st;
+	uint64_t k, r, max = PUSH_MAX / cs ? PUSH_MAX / cs : 1;
 	struct snap_err err;
 	uint8_t *buf;
 
 	buf = malloc((size_t)max * cs);
-	while (buf && k < p->ws.n && !__atomic_load_n(&p->stop,
-						       __ATOMIC_RELAXED)) {
-		uint64_t r = run_of(&p->ws, k, max);
+	while (buf && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
+	       (r = take_run(p, max, &k))) {
 		uint64_t off = p->ws.index[k] * cs, len = r * cs;
+		uint64_t size = snap_image_size(n->img);
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
 		ssize_t got;
 
-		for (; ahead < p->ws.n && ahead < k + PUSH_AHEAD; ahead++)
-			snap_image_prefetch(n->img, p->ws.index[ahead], 1);
-		k += r;
-		snap_image_stat(n->img, &st);
-		if (off >= st.size)
+		if (off >= size)
 			continue;
-		if (len > st.size - off)
-			len = st.size - off;
+		if (len > size - off)
+			len = size - off;
 		/* A chunk that cannot be read is left to the reader, who
 		 * gets the error (and the log its message). */
-		got = snap_image_read(n->img, buf, (size_t)len, off, &err);
+		got = snap_image_read_direct(n->img, buf, (size_t)len, off,
+					     &err);
 		if (got <= 0)
 			continue;
-		{
-			struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)got);
-
-			bv.buf[0].mem = buf;
-			/* Fails when the kernel forgot the inode: done. */
-			if (fuse_lowlevel_notify_store(p->fs->se, fs_ino(p->fs, n),
-						       (off_t)off, &bv, 0))
-				break;
+		bv.buf[0].size = (size_t)got;
+		bv.buf[0].mem = buf;
+		/* Fails when the kernel forgot the inode: done. */
+		if (fuse_lowlevel_notify_store(p->fs->se, fs_ino(p->fs, n),
+					       (off_t)off, &bv, 0)) {
+			__atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);
+			break;
 		}
 		__atomic_add_fetch(&n->pushed, r, __ATOMIC_RELAXED);
 	}
@@ -132,9 +150,36 @@ static void push_end(struct push *p)
 {
 	if (!p)
 		return;
-	pthread_join(p->thread, NULL);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->thread[i], NULL);
+	pthread_mutex_destroy(&p->lock);
 	snap_ws_release(&p->ws);
 	free(p);
+}
+
+/* Under n->ws_lock: start pushing ws (taken over on success). */
+static int push_start(struct fs *fs, struct node *n, struct snap_ws *ws)
+{
+	struct push *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->fs = fs;
+	p->n = n;
+	p->ws = *ws;
+	pthread_mutex_init(&p->lock, NULL);
+	while (p->nthreads < PUSH_THREADS &&
+	       !pthread_create(&p->thread[p->nthreads], NULL, push_run, p))
+		p->nthreads++;
+	if (!p->nthreads) {
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		return -EAGAIN;
+	}
+	n->push = p;
+	ws->index = NULL;
+	ws->n = 0;
+	return 0;
 }
 
 /* Under n->ws_lock: end a recording, saving what it holds (save). */
@@ -160,7 +205,6 @@ static void recording_end(struct fs *fs, struct node *n, bool save)
 static void ws_begin(struct fs *fs, struct node *n)
 {
 	struct snap_ws ws = { 0 };
-	struct push *p = NULL;
 	struct snap_err err;
 	int ret;
 
@@ -173,12 +217,9 @@ static void ws_begin(struct fs *fs, struct node *n)
 		snap_ws_release(&ws);
 		return;
 	}
-	if (!ret && !(p = calloc(1, sizeof(*p)))) {
-		snap_ws_release(&ws);
-		return;
-	}
 	pthread_mutex_lock(&n->ws_lock);
-	if (n->opens == 0 || n->writers || n->push || n->record_end) {
+	if (n->opens == 0 || n->writers || n->changing || n->push ||
+	    n->record_end) {
 		/* the state moved on meanwhile */
 	} else if (ret == -ENOENT && fs->rdonly) {
 		/* nowhere to keep one */
@@ -191,24 +232,22 @@ static void ws_begin(struct fs *fs, struct node *n)
 						     1000000000u
 					: UINT64_MAX;
 	} else {
-		p->fs = fs;
-		p->n = n;
-		p->ws = ws;
-		if (!pthread_create(&p->thread, NULL, push_run, p)) {
-			n->push = p;
-			p = NULL;
-			ws.index = NULL;
-		}
+		push_start(fs, n, &ws);	/* without one, reads as usual */
 	}
 	pthread_mutex_unlock(&n->ws_lock);
-	free(p);
 	snap_ws_release(&ws);
 }
 
-void ws_opened(struct fs *fs, struct node *n, bool write)
+/* Whether a handle opened with fi may change the file. */
+static bool changes(const struct fuse_file_info *fi)
 {
+	return (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+}
+
+void ws_opened(struct fs *fs, struct node *n, const struct fuse_file_info *fi)
+{
+	bool write = changes(fi), begin = false;
 	struct push *old = NULL;
-	bool begin = false;
 
 	pthread_mutex_lock(&n->ws_lock);
 	n->opens++;
@@ -225,8 +264,11 @@ void ws_opened(struct fs *fs, struct node *n, bool write)
 		ws_begin(fs, n);
 }
 
-void ws_released(struct fs *fs, struct node *n, bool write)
+void ws_released(struct fs *fs, struct node *n,
+		 const struct fuse_file_info *fi)
 {
+	bool write = changes(fi);
+
 	pthread_mutex_lock(&n->ws_lock);
 	if (n->opens)
 		n->opens--;
@@ -253,12 +295,17 @@ void ws_read(struct fs *fs, struct node *n)
 	pthread_mutex_unlock(&n->ws_lock);
 }
 
-void ws_stop(struct fs *fs, struct node *n)
+void ws_change(struct fs *fs, struct node *n, bool begin)
 {
-	struct push *p;
+	struct push *p = NULL;
 
 	pthread_mutex_lock(&n->ws_lock);
-	p = push_take(n);
+	if (begin) {
+		n->changing++;
+		p = push_take(n);
+	} else {
+		n->changing--;
+	}
 	pthread_mutex_unlock(&n->ws_lock);
 	push_end(p);
 }

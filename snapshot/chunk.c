@@ -557,6 +557,24 @@ void chunk_put(struct chunk_cache *c, struct chunk *ch)
 	pthread_mutex_unlock(&c->lock);
 }
 
+struct chunk *chunk_cache_ref(struct chunk_cache *c,
+			      const uint8_t key[SNAP_KEY_LEN])
+{
+	struct chunk *ch;
+
+	pthread_mutex_lock(&c->lock);
+	ch = hash_find(c, key);
+	if (ch && ch->loading)
+		ch = NULL;
+	if (ch) {
+		ch->refs++;
+		lru_unlink(c, ch);
+		lru_push(c, ch);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ch;
+}
+
 bool chunk_cache_has(struct chunk_cache *c, const uint8_t key[SNAP_KEY_LEN])
 {
 	bool has;

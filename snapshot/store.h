@@ -187,6 +187,17 @@ int snap_image_close(struct snap_image *img, struct snap_err *err);
 ssize_t snap_image_read(struct snap_image *img, void *buf, size_t len,
 			uint64_t off, struct snap_err *err);
 
+/*
+ * snap_image_read for a reader that will not come back for the same
+ * bytes (a push into the page cache): whole chunks not in the cache are
+ * loaded (and checked) straight into buf, and not kept in the cache.
+ */
+ssize_t snap_image_read_direct(struct snap_image *img, void *buf, size_t len,
+			       uint64_t off, struct snap_err *err);
+
+/* img's size in bytes. */
+uint64_t snap_image_size(struct snap_image *img);
+
 /* Write len bytes at off, growing the image when they end past it. */
 ssize_t snap_image_write(struct snap_image *img, const void *buf, size_t len,
 			 uint64_t off, struct snap_err *err);

@@ -284,6 +284,16 @@ int image_not_writable(struct image *im, struct snap_err *err)
 	return snap_err_set(err, -EBADF, "%s: not open for writing", label);
 }
 
+uint64_t snap_image_size(struct snap_image *h)
+{
+	uint64_t size;
+
+	pthread_mutex_lock(&h->im->lock);
+	size = h->im->size;
+	pthread_mutex_unlock(&h->im->lock);
+	return size;
+}
+
 void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 {
 	struct image *im = h->im;

@@ -78,6 +78,11 @@ void chunk_cache_done(struct chunk_cache *c, struct chunk *ch, bool ok);
  * and all; when the cache already has that key, ch is dropped. */
 void chunk_cache_offer(struct chunk_cache *c, struct chunk *ch);
 
+/* The cached chunk of key with a reference, or NULL (also while it is
+ * being loaded). */
+struct chunk *chunk_cache_ref(struct chunk_cache *c,
+			      const uint8_t key[SNAP_KEY_LEN]);
+
 /* Whether key is cached or being loaded. */
 bool chunk_cache_has(struct chunk_cache *c, const uint8_t key[SNAP_KEY_LEN]);
 

@@ -44,7 +44,8 @@ static int chunk_get(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
  * negative errno with im->lock held.
  */
 static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
-			     size_t in, size_t n, struct snap_err *err)
+			     size_t in, size_t n, bool direct,
+			     struct snap_err *err)
 {
 	struct snap_store *s = im->s;
 	uint8_t key[SNAP_KEY_LEN];
@@ -72,7 +73,15 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 		return 0;
 	}
 	pthread_mutex_unlock(&im->lock);
-	ret = chunk_get(s, key, &ch, &missed, err);
+	ch = NULL;
+	missed = false;
+	ret = 0;
+	if (direct && n == s->chunk_size &&
+	    !(ch = chunk_cache_ref(s->cache, key)))
+		/* Straight into out, and not kept. */
+		ret = chunk_load(&s->backend, s->chunk_size, key, out, err);
+	else if (!ch)
+		ret = chunk_get(s, key, &ch, &missed, err);
 	if (ch)
 		memcpy(out, ch->data + in, n);
 	chunk_put(s->cache, ch);
@@ -128,8 +137,8 @@ static void read_ahead(struct image *im, uint64_t first, uint64_t end)
 	load_ahead(im, first + 1, end);
 }
 
-ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
-			uint64_t off, struct snap_err *err)
+static ssize_t image_read(struct snap_image *h, void *buf, size_t len,
+			  uint64_t off, bool direct, struct snap_err *err)
 {
 	struct image *im = h->im;
 	struct snap_store *s = im->s;
@@ -139,7 +148,7 @@ ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
 
 	pthread_rwlock_rdlock(&s->gc_lock);
 	pthread_mutex_lock(&im->lock);
-	if (len > s->chunk_size && off < im->size)
+	if (!direct && len > s->chunk_size && off < im->size)
 		read_ahead(im, off / s->chunk_size,
 			   (off + len - 1) / s->chunk_size + 1);
 	while (done < len && off + done < im->size) {
@@ -151,7 +160,7 @@ ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
 			n = len - done;
 		if (n > im->size - pos)
 			n = (size_t)(im->size - pos);
-		ret = chunk_read_locked(im, i, p + done, in, n, err);
+		ret = chunk_read_locked(im, i, p + done, in, n, direct, err);
 		if (ret)
 			break;
 		done += n;
@@ -159,6 +168,18 @@ ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);
 	return ret ? ret : (ssize_t)done;
+}
+
+ssize_t snap_image_read(struct snap_image *h, void *buf, size_t len,
+			uint64_t off, struct snap_err *err)
+{
+	return image_read(h, buf, len, off, false, err);
+}
+
+ssize_t snap_image_read_direct(struct snap_image *h, void *buf, size_t len,
+			       uint64_t off, struct snap_err *err)
+{
+	return image_read(h, buf, len, off, true, err);
 }
 
 uint64_t snap_image_prefetch(struct snap_image *h, uint64_t index,
@@ -250,7 +271,7 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 		do {
 			memcpy(key, im->map[i], SNAP_KEY_LEN);
 			ret = chunk_read_locked(im, i, ch->data, 0,
-						s->chunk_size, err);
+						s->chunk_size, false, err);
 			if (ret) {
 				chunk_put(s->cache, ch);
 				return ret;
