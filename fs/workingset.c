@@ -5,24 +5,26 @@
  *
  * A restore maps memory.bin MAP_PRIVATE, and every page the guest touches
  * first is a READ it waits for. So when a file that has no working set
- * (and was not turned off) is opened for reading, nobody having it open
- * for writing, the store records which of its chunks are read from then
- * on, each once, in order (unless the mount is read-only), until its
- * last handle is released or
- * ws_window seconds have passed; then the list is saved with the image
- * (snap_image_ws_save: it survives a remount and travels with cp and ln).
- * The next such open of a file with a working set starts a push: a
- * thread that reads those chunks in that order (the fetch pool loading
- * the next ones meanwhile) and hands them to the kernel with
- * fuse_lowlevel_notify_store, so the guest's first touches find their
- * pages in the page cache. The push runs beside the reader; a page it has
- * not reached yet is an ordinary READ.
+ * (and was not turned off) is opened for reading while nobody has it open
+ * for writing, and the mount is not read-only, the store records which of
+ * its chunks are read from then on, each once, in order, until its last
+ * handle is released or ws_window seconds have passed. Then the list is
+ * saved with the image (snap_image_ws_save: it survives a remount and
+ * travels with cp and ln), unless it is one sweep over the file: a copy
+ * or a check, not a guest.
+ *
+ * The next such open of a file with a working set starts a push: a few
+ * threads take runs of those chunks in recorded order, load them straight
+ * from the store (snap_image_read_direct: not through the chunk cache)
+ * and hand them to the kernel with fuse_lowlevel_notify_store, so the
+ * guest's first touches find their pages in the page cache. The push runs
+ * beside the reader; a page it has not reached yet is an ordinary READ.
  *
  * Pushed pages must never hide newer ones: a push runs only while no
- * handle is open for writing (writes reach the page cache before the
- * store, and shared mappings write back at their unmap), an open for
- * writing or a truncate stops it and waits for it, and it pushes no byte
- * past the file's end. A push also ends when the last handle goes.
+ * handle is open for writing or truncating (writes reach the page cache
+ * before the store, and shared mappings write back at their unmap); such
+ * an open, or a truncate, stops it and waits for it; and it pushes no
+ * byte past the file's end. A push also ends when the last handle goes.
  *
  * The user sees and steers it with user.snapfs.workingset (xattr.c):
  * "none", "recording N", "recorded N" or "off"; setting "clear" forgets
@@ -182,6 +184,26 @@ static int push_start(struct fs *fs, struct node *n, struct snap_ws *ws)
 	return 0;
 }
 
+/*
+ * Whether a recording is one ascending sweep over most of the file: cat,
+ * cp out of the mount or snapctl verify, not a guest's first touches.
+ * Such a one is not kept (the next open records again). READs served at
+ * once interleave their chunks, so a sweep is not in order either, but
+ * its i-th chunk stays near i: on average within a few READs (64 chunks
+ * here) of it, where random touches stray by a third of the file.
+ */
+static bool is_sweep(struct fs *fs, struct node *n, const struct snap_ws *ws)
+{
+	uint32_t cs = snap_store_chunk_size(fs->store);
+	uint64_t chunks = (snap_image_size(n->img) + cs - 1) / cs, off = 0;
+
+	if (ws->n < 64 || ws->n < chunks / 2)
+		return false;
+	for (uint64_t i = 0; i < ws->n; i++)
+		off += ws->index[i] > i ? ws->index[i] - i : i - ws->index[i];
+	return off / ws->n <= 64;
+}
+
 /* Under n->ws_lock: end a recording, saving what it holds (save). */
 static void recording_end(struct fs *fs, struct node *n, bool save)
 {
@@ -193,7 +215,8 @@ static void recording_end(struct fs *fs, struct node *n, bool save)
 	__atomic_store_n(&n->record_end, 0, __ATOMIC_RELAXED);
 	snap_image_record_stop(n->img, save ? &ws : NULL);
 	ws.recorded_ns = (uint64_t)time(NULL) * 1000000000u;
-	if (ws.n && snap_image_ws_save(n->img, &ws, &err))
+	if (ws.n && !is_sweep(fs, n, &ws) &&
+	    snap_image_ws_save(n->img, &ws, &err))
 		log_err(fs, &err);
 	snap_ws_release(&ws);
 }
