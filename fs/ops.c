@@ -198,6 +198,7 @@ static void snapfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 	char *buf;
 
 	__atomic_add_fetch(&node->reads, 1, __ATOMIC_RELAXED);
+	ws_read(fs, node);
 	buf = readbuf(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -210,7 +211,6 @@ static void snapfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 	} else {
 		fuse_reply_buf(req, buf, (size_t)n);
 	}
-	ws_read(fs, node);
 }
 
 static void snapfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,

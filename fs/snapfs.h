@@ -67,7 +67,8 @@ struct node {
 	unsigned changing;		/* changes under way (ws_change) */
 	uint64_t record_end;		/* recording until (CLOCK_MONOTONIC ns),
 					   0: not recording */
-	struct push *push;		/* a push running or done, or NULL */
+	struct push *push;		/* a push armed, running or done */
+	bool push_armed;		/* armed, to start at the next READ */
 };
 
 struct fs {
@@ -125,7 +126,8 @@ void ws_opened(struct fs *fs, struct node *n, const struct fuse_file_info *fi);
 void ws_released(struct fs *fs, struct node *n,
 		 const struct fuse_file_info *fi);
 
-/* A READ of n was answered: a recording past its window ends. */
+/* A READ of n comes: an armed push starts, a recording past its window
+ * ends. */
 void ws_read(struct fs *fs, struct node *n);
 
 /*

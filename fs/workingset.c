@@ -6,19 +6,22 @@
  * A restore maps memory.bin MAP_PRIVATE, and every page the guest touches
  * first is a READ it waits for. So when a file that has no working set
  * (and was not turned off) is opened for reading while nobody has it open
- * for writing, and the mount is not read-only, the store records which of
- * its chunks are read from then on, each once, in order, until its last
- * handle is released or ws_window seconds have passed. Then the list is
+ * for writing, the mount is not read-only and the file is larger than
+ * one READ (1 MiB), the store records which of its chunks are read from
+ * then on, each once, in order, until its last handle is released or
+ * ws_window seconds have passed. Then the list is
  * saved with the image (snap_image_ws_save: it survives a remount and
  * travels with cp and ln), unless it is one sweep over the file: a copy
  * or a check, not a guest.
  *
- * The next such open of a file with a working set starts a push: a few
+ * The next such open of a file with a working set arms a push, which
+ * starts at the file's first READ (when the guest runs): a few
  * threads take runs of those chunks in recorded order, load them straight
  * from the store (snap_image_read_direct: not through the chunk cache)
  * and hand them to the kernel with fuse_lowlevel_notify_store, so the
  * guest's first touches find their pages in the page cache. The push runs
- * beside the reader; a page it has not reached yet is an ordinary READ.
+ * beside the reader, at the lowest priority (it uses spare time, never
+ * the restore's); a page it has not reached yet is an ordinary READ.
  *
  * Pushed pages must never hide newer ones: a push runs only while no
  * handle is open for writing or truncating (writes reach the page cache
@@ -36,12 +39,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "snapfs.h"
 
 #define PUSH_MAX	(1u << 20)	/* bytes of one notification */
 #define PUSH_THREADS	3
+#define PUSH_NICE	19
 
 struct push {
 	struct fs *fs;
@@ -104,6 +110,9 @@ static void *push_run(void *arg)
 	struct snap_err err;
 	uint8_t *buf;
 
+	/* Spare time only: the restore's own threads, and the READs of
+	 * pages the push has not reached, come first. */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), PUSH_NICE);
 	buf = malloc((size_t)max * cs);
 	while (buf && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
 	       (r = take_run(p, max, &k))) {
@@ -142,6 +151,7 @@ static struct push *push_take(struct node *n)
 	struct push *p = n->push;
 
 	n->push = NULL;
+	__atomic_store_n(&n->push_armed, false, __ATOMIC_RELAXED);
 	if (p)
 		__atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);
 	return p;
@@ -159,8 +169,12 @@ static void push_end(struct push *p)
 	free(p);
 }
 
-/* Under n->ws_lock: start pushing ws (taken over on success). */
-static int push_start(struct fs *fs, struct node *n, struct snap_ws *ws)
+/*
+ * Under n->ws_lock: arm a push of ws (taken over on success). Its threads
+ * start at the file's first READ (push_go): until the guest runs, the
+ * restore's own set-up has the machine.
+ */
+static int push_arm(struct fs *fs, struct node *n, struct snap_ws *ws)
 {
 	struct push *p = calloc(1, sizeof(*p));
 
@@ -170,18 +184,24 @@ static int push_start(struct fs *fs, struct node *n, struct snap_ws *ws)
 	p->n = n;
 	p->ws = *ws;
 	pthread_mutex_init(&p->lock, NULL);
-	while (p->nthreads < PUSH_THREADS &&
-	       !pthread_create(&p->thread[p->nthreads], NULL, push_run, p))
-		p->nthreads++;
-	if (!p->nthreads) {
-		pthread_mutex_destroy(&p->lock);
-		free(p);
-		return -EAGAIN;
-	}
 	n->push = p;
+	__atomic_store_n(&n->push_armed, true, __ATOMIC_RELAXED);
 	ws->index = NULL;
 	ws->n = 0;
 	return 0;
+}
+
+/* Under n->ws_lock: start the threads of an armed push. */
+static void push_go(struct node *n)
+{
+	struct push *p = n->push;
+
+	__atomic_store_n(&n->push_armed, false, __ATOMIC_RELAXED);
+	if (!p || p->nthreads || __atomic_load_n(&p->stop, __ATOMIC_RELAXED))
+		return;
+	while (p->nthreads < PUSH_THREADS &&
+	       !pthread_create(&p->thread[p->nthreads], NULL, push_run, p))
+		p->nthreads++;
 }
 
 /*
@@ -244,8 +264,9 @@ static void ws_begin(struct fs *fs, struct node *n)
 	if (n->opens == 0 || n->writers || n->changing || n->push ||
 	    n->record_end) {
 		/* the state moved on meanwhile */
-	} else if (ret == -ENOENT && fs->rdonly) {
-		/* nowhere to keep one */
+	} else if (ret == -ENOENT &&
+		   (fs->rdonly || snap_image_size(n->img) <= PUSH_MAX)) {
+		/* nowhere to keep one, or one READ reads it all */
 	} else if (ret == -ENOENT) {
 		if (snap_image_record_start(n->img, &err))
 			log_err(fs, &err);
@@ -255,7 +276,7 @@ static void ws_begin(struct fs *fs, struct node *n)
 						     1000000000u
 					: UINT64_MAX;
 	} else {
-		push_start(fs, n, &ws);	/* without one, reads as usual */
+		push_arm(fs, n, &ws);	/* without one, reads as usual */
 	}
 	pthread_mutex_unlock(&n->ws_lock);
 	snap_ws_release(&ws);
@@ -310,6 +331,11 @@ void ws_read(struct fs *fs, struct node *n)
 {
 	uint64_t end = __atomic_load_n(&n->record_end, __ATOMIC_RELAXED);
 
+	if (__atomic_load_n(&n->push_armed, __ATOMIC_RELAXED)) {
+		pthread_mutex_lock(&n->ws_lock);
+		push_go(n);
+		pthread_mutex_unlock(&n->ws_lock);
+	}
 	if (!end || now_ns() < end)
 		return;
 	pthread_mutex_lock(&n->ws_lock);

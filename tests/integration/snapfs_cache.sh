@@ -382,6 +382,7 @@ elif mode == "cp":
     same("pread of the destination after cp onto it", os.pread(rfd, size + 1, 0), want)
 elif mode == "push":
     expect, seed = sys.argv[3], int(sys.argv[4])
+    os.pread(rfd, 1, 0)		# the first READ starts the push
     for _ in range(500):
         p0 = int(os.getxattr(path, "user.snapfs.prefetched"))
         if p0:
@@ -464,6 +465,10 @@ recording() {
 	# working set: nothing is kept, and the next open records again.
 	fresh && cat "$f" >/dev/null && sleep 0.5 && ws_is "$f" none ||
 		{ echo "(after cat of the whole file)"; return 1; }
+	# Nor is there one of a file one READ reads whole (1 MiB).
+	head -c $((MIB / 2)) /dev/urandom >"$MNT/w/small" && fresh &&
+		touch_pages "$MNT/w/small" 3 8 1 0 >/dev/null && sleep 0.5 &&
+		ws_is "$MNT/w/small" none || { echo "(a file of 512 KiB)"; return 1; }
 }
 
 # The only attribute that can be set is user.snapfs.workingset, to
@@ -512,7 +517,8 @@ push_cuts_reads() {
 CORRUPT_PY='
 import errno, os, sys, time
 path, bad, good, src = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-fd = os.open(path, os.O_RDONLY)		# starts the push
+fd = os.open(path, os.O_RDONLY)		# arms the push
+os.pread(fd, 1, good)			# the first READ starts it
 for _ in range(500):
     if int(os.getxattr(path, "user.snapfs.prefetched")):
         break
@@ -566,7 +572,7 @@ memory_bound() {
 	touch_pages "$f" 7 400 1 0 >/dev/null && wait_recorded "$f" || return 1
 	fresh -o cache_size=8M || return 1
 	before=$(rss_kib "$pid")
-	exec 3<"$f"	# starts the push
+	exec 3<"$f"	# arms the push (the cat starts it)
 	cat "$f" >/dev/null || { exec 3<&-; return 1; }
 	i=0	# until the push is through
 	while [ "$(xa "$f" prefetched)" -lt "${ws#recorded }" ] && [ "$i" -lt 50 ]; do
@@ -597,7 +603,7 @@ readahead		the mount's read_ahead_kb: 1024 by default, N with -o readahead_kb=N
 second_open		a second open of an unchanged file sends no READ
 concurrent_share	four concurrent mmap readers share the page cache: at most 1.25x the READs of one
 no_stale		no stale page after a write, a truncate, a cp onto the file, nor a write during a push
-recording		a working set recorded on a cold read, kept across a remount, carried by cp -r and ln; off and on; none kept from a cat
+recording		a working set recorded on a cold read, kept across a remount, carried by cp -r and ln; off and on; none from a cat or of a small file
 settings		workingset: other names EPERM, a bad value EINVAL, removexattr clears, -o ro refuses and records none
 push_cuts_reads		the push of a working set cuts READs 3x, the bytes right
 corrupt_chunk		a corrupt chunk in a working set: EIO for its reader, named in the log, other chunks read
