@@ -58,73 +58,7 @@ err=$work/case.log	# what not_ok shows under a failed case
 
 # ---- daemons -----------------------------------------------------------------
 
-# Whether process $1 runs (a zombie does not).
-alive() {
-	[ -r "/proc/$1/stat" ] || return 1
-	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-# Whether process $1 runs and is one of ours, to signal it: a daemon names
-# $work in its arguments (or is still this script, before its exec), so a
-# pid the system reused is left alone.
-ours() {
-	alive "$1" || return 1
-	args=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)
-	case $args in
-	*"$work/"*|"$self") return 0 ;;
-	esac
-	return 1
-}
-self=$(tr '\0' ' ' <"/proc/$$/cmdline")
-
-# Whether a FUSE file system is mounted on $1.
-is_mounted() {
-	awk -v m="$1" '$2 == m && $3 ~ /^fuse/ { f = 1 } END { exit !f }' \
-		/proc/self/mounts
-}
-
-forget_pid() {
-	rest=
-	for p in $pids; do
-		[ "$p" = "$1" ] || rest="$rest $p"
-	done
-	pids=$rest
-}
-
-# Wait up to $2 seconds (default 30) for daemon $1 to exit; its exit
-# status in $rc. Fails when it does not exit.
-wait_exit() {
-	i=0
-	while alive "$1"; do
-		i=$((i + 1))
-		if [ "$i" -gt $((${2:-30} * 10)) ]; then
-			echo "daemon $1 still runs after ${2:-30} s"
-			rc=timeout
-			return 1
-		fi
-		sleep 0.1
-	done
-	wait "$1"
-	rc=$?
-	forget_pid "$1"
-}
-
-# Sanitizer reports in daemon stderr file $1.
-no_reports() {
-	if grep -Eq 'ERROR: [A-Za-z]*Sanitizer|runtime error' "$1"; then
-		echo "sanitizer report in the daemon's stderr ($1):"
-		sed 's/^/  /' "$1" | head -60
-		return 1
-	fi
-}
-
-show_derr() {
-	if [ -n "$derr" ] && [ -s "$derr" ]; then
-		echo "daemon stderr ($derr):"
-		tail -30 "$derr" | sed 's/^/  /'
-	fi
-}
+. tests/lib/daemon.sh
 
 # A libfuse daemon only handles SIGINT when it is not ignored, and sh
 # starts background jobs with SIGINT ignored: give the daemon the default.

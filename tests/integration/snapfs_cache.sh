@@ -53,63 +53,9 @@ dn=0		# daemons started
 . tests/lib/tap.sh
 err=$work/case.log	# what not_ok shows under a failed case
 
-# ---- daemons (as in snapfs.sh) -----------------------------------------------
+# ---- daemons -----------------------------------------------------------------
 
-alive() {
-	[ -r "/proc/$1/stat" ] || return 1
-	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-# Process $1 runs and names $work in its arguments: one of our daemons.
-ours() {
-	alive "$1" || return 1
-	case $(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) in
-	*"$work/"*) return 0 ;;
-	esac
-	return 1
-}
-
-is_mounted() {
-	awk -v m="$1" '$2 == m && $3 ~ /^fuse/ { f = 1 } END { exit !f }' \
-		/proc/self/mounts
-}
-
-forget_pid() {
-	rest=
-	for p in $pids; do
-		[ "$p" = "$1" ] || rest="$rest $p"
-	done
-	pids=$rest
-}
-
-# Wait up to 30 s for daemon $1 to exit; its status in $rc.
-wait_exit() {
-	i=0
-	while alive "$1"; do
-		i=$((i + 1))
-		[ "$i" -le 300 ] || { echo "daemon $1 still runs after 30 s"; return 1; }
-		sleep 0.1
-	done
-	wait "$1"
-	rc=$?
-	forget_pid "$1"
-}
-
-no_reports() {
-	if grep -Eq 'ERROR: [A-Za-z]*Sanitizer|runtime error' "$1"; then
-		echo "sanitizer report in the daemon's stderr ($1):"
-		sed 's/^/  /' "$1" | head -60
-		return 1
-	fi
-}
-
-show_derr() {
-	if [ -n "$derr" ] && [ -s "$derr" ]; then
-		echo "daemon stderr ($derr):"
-		tail -30 "$derr" | sed 's/^/  /'
-	fi
-}
+. tests/lib/daemon.sh
 
 # Mount $STORE on $MNT with -f in the background (arguments go to snapfs)
 # and wait for the mount.
