@@ -209,18 +209,17 @@ void image_map_set(struct image *im, uint64_t i, const uint8_t *key)
 }
 
 /* Under im->lock: store dirty chunk i and put its key in the map. */
-int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
+/* Store data as chunk i of im (key it); the message names im and i. */
+static int store_chunk(struct image *im, uint64_t i, const uint8_t *data,
+		       uint8_t key[SNAP_KEY_LEN], struct snap_err *err)
 {
 	struct snap_store *s = im->s;
-	struct chunk *ch = im->dirty[i];
 	char label[64];
 	bool stored;
 	int ret;
 
-	if (!ch)
-		return 0;
-	ret = chunk_store(&s->backend, s->zstd_level, s->chunk_size, ch->data,
-			  ch->key, &stored);
+	ret = chunk_store(&s->backend, s->zstd_level, s->chunk_size, data, key,
+			  &stored);
 	if (ret) {
 		image_label(im, label, sizeof(label));
 		return snap_err_set(err, ret, "%s: offset %llu: storing a "
@@ -228,6 +227,20 @@ int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
 				    (unsigned long long)i * s->chunk_size,
 				    strerror(-ret));
 	}
+	return 0;
+}
+
+int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	struct chunk *ch = im->dirty[i];
+	int ret;
+
+	if (!ch)
+		return 0;
+	ret = store_chunk(im, i, ch->data, ch->key, err);
+	if (ret)
+		return ret;
 	image_map_set(im, i, ch->key);
 	im->dirty[i] = NULL;
 	im->ndirty--;
@@ -305,8 +318,6 @@ static int store_whole(struct image *im, uint64_t i, const uint8_t *data,
 {
 	struct snap_store *s = im->s;
 	uint8_t key[SNAP_KEY_LEN];
-	char label[64];
-	bool stored;
 	int ret;
 
 	if (im->dirty[i]) {
@@ -314,15 +325,9 @@ static int store_whole(struct image *im, uint64_t i, const uint8_t *data,
 		im->dirty[i] = NULL;
 		im->ndirty--;
 	}
-	ret = chunk_store(&s->backend, s->zstd_level, s->chunk_size, data, key,
-			  &stored);
-	if (ret) {
-		image_label(im, label, sizeof(label));
-		return snap_err_set(err, ret, "%s: offset %llu: storing a "
-				    "chunk: %s", label,
-				    (unsigned long long)i * s->chunk_size,
-				    strerror(-ret));
-	}
+	ret = store_chunk(im, i, data, key, err);
+	if (ret)
+		return ret;
 	if (memcmp(im->map[i], key, SNAP_KEY_LEN))
 		image_map_set(im, i, key);
 	return 0;
