@@ -84,7 +84,8 @@ $(LIBSNAP): $(LIBSNAP_OBJS)
 # ---- programs ----------------------------------------------------------------
 
 SNAPCTL_SRCS := $(wildcard tools/snapctl/*.c)
-SNAPVM_SRCS  := $(wildcard vmm/*.c vmm/boot/*.c vmm/dev/*.c)
+SNAPVM_SRCS  := $(wildcard vmm/*.c vmm/boot/*.c vmm/dev/*.c vmm/pci/*.c \
+			vmm/virtio/*.c)
 SNAPFS_SRCS  := $(wildcard fs/*.c)
 TOOL_SRCS    := tools/protolock.c
 

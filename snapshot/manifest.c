@@ -18,6 +18,10 @@
  * required feature is refused (docs/format.md, "Features").
  */
 static const char *const known_required_features[] = {
+	SNAP_FEATURE_PCI,		/* PCI bus 0 and its host bridge */
+	SNAP_FEATURE_VIRTIO_BLK,	/* virtio-blk, disks in the directory */
+	SNAP_FEATURE_VIRTIO_RNG,
+	SNAP_FEATURE_VIRTIO_VSOCK,
 	NULL,
 };
 
@@ -177,6 +181,42 @@ static int validate_text(const char *field, const char *s, size_t max,
 	return 0;
 }
 
+/* A disk file is a plain name of the directory, not one of its own files. */
+static int validate_disks(const struct snap_manifest *m, struct snap_err *err)
+{
+	static const char *const reserved[] = {
+		"manifest.bin", "state.bin", "memory.bin", ".", "..",
+	};
+
+	if (m->n_disks > SNAP_MAX_DISKS)
+		return FAIL("disks: %u, at most %u expected", m->n_disks,
+			    SNAP_MAX_DISKS);
+	for (uint32_t i = 0; i < m->n_disks; i++) {
+		const struct snap_disk *d = &m->disks[i];
+
+		if (!d->file[0] || strchr(d->file, '/') ||
+		    strnlen(d->file, SNAP_NAME_MAX) == SNAP_NAME_MAX)
+			return FAIL("disk %u: file \"%.*s\": a plain file name "
+				    "expected", i, (int)SNAP_NAME_MAX - 1,
+				    d->file);
+		for (size_t r = 0; r < sizeof(reserved) / sizeof(*reserved);
+		     r++)
+			if (!strcmp(d->file, reserved[r]))
+				return FAIL("disk %u: file \"%s\": a name the "
+					    "snapshot uses itself", i, d->file);
+		for (uint32_t j = 0; j < i; j++)
+			if (!strcmp(d->file, m->disks[j].file))
+				return FAIL("disk %u: file \"%s\" is also disk "
+					    "%u's", i, d->file, j);
+		if (d->size > SNAP_DISK_MAX || d->size % 512)
+			return FAIL("disk %u: size %llu, a multiple of 512 up "
+				    "to %llu expected", i,
+				    (unsigned long long)d->size,
+				    (unsigned long long)SNAP_DISK_MAX);
+	}
+	return 0;
+}
+
 static int validate_features(const char *field, char **list, uint32_t n,
 			     struct snap_err *err)
 {
@@ -228,6 +268,8 @@ int snap_manifest_validate(const struct snap_manifest *m,
 		ret = validate_features("compatible_features",
 					m->compatible_features,
 					m->n_compatible, err);
+	if (!ret)
+		ret = validate_disks(m, err);
 	return ret;
 }
 
@@ -253,6 +295,8 @@ int snap_manifest_encode(const struct snap_manifest *m, uint8_t **bufp,
 	Snapfs__Manifest__Producer producer = SNAPFS__MANIFEST__PRODUCER__INIT;
 	Snapfs__Manifest__MemoryRegion regions[SNAP_MAX_REGIONS];
 	Snapfs__Manifest__MemoryRegion *region_ptrs[SNAP_MAX_REGIONS];
+	Snapfs__Manifest__Disk disks[SNAP_MAX_DISKS];
+	Snapfs__Manifest__Disk *disk_ptrs[SNAP_MAX_DISKS];
 	size_t body;
 	uint8_t *buf;
 	int ret;
@@ -292,6 +336,17 @@ int snap_manifest_encode(const struct snap_manifest *m, uint8_t **bufp,
 	pb.n_compatible_features = m->n_compatible;
 	pb.compatible_features = m->compatible_features;
 	pb.cmdline = text(m->cmdline);
+	for (uint32_t i = 0; i < m->n_disks; i++) {
+		snapfs__manifest__disk__init(&disks[i]);
+		disks[i].file = (char *)m->disks[i].file;
+		disks[i].size = m->disks[i].size;
+		disks[i].sha256 = bin(m->disks[i].sha256,
+				      sizeof(m->disks[i].sha256));
+		disks[i].read_only = m->disks[i].read_only;
+		disk_ptrs[i] = &disks[i];
+	}
+	pb.n_disks = m->n_disks;
+	pb.disks = disk_ptrs;
 
 	body = snapfs__manifest__snapshot_manifest__get_packed_size(&pb);
 	buf = malloc(body + SNAP_TRAILER_LEN);
@@ -411,6 +466,24 @@ static int from_pb(const Snapfs__Manifest__SnapshotManifest *pb,
 				    "compatible_features", err);
 	if (ret)
 		return ret;
+	if (pb->n_disks > SNAP_MAX_DISKS)
+		return snap_err_set(err, -EINVAL, "manifest.bin: disks: %zu, "
+				    "at most %u expected", pb->n_disks,
+				    SNAP_MAX_DISKS);
+	for (size_t i = 0; i < pb->n_disks; i++) {
+		const Snapfs__Manifest__Disk *d = pb->disks[i];
+		struct snap_disk *md = &m->disks[i];
+
+		ret = copy_name(md->file, d->file, "disks.file", err);
+		if (!ret)
+			ret = copy_digest(md->sha256, d->sha256,
+					  "disks.sha256", err);
+		if (ret)
+			return ret;
+		md->size = d->size;
+		md->read_only = d->read_only;
+	}
+	m->n_disks = (uint32_t)pb->n_disks;
 	if ((pb->parent_hint[0] &&
 	     snap_manifest_set_text(&m->parent_hint, pb->parent_hint)) ||
 	    (pb->cmdline[0] && snap_manifest_set_text(&m->cmdline, pb->cmdline)))

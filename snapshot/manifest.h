@@ -29,6 +29,14 @@
 #define SNAP_STATE_MAX		(256u << 20)
 #define SNAP_MEMORY_MAX		(1ull << 46)	/* 64 TiB */
 #define SNAP_GPA_LIMIT		(1ull << 52)
+#define SNAP_MAX_DISKS		8u
+#define SNAP_DISK_MAX		(1ull << 44)	/* 16 TiB */
+
+/* Required features of devices (docs/format.md, "Features"). */
+#define SNAP_FEATURE_PCI		"pci"
+#define SNAP_FEATURE_VIRTIO_BLK		"virtio-blk"
+#define SNAP_FEATURE_VIRTIO_RNG		"virtio-rng"
+#define SNAP_FEATURE_VIRTIO_VSOCK	"virtio-vsock"
 
 /* The checksum trailer that ends manifest.bin: tag, length, digest. */
 #define SNAP_TRAILER_TAG	0x7a	/* field 15, wire type 2 (bytes) */
@@ -38,6 +46,14 @@ struct snap_region {
 	uint64_t gpa;		/* guest physical address */
 	uint64_t size;
 	uint64_t offset;	/* in memory.bin */
+};
+
+/* A disk: a raw image file of the snapshot directory. */
+struct snap_disk {
+	char file[SNAP_NAME_MAX];	/* a plain name, e.g. "disk0.img" */
+	uint64_t size;
+	uint8_t sha256[SNAP_DIGEST_LEN];
+	bool read_only;
 };
 
 struct snap_manifest {
@@ -63,6 +79,8 @@ struct snap_manifest {
 	char **compatible_features;
 	uint32_t n_compatible;
 	char *cmdline;			/* may be NULL */
+	struct snap_disk disks[SNAP_MAX_DISKS];
+	uint32_t n_disks;
 };
 
 /*

@@ -19,6 +19,9 @@ struct snap_writer {
 	char parent[PATH_MAX];
 	char tmp[PATH_MAX];
 	int memory_fd;
+	int disk_fd[SNAP_MAX_DISKS];	/* disk i's file, or -1 */
+	char disk_file[SNAP_MAX_DISKS][SNAP_NAME_MAX];
+	uint32_t n_disks;
 	bool committed;
 };
 
@@ -64,6 +67,8 @@ int snap_writer_begin(const struct snap_io *io, const char *dir,
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	w->io = io;
 	w->memory_fd = -1;
+	for (uint32_t i = 0; i < SNAP_MAX_DISKS; i++)
+		w->disk_fd[i] = -1;
 	ret = split_path(dir, w->parent, base);
 	if (ret) {
 		snap_err_set(err, ret, "%s: not a usable snapshot path", dir);
@@ -92,6 +97,31 @@ int snap_writer_begin(const struct snap_io *io, const char *dir,
 fail:
 	free(w);
 	return ret;
+}
+
+int snap_writer_disk(struct snap_writer *w, const char *file, int *fd,
+		     struct snap_err *err)
+{
+	const struct snap_io *io = w->io;
+	char path[PATH_MAX];
+	int ret;
+
+	if (w->n_disks == SNAP_MAX_DISKS)
+		return snap_err_set(err, -ENOSPC, "%s: more than %u disks", file,
+				    SNAP_MAX_DISKS);
+	if (strlen(file) >= SNAP_NAME_MAX || strchr(file, '/'))
+		return snap_err_set(err, -EINVAL, "%s: not a plain file name",
+				    file);
+	ret = join(path, w->tmp, file);
+	if (!ret)
+		ret = io->open(io->ctx, path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	if (ret < 0)
+		return snap_err_set(err, ret, "%s: %s", file, strerror(-ret));
+	w->disk_fd[w->n_disks] = ret;
+	strcpy(w->disk_file[w->n_disks], file);
+	w->n_disks++;
+	*fd = ret;
+	return 0;
 }
 
 const char *snap_writer_tmpdir(const struct snap_writer *w)
@@ -183,6 +213,46 @@ static int finish_memory(struct snap_writer *w, struct snap_manifest *m,
 	return 0;
 }
 
+/*
+ * Each disk file made with snap_writer_disk: synced, the size the manifest
+ * gives, its digest into the manifest.
+ */
+static int finish_disks(struct snap_writer *w, struct snap_manifest *m,
+			struct snap_err *err)
+{
+	const struct snap_io *io = w->io;
+
+	if (m->n_disks != w->n_disks)
+		return snap_err_set(err, -EINVAL, "the manifest names %u disks, "
+				    "%u were written", m->n_disks, w->n_disks);
+	for (uint32_t i = 0; i < w->n_disks; i++) {
+		struct snap_disk *d = &m->disks[i];
+		struct stat st;
+		int ret;
+
+		if (strcmp(d->file, w->disk_file[i]))
+			return snap_err_set(err, -EINVAL, "disk %u: the manifest "
+					    "says %s, %s was written", i,
+					    d->file, w->disk_file[i]);
+		ret = io->fsync(io->ctx, w->disk_fd[i]);
+		if (ret)
+			return snap_err_set(err, ret, "%s: fsync: %s", d->file,
+					    strerror(-ret));
+		if (fstat(w->disk_fd[i], &st))
+			return snap_err_set(err, -errno, "%s: %m", d->file);
+		if ((uint64_t)st.st_size != d->size)
+			return snap_err_set(err, -EINVAL, "%s: %lld bytes, the "
+					    "manifest says %llu", d->file,
+					    (long long)st.st_size,
+					    (unsigned long long)d->size);
+		ret = snap_digest_fd(w->disk_fd[i], d->size, d->sha256);
+		if (ret)
+			return snap_err_set(err, ret, "%s: digest: %s",
+					    d->file, strerror(-ret));
+	}
+	return 0;
+}
+
 int snap_writer_commit(struct snap_writer *w, struct snap_manifest *m,
 		       const struct snap_state *s, unsigned flags,
 		       struct snap_err *err)
@@ -196,6 +266,9 @@ int snap_writer_commit(struct snap_writer *w, struct snap_manifest *m,
 		return snap_err_set(err, -EINVAL, "manifest vcpu_count %u, "
 				    "state has %u vcpus", m->vcpu_count,
 				    s->n_vcpus);
+	ret = finish_disks(w, m, err);
+	if (ret)
+		return ret;
 	ret = snap_state_encode(s, &state, &state_len, err);
 	if (ret)
 		return ret;
@@ -261,6 +334,11 @@ void snap_writer_free(struct snap_writer *w)
 	io = w->io;
 	if (w->memory_fd >= 0)
 		io->close(io->ctx, w->memory_fd);
+	for (uint32_t i = 0; i < w->n_disks; i++) {
+		io->close(io->ctx, w->disk_fd[i]);
+		if (!w->committed && !join(path, w->tmp, w->disk_file[i]))
+			io->unlink(io->ctx, path);
+	}
 	if (!w->committed) {
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 			if (!join(path, w->tmp, files[i]))
@@ -311,6 +389,50 @@ static int check_memory(const char *dir, const struct snap_manifest *m,
 out:
 	close(fd);
 	return ret;
+}
+
+/* Each disk: a regular file of the manifest's size (and digest). */
+static int check_disks(const char *dir, const struct snap_manifest *m,
+		       unsigned flags, struct snap_err *err)
+{
+	for (uint32_t i = 0; i < m->n_disks; i++) {
+		const struct snap_disk *d = &m->disks[i];
+		uint8_t digest[SNAP_DIGEST_LEN];
+		char path[PATH_MAX];
+		struct stat st;
+		int fd, ret = 0;
+
+		if (join(path, dir, d->file))
+			return snap_err_set(err, -ENAMETOOLONG, "path too long");
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return snap_err_set(err, -errno, "%s: %m", d->file);
+		if (fstat(fd, &st))
+			ret = snap_err_set(err, -errno, "%s: %m", d->file);
+		else if (!S_ISREG(st.st_mode))
+			ret = snap_err_set(err, -EINVAL, "%s: not a regular "
+					   "file", d->file);
+		else if ((uint64_t)st.st_size != d->size)
+			ret = snap_err_set(err, -EINVAL, "%s: %lld bytes, the "
+					   "manifest says %llu", d->file,
+					   (long long)st.st_size,
+					   (unsigned long long)d->size);
+		else if (flags & SNAP_DISK_DIGEST) {
+			ret = snap_digest_fd(fd, d->size, digest);
+			if (ret)
+				snap_err_set(err, ret, "%s: %s", d->file,
+					     strerror(-ret));
+			else if (memcmp(digest, d->sha256, sizeof(digest)))
+				ret = snap_err_set(err, -EBADMSG, "%s: digest "
+						   "mismatch (the disk is "
+						   "corrupt or was changed)",
+						   d->file);
+		}
+		close(fd);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static int read_state(const char *dir, const struct snap_manifest *m,
@@ -376,6 +498,8 @@ int snap_read(const char *dir, unsigned flags, struct snap_manifest *m,
 	ret = read_state(dir, m, &state, err);
 	if (!ret)
 		ret = check_memory(dir, m, flags, err);
+	if (!ret)
+		ret = check_disks(dir, m, flags, err);
 	if (ret) {
 		snap_state_free(state);
 		snap_manifest_release(m);

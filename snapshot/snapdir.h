@@ -3,7 +3,8 @@
 #define SNAP_SNAPDIR_H
 
 /*
- * A snapshot directory: manifest.bin, state.bin, memory.bin.
+ * A snapshot directory: manifest.bin, state.bin, memory.bin, and the disk
+ * files the manifest names (disk0.img, ...).
  *
  * Writing is a transaction. snap_writer_begin() makes a hidden temporary
  * sibling of the final directory; the caller fills memory.bin; commit
@@ -15,7 +16,8 @@
  *
  * Reading checks, in order: the manifest's own checksum, its fields, its
  * required features, state.bin's size and digest, state.bin's fields, the
- * vCPU count of both, and memory.bin's size (and its digest on request).
+ * vCPU count of both, memory.bin's size (and its digest on request), and
+ * each disk's size (and its digest on request).
  */
 
 #include <stdint.h>
@@ -33,6 +35,7 @@ struct snap_writer;
 
 /* Flags of snap_writer_commit() and snap_read(). */
 #define SNAP_MEMORY_DIGEST	(1u << 0)	/* compute / check memory_sha256 */
+#define SNAP_DISK_DIGEST	(1u << 1)	/* check each disk's sha256 */
 
 /* Start a snapshot that will be published as dir (which must not exist). */
 int snap_writer_begin(const struct snap_io *io, const char *dir,
@@ -48,6 +51,15 @@ const char *snap_writer_tmpdir(const struct snap_writer *w);
  */
 int snap_writer_memory(struct snap_writer *w, uint64_t size, int *fd,
 		       struct snap_err *err);
+
+/*
+ * Create disk file (a plain name, listed in the manifest's disks in the
+ * same order) in the temporary directory, empty, and return its descriptor
+ * (owned by the writer, read-write) for the caller to fill. Commit syncs
+ * it, checks its size and puts its digest into the manifest.
+ */
+int snap_writer_disk(struct snap_writer *w, const char *file, int *fd,
+		     struct snap_err *err);
 
 /*
  * Write state.bin and manifest.bin and publish. Fills m's state digest,

@@ -50,6 +50,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&snapfs__manifest__producer__descriptor,
 	&snapfs__manifest__memory_region__descriptor,
 	&snapfs__manifest__snapshot_manifest__descriptor,
+	&snapfs__manifest__disk__descriptor,
 	/* proto/state.proto */
 	&snapfs__state__regs__descriptor,
 	&snapfs__state__segment__descriptor,
@@ -70,6 +71,13 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&snapfs__state__device__descriptor,
 	&snapfs__state__uart8250__descriptor,
 	&snapfs__state__vm_state__descriptor,
+	&snapfs__state__pci_host__descriptor,
+	&snapfs__state__pci_function__descriptor,
+	&snapfs__state__virt_queue__descriptor,
+	&snapfs__state__virtio_transport__descriptor,
+	&snapfs__state__virtio_blk__descriptor,
+	&snapfs__state__virtio_blk_set__descriptor,
+	&snapfs__state__virtio_rng__descriptor,
 	/* proto/store.proto */
 	&snapfs__store__store_info__descriptor,
 	&snapfs__store__image_info__descriptor,

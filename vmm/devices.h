@@ -8,15 +8,26 @@
  * payloads of a snapshot state.
  */
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "error.h"
+#include "manifest.h"
 #include "state.h"
 
 struct vm;
 struct ioport_bus;
 struct devices;
+struct dev_config;
+struct snap_writer;
 
+/*
+ * Make every device cfg asks for (cfg may be NULL: the fixed ones only),
+ * with PCI bus 0 for those that live on it.
+ */
 int devices_create(struct devices **out, struct vm *vm,
-		   struct ioport_bus *bus, struct snap_err *err);
+		   struct ioport_bus *bus, const struct dev_config *cfg,
+		   struct snap_err *err);
 
 /* Destroy in reverse order. d may be NULL. */
 void devices_destroy(struct devices *d);
@@ -27,9 +38,22 @@ int devices_save(struct devices *d, struct snap_state *s,
 
 /*
  * Restore each device from its payload in s (vCPUs paused). A device with
- * state whose payload is missing is an error naming it.
+ * state whose payload is missing is an error naming it, as is a payload
+ * of a device this VM was not given.
  */
 int devices_restore(struct devices *d, const struct snap_state *s,
 		    struct snap_err *err);
+
+/*
+ * At a save (vCPUs paused): name each present device's required feature
+ * in m, and let devices with files of their own (disks) put them into the
+ * snapshot being written and into m.
+ */
+int devices_capture(struct devices *d, struct snap_writer *w,
+		    struct snap_manifest *m, struct snap_err *err);
+
+/* An MMIO access from a vCPU; false when no device claims addr. */
+bool devices_mmio(struct devices *d, uint64_t addr, bool is_write,
+		  uint8_t *data, unsigned int size);
 
 #endif

@@ -20,6 +20,7 @@ struct mem {
 	int fd;			/* open on it, or -1 */
 	bool created;		/* mem_create made the file */
 	bool shared;		/* the guest's writes reach the file */
+	uint64_t *dev_dirty;	/* pages devices wrote, by backing offset */
 };
 
 unsigned int mem_layout(uint64_t size, struct mem_region r[MEM_MAX_REGIONS])
@@ -121,6 +122,11 @@ static int mem_map(struct mem **out, uint64_t size, const char *path,
 	m->size = size;
 	m->n_regions = mem_layout(size, m->regions);
 	m->fd = -1;
+	m->dev_dirty = calloc((size / MEM_ALIGN + 63) / 64, sizeof(uint64_t));
+	if (!m->dev_dirty) {
+		free(m);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
 	m->shared = mode != MEM_IMAGE_PRIVATE;
 	if (!path) {
 		host = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS |
@@ -180,6 +186,7 @@ void mem_destroy(struct mem *m)
 	if (m->fd >= 0)
 		close(m->fd);
 	free(m->path);
+	free(m->dev_dirty);
 	free(m);
 }
 
@@ -223,4 +230,30 @@ void *mem_ptr(const struct mem *m, uint64_t gpa, uint64_t len)
 						 gpa, len);
 
 	return r ? m->host + r->offset + (gpa - r->gpa) : NULL;
+}
+
+void *mem_ptr_write(struct mem *m, uint64_t gpa, uint64_t len)
+{
+	const struct mem_region *r = find_region(m->regions, m->n_regions,
+						 gpa, len);
+	uint64_t first, last;
+
+	if (!r)
+		return NULL;
+	first = (r->offset + (gpa - r->gpa)) / MEM_ALIGN;
+	last = (r->offset + (gpa - r->gpa) + len - 1) / MEM_ALIGN;
+	for (uint64_t p = first; p <= last; p++)
+		__atomic_fetch_or(&m->dev_dirty[p / 64], 1ull << (p % 64),
+				  __ATOMIC_RELAXED);
+	return m->host + r->offset + (gpa - r->gpa);
+}
+
+void mem_dirty_take(struct mem *m, uint64_t *bitmap)
+{
+	uint64_t words = (m->size / MEM_ALIGN + 63) / 64;
+
+	for (uint64_t w = 0; w < words; w++)
+		if (__atomic_load_n(&m->dev_dirty[w], __ATOMIC_RELAXED))
+			bitmap[w] |= __atomic_exchange_n(&m->dev_dirty[w], 0,
+							 __ATOMIC_RELAXED);
 }

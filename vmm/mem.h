@@ -84,4 +84,13 @@ unsigned int mem_regions(const struct mem *m, const struct mem_region **r);
 /* Host address of [gpa, gpa + len) when it lies in one region, else NULL. */
 void *mem_ptr(const struct mem *m, uint64_t gpa, uint64_t len);
 
+/*
+ * The same for a device about to write there: KVM's dirty log sees only
+ * the guest's own writes, so the pages are also marked in the devices'
+ * log, which mem_dirty_take ORs into bitmap (one bit per 4 KiB page of the
+ * backing, as vm_dirty_log_fetch) and clears. Any thread.
+ */
+void *mem_ptr_write(struct mem *m, uint64_t gpa, uint64_t len);
+void mem_dirty_take(struct mem *m, uint64_t *bitmap);
+
 #endif

@@ -8,18 +8,28 @@
  * any vCPU exists. memory.bin is mapped MAP_PRIVATE by default: pages load
  * as the guest touches them and the snapshot is never written. --shared
  * maps it MAP_SHARED: the VM runs in place and its writes go to the file.
+ *
+ * Disks: a read-only disk is served from the snapshot's own file, opened
+ * read-only. A writable one is first cloned into --disk-dir (a new file of
+ * the same name, never an existing one) with copy_file_range, constant
+ * time in a snapfs mount, and the VM writes there: the snapshot is never
+ * changed, and each restore has disks of its own.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "control.h"
+#include "dev/dev.h"
 #include "devices.h"
+#include "image.h"
 #include "kvm.h"
 #include "mem.h"
 #include "snapdir.h"
@@ -30,14 +40,16 @@
 struct restore_config {
 	const char *dir;
 	const char *control;
+	const char *disk_dir;
 	bool shared;
 	bool debug;
 };
 
-enum { OPT_CONTROL = 256, OPT_SHARED, OPT_DEBUG, OPT_HELP };
+enum { OPT_CONTROL = 256, OPT_DISK_DIR, OPT_SHARED, OPT_DEBUG, OPT_HELP };
 
 static const struct option restore_options[] = {
 	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "disk-dir", required_argument, NULL, OPT_DISK_DIR },
 	{ "shared", no_argument, NULL, OPT_SHARED },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -46,8 +58,13 @@ static const struct option restore_options[] = {
 
 static void restore_usage(FILE *f)
 {
-	fprintf(f, "usage: snapvm restore DIR [--control SOCKET] [--shared] "
-		"[--debug]\n");
+	fprintf(f, "usage: snapvm restore DIR [--control SOCKET] "
+		"[--disk-dir DIR] [--shared] [--debug]\n"
+		"\n"
+		"  --disk-dir DIR  where the VM's own copies of the snapshot's "
+		"writable disks\n"
+		"                  go (new files named as in the snapshot); "
+		"needed when it has any\n");
 }
 
 static int bad_usage(const char *what, const char *problem)
@@ -69,6 +86,9 @@ static int parse_restore(int argc, char **argv, struct restore_config *cfg)
 		switch (opt) {
 		case OPT_CONTROL:
 			cfg->control = optarg;
+			break;
+		case OPT_DISK_DIR:
+			cfg->disk_dir = optarg;
 			break;
 		case OPT_SHARED:
 			cfg->shared = true;
@@ -145,6 +165,9 @@ static int restore_state(struct vm *vm, const struct snap_state *st,
 
 struct restore {
 	struct snap_manifest m;
+	struct dev_config devs;
+	char disk_path[SNAP_MAX_DISKS][PATH_MAX];
+	bool disk_made[SNAP_MAX_DISKS];	/* a copy we made, for a failure */
 	struct snap_state *st;
 	struct kvm_host host;
 	struct mem *mem;
@@ -160,8 +183,8 @@ static int restore_start(const struct restore_config *cfg, struct restore *r,
 	struct saver_base base = { NULL, { 0 } };
 	int ret;
 
-	ret = vm_create(&r->vm, &r->host, r->mem, r->m.vcpu_count, cfg->debug,
-			err);
+	ret = vm_create(&r->vm, &r->host, r->mem, r->m.vcpu_count, &r->devs,
+			cfg->debug, err);
 	if (!ret)
 		ret = restore_state(r->vm, r->st, err);
 	if (ret)
@@ -190,17 +213,94 @@ static int restore_start(const struct restore_config *cfg, struct restore *r,
 	return 0;
 }
 
+/* Clone src (size bytes) into the new file dst; *made once it exists. */
+static int clone_disk(const char *src, const char *dst, uint64_t size,
+		      bool *made, struct snap_err *err)
+{
+	int in, out, ret = 0;
+	int64_t n;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return snap_err_set(err, -errno, "%s: %m", src);
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0) {
+		ret = snap_err_set(err, -errno, "--disk-dir: %s: %s", dst,
+				   errno == EEXIST ? "already exists (each "
+				   "restore needs a directory of its own)" :
+				   strerror(errno));
+		close(in);
+		return ret;
+	}
+	*made = true;
+	if (ftruncate(out, (off_t)size))
+		ret = snap_err_set(err, -errno, "%s: cannot size: %m", dst);
+	if (!ret && (n = image_copy_file(in, out, size)) < 0)
+		ret = snap_err_set(err, (int)n, "%s: copying %s: %s", dst, src,
+				   strerror((int)-n));
+	close(in);
+	close(out);
+	return ret;
+}
+
+/*
+ * The devices the snapshot's VM had: its disks (read-only ones from the
+ * snapshot, writable ones cloned into --disk-dir) and the virtio devices
+ * whose payloads state.bin holds.
+ */
+static int restore_devices(const struct restore_config *cfg,
+			   struct restore *r, struct snap_err *err)
+{
+	r->devs.rng = snap_state_find_device(r->st, "virtio-rng") != NULL;
+	for (uint32_t i = 0; i < r->m.n_disks; i++) {
+		const struct snap_disk *d = &r->m.disks[i];
+		char src[PATH_MAX];
+		int ret;
+
+		if ((size_t)snprintf(src, sizeof(src), "%s/%s", cfg->dir,
+				     d->file) >= sizeof(src))
+			return snap_err_set(err, -ENAMETOOLONG, "%s: path too "
+					    "long", cfg->dir);
+		if (d->read_only) {
+			strcpy(r->disk_path[i], src);
+		} else {
+			if (!cfg->disk_dir)
+				return snap_err_set(err, -EINVAL, "%s: disk %s is "
+						    "writable: --disk-dir DIR "
+						    "is needed for the VM's "
+						    "own copy", cfg->dir,
+						    d->file);
+			if ((size_t)snprintf(r->disk_path[i], PATH_MAX, "%s/%s",
+					     cfg->disk_dir, d->file) >= PATH_MAX)
+				return snap_err_set(err, -ENAMETOOLONG,
+						    "--disk-dir %s: path too "
+						    "long", cfg->disk_dir);
+			ret = clone_disk(src, r->disk_path[i], d->size,
+					 &r->disk_made[i], err);
+			if (ret)
+				return ret;
+		}
+		r->devs.disks[i] = (struct dev_disk){ r->disk_path[i],
+						      d->read_only };
+	}
+	r->devs.n_disks = r->m.n_disks;
+	return 0;
+}
+
 /* Read and check the snapshot, map its memory, open the socket and KVM. */
 static int restore_open(const struct restore_config *cfg, struct restore *r,
 			struct snap_err *err)
 {
 	int ret;
 
-	ret = snap_read(cfg->dir, 0, &r->m, &r->st, err);
+	ret = snap_read(cfg->dir, SNAP_DISK_DIGEST, &r->m, &r->st, err);
 	if (!ret)
 		ret = check_layout(&r->m, err);
 	if (ret)
 		return snap_err_prefix(err, ret, "%s", cfg->dir);
+	ret = restore_devices(cfg, r, err);
+	if (ret)
+		return ret;
 	if ((size_t)snprintf(r->memory_path, sizeof(r->memory_path), "%s/%s",
 			     cfg->dir, SNAP_MEMORY_FILE) >= sizeof(r->memory_path))
 		return snap_err_set(err, -ENAMETOOLONG, "%s: path too long",
@@ -248,6 +348,9 @@ int cmd_restore(int argc, char **argv)
 	kvm_host_close(&r.host);
 	mem_destroy(r.mem);
 	snap_state_free(r.st);
+	for (uint32_t i = 0; ret && i < SNAP_MAX_DISKS; i++)
+		if (r.disk_made[i])	/* a copy made for a VM that never ran */
+			unlink(r.disk_path[i]);
 	snap_manifest_release(&r.m);
 	if (ret) {
 		fprintf(stderr, "snapvm: %s\n", err.msg);

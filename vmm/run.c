@@ -17,6 +17,7 @@
 #include "boot/boot.h"
 #include "cmd.h"
 #include "control.h"
+#include "dev/dev.h"
 #include "kvm.h"
 #include "mem.h"
 #include "opts.h"
@@ -31,12 +32,13 @@ struct run_config {
 	const char *mem_file;
 	unsigned int cpus;
 	const char *control;
+	struct dev_config devs;
 	bool debug;
 };
 
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_MEM_FILE,
-	OPT_CPUS, OPT_CONTROL, OPT_DEBUG, OPT_HELP,
+	OPT_CPUS, OPT_CONTROL, OPT_DISK, OPT_RNG, OPT_DEBUG, OPT_HELP,
 };
 
 static const struct option run_options[] = {
@@ -47,6 +49,8 @@ static const struct option run_options[] = {
 	{ "mem-file", required_argument, NULL, OPT_MEM_FILE },
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -57,7 +61,8 @@ static void run_usage(FILE *f)
 	fprintf(f, "usage: snapvm run --kernel PATH [--initrd PATH] "
 		"[--cmdline STRING] [--mem SIZE]\n"
 		"                  [--mem-file PATH] [--cpus N] "
-		"[--control SOCKET] [--debug]\n");
+		"[--control SOCKET] [--disk PATH[,ro]]...\n"
+		"                  [--rng] [--debug]\n");
 }
 
 static int bad_usage(const char *what, const char *problem)
@@ -117,6 +122,27 @@ static int parse_cpus(const char *s, unsigned int *out)
 	return 0;
 }
 
+/* --disk PATH or PATH,ro: a virtio-blk device over a raw image file. */
+static int parse_disk(char *s, struct dev_config *devs)
+{
+	size_t n = strlen(s);
+	bool ro = n > 3 && !strcmp(s + n - 3, ",ro");
+
+	if (devs->n_disks == SNAP_MAX_DISKS) {
+		fprintf(stderr, "snapvm: --disk %s: at most %u disks\n", s,
+			SNAP_MAX_DISKS);
+		return 1;
+	}
+	if (ro)
+		s[n - 3] = '\0';
+	if (!*s) {
+		fprintf(stderr, "snapvm: --disk: a file name expected\n");
+		return 1;
+	}
+	devs->disks[devs->n_disks++] = (struct dev_disk){ s, ro };
+	return 0;
+}
+
 /* 0, or the exit status: 1 for a bad value, 2 for bad usage. */
 static int parse_run(int argc, char **argv, struct run_config *cfg)
 {
@@ -150,6 +176,14 @@ static int parse_run(int argc, char **argv, struct run_config *cfg)
 			break;
 		case OPT_CONTROL:
 			cfg->control = optarg;
+			break;
+		case OPT_DISK:
+			ret = parse_disk(optarg, &cfg->devs);
+			if (ret)
+				return ret;
+			break;
+		case OPT_RNG:
+			cfg->devs.rng = true;
 			break;
 		case OPT_DEBUG:
 			cfg->debug = true;
@@ -187,7 +221,8 @@ static int run_start(const struct run_config *cfg, struct boot_image *img,
 		return snap_err_set(err, -EINVAL, "--cpus %u: at most %u "
 				    "expected (KVM_CAP_MAX_VCPUS)", cfg->cpus,
 				    max);
-	ret = vm_create(vmp, host, mem, cfg->cpus, cfg->debug, err);
+	ret = vm_create(vmp, host, mem, cfg->cpus, &cfg->devs, cfg->debug,
+			err);
 	if (ret)
 		return ret;
 	vm_boot_cpus(*vmp, &cpus);

@@ -222,16 +222,30 @@ static void rebase(struct saver *s, const char *dir, const uint8_t *id)
 	memset(s->pending, 0, s->pending_words * sizeof(*s->pending));
 }
 
-/* Everything a save does while the vCPUs are parked. */
-static int save_paused(struct saver *s, const char *dir, const char *parent,
-		       struct saver_result *r, struct snap_err *err)
-{
-	struct snap_writer *w = NULL;
-	struct snap_state *st = NULL;
+/* A save between its paused part and its commit. */
+struct save_job {
+	struct snap_writer *w;
+	struct snap_state *st;
 	struct snap_manifest m;
+};
+
+static void save_job_release(struct save_job *j)
+{
+	snap_writer_free(j->w);
+	snap_manifest_release(&j->m);
+	snap_state_free(j->st);
+}
+
+/*
+ * Everything a save must do while the vCPUs are parked: the state, memory
+ * and the devices' disks, all of the same instant.
+ */
+static int save_paused(struct saver *s, const char *dir, const char *parent,
+		       struct saver_result *r, struct save_job *j,
+		       struct snap_err *err)
+{
 	int fd, ret;
 
-	memset(&m, 0, sizeof(m));
 	if (s->tracking) {
 		ret = vm_dirty_log_fetch(s->vm, s->pending, err);
 		if (ret)
@@ -242,12 +256,13 @@ static int save_paused(struct saver *s, const char *dir, const char *parent,
 		if (ret)
 			return ret;
 	}
-	ret = collect_state(s, &st, err);
+	ret = collect_state(s, &j->st, err);
 	if (ret)
 		return ret;
-	ret = snap_writer_begin(&snap_io_posix, dir, &w, err);
+	ret = snap_writer_begin(&snap_io_posix, dir, &j->w, err);
 	if (!ret)
-		ret = snap_writer_memory(w, mem_size(vm_mem(s->vm)), &fd, err);
+		ret = snap_writer_memory(j->w, mem_size(vm_mem(s->vm)), &fd,
+					 err);
 	if (!ret)
 		ret = write_memory(s, fd, r, err);
 	if (!ret && !s->tracking) {
@@ -256,17 +271,9 @@ static int save_paused(struct saver *s, const char *dir, const char *parent,
 		s->tracking = !ret;
 	}
 	if (!ret)
-		ret = fill_manifest(s, &m, parent, err);
+		ret = fill_manifest(s, &j->m, parent, err);
 	if (!ret)
-		ret = snap_writer_commit(w, &m, st, 0, err);
-	if (!ret) {
-		memcpy(r->id, m.id, SNAP_ID_LEN);
-		r->diff = parent != NULL;
-		rebase(s, dir, m.id);
-	}
-	snap_writer_free(w);
-	snap_manifest_release(&m);
-	snap_state_free(st);
+		ret = devices_capture(vm_devices(s->vm), j->w, &j->m, err);
 	return ret;
 }
 
@@ -275,18 +282,32 @@ int saver_save(struct saver *s, const char *dir, const char *parent,
 {
 	bool was_paused = vm_paused(s->vm);
 	uint64_t t0 = now_us();
+	struct save_job j;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
 	if (dir[0] != '/' || (parent && parent[0] != '/'))
 		return snap_err_set(err, -EINVAL, "%s: an absolute path "
 				    "expected", dir[0] != '/' ? dir : parent);
+	memset(&j, 0, sizeof(j));
 	ret = vm_pause(s->vm);
 	if (ret)
 		return snap_err_set(err, ret, "pause: %s", strerror(-ret));
-	ret = save_paused(s, dir, parent, r, err);
+	ret = save_paused(s, dir, parent, r, &j, err);
 	if (!was_paused)		/* a VM paused by its user stays so */
 		vm_resume(s->vm);
 	r->paused_us = now_us() - t0;
+	/*
+	 * What was captured no longer changes with the VM: syncing it, the
+	 * disks' digests and publishing happen while the VM runs.
+	 */
+	if (!ret)
+		ret = snap_writer_commit(j.w, &j.m, j.st, 0, err);
+	if (!ret) {
+		memcpy(r->id, j.m.id, SNAP_ID_LEN);
+		r->diff = parent != NULL;
+		rebase(s, dir, j.m.id);
+	}
+	save_job_release(&j);
 	return ret;
 }

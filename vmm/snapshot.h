@@ -7,9 +7,10 @@
  * atomically through libsnap's writer.
  *
  * A save pauses every vCPU, reads the VM's state (vstate.h) and each
- * device's, writes memory.bin, then state.bin and manifest.bin, renames the
- * result into place and resumes: the VM goes on, and nothing it does later
- * reaches the snapshot. memory.bin is always a complete image of RAM; how
+ * device's, writes memory.bin and copies each disk (devices_capture), and
+ * resumes; then, with the VM running, it syncs them, digests the disks,
+ * writes state.bin and manifest.bin and renames the result into place:
+ * nothing the VM does after the pause reaches the snapshot. memory.bin is always a complete image of RAM; how
  * it is made depends on what the saver knows:
  *
  *   - a base: a complete image equal to RAM when KVM's dirty log was last

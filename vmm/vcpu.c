@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cpuid.h"
+#include "devices.h"
 #include "ioport.h"
 #include "vm.h"
 
@@ -59,11 +60,18 @@ static int exit_io(struct vcpu *c)
 	return VCPU_CONTINUE;
 }
 
-/* No MMIO device yet: reads see all ones, writes go nowhere. */
+/* Devices on PCI; elsewhere reads see all ones, writes go nowhere. */
 static int exit_mmio(struct vcpu *c)
 {
-	if (!c->run->mmio.is_write)
-		memset(c->run->mmio.data, 0xff, sizeof(c->run->mmio.data));
+	struct kvm_run *run = c->run;
+	unsigned int len = run->mmio.len;
+
+	if (len > sizeof(run->mmio.data))
+		len = sizeof(run->mmio.data);
+	if (!devices_mmio(vm_devices(c->set->vm), run->mmio.phys_addr,
+			  run->mmio.is_write, run->mmio.data, len) &&
+	    !run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 	return VCPU_CONTINUE;
 }
 

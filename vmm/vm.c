@@ -174,7 +174,8 @@ static int setup_kvm(struct vm *vm, const struct kvm_host *host,
 }
 
 int vm_create(struct vm **out, const struct kvm_host *host, struct mem *mem,
-	      unsigned int cpus, bool debug, struct snap_err *err)
+	      unsigned int cpus, const struct dev_config *devs, bool debug,
+	      struct snap_err *err)
 {
 	struct kvm_cpuid2 *cpuid = NULL;
 	struct vm *vm;
@@ -205,7 +206,7 @@ int vm_create(struct vm **out, const struct kvm_host *host, struct mem *mem,
 		snap_err_set(err, ret, "out of memory");
 		goto err_destroy;
 	}
-	ret = devices_create(&vm->devices, vm, vm->bus, err);
+	ret = devices_create(&vm->devices, vm, vm->bus, devs, err);
 	if (ret)
 		goto err_destroy;
 	ret = kvm_host_supported_cpuid(host, &cpuid);
@@ -294,6 +295,7 @@ int vm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap, struct snap_err *err)
 			out[w] |= slot[w];
 		free(slot);
 	}
+	mem_dirty_take(vm->mem, bitmap);
 	return 0;
 }
 

@@ -23,18 +23,21 @@
 
 struct mem;
 struct devices;
+struct dev_config;
 struct ioport_bus;
 
 struct vm;
 
 /*
- * Build the VM on host with RAM mem (which must outlive it) and cpus vCPUs
- * (1 to kvm_host_max_vcpus). Blocks the signals snapvm handles in the
+ * Build the VM on host with RAM mem (which must outlive it), cpus vCPUs
+ * (1 to kvm_host_max_vcpus) and the devices devs asks for (may be NULL;
+ * it must outlive the VM). Blocks the signals snapvm handles in the
  * calling thread: call it before any other thread exists. With debug,
  * vm_wait reports unclaimed port accesses.
  */
 int vm_create(struct vm **out, const struct kvm_host *host, struct mem *mem,
-	      unsigned int cpus, bool debug, struct snap_err *err);
+	      unsigned int cpus, const struct dev_config *devs, bool debug,
+	      struct snap_err *err);
 
 /* Stop the vCPUs if they run, then free everything. vm may be NULL. */
 void vm_destroy(struct vm *vm);
@@ -49,7 +52,8 @@ struct devices *vm_devices(const struct vm *vm);
  * KVM's log of the pages the guest writes: start it on every RAM slot;
  * fetch ORs the pages written since the previous fetch (or the start) into
  * bitmap, one bit per 4 KiB page of the backing in its order (mem.h), and
- * clears KVM's log. Call both with the vCPUs paused or not yet started.
+ * clears KVM's log; the pages devices wrote (mem_ptr_write) are added too.
+ * Call both with the vCPUs paused or not yet started.
  */
 int vm_dirty_log_start(struct vm *vm, struct snap_err *err);
 int vm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap, struct snap_err *err);

@@ -126,12 +126,17 @@ static const struct {
 	  &future__manifest__memory_region__descriptor },
 	{ &snapfs__manifest__snapshot_manifest__descriptor,
 	  &future__manifest__snapshot_manifest__descriptor },
+	{ &snapfs__manifest__disk__descriptor,
+	  &future__manifest__disk__descriptor },
 #define PAIR(name) { &snapfs__state__##name##__descriptor,		\
 		     &future__state__##name##__descriptor },
 	PAIR(regs) PAIR(segment) PAIR(descriptor_table) PAIR(sregs) PAIR(fpu)
 	PAIR(xcr) PAIR(msr) PAIR(vcpu_events) PAIR(debug_regs)
 	PAIR(cpuid_entry) PAIR(vcpu) PAIR(pic) PAIR(ioapic) PAIR(pit_channel)
 	PAIR(pit) PAIR(clock) PAIR(device) PAIR(uart8250) PAIR(vm_state)
+	PAIR(pci_host) PAIR(pci_function) PAIR(virt_queue)
+	PAIR(virtio_transport) PAIR(virtio_blk) PAIR(virtio_blk_set)
+	PAIR(virtio_rng)
 #undef PAIR
 };
 
