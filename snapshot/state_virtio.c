@@ -340,3 +340,48 @@ int snap_virtio_rng_decode(const uint8_t *buf, size_t len,
 	snapfs__state__virtio_rng__free_unpacked(rng, NULL);
 	return ret;
 }
+
+/* ---- virtio-vsock ------------------------------------------------------------ */
+
+int snap_virtio_vsock_encode(const struct snap_virtio_vsock *s,
+			     uint8_t **buf, size_t *len)
+{
+	Snapfs__State__VirtioVsock vs = SNAPFS__STATE__VIRTIO_VSOCK__INIT;
+	Snapfs__State__VirtioTransport t;
+	Snapfs__State__PciFunction f;
+	Snapfs__State__VirtQueue q[SNAP_VIRTQ_MAX], *qp[SNAP_VIRTQ_MAX];
+
+	if (s->dev.n_queues > SNAP_VIRTQ_MAX)
+		return -EINVAL;
+	transport_build(&s->dev, &t, &f, q, qp);
+	vs.transport = &t;
+	vs.guest_cid = s->guest_cid;
+	return pack(&vs.base, buf, len);
+}
+
+int snap_virtio_vsock_decode(const uint8_t *buf, size_t len,
+			     struct snap_virtio_vsock *s,
+			     struct snap_err *err)
+{
+	Snapfs__State__VirtioVsock *vs;
+	int ret;
+
+	vs = snapfs__state__virtio_vsock__unpack(NULL, len, buf);
+	if (!vs)
+		return snap_err_set(err, -EBADMSG, "state.bin: virtio-vsock: "
+				    "not a valid payload");
+	if (!vs->transport)
+		ret = FAIL("virtio-vsock", "transport missing");
+	else
+		ret = transport_from(vs->transport, "virtio-vsock", &s->dev,
+				     err);
+	if (!ret && (vs->guest_cid < SNAP_VSOCK_CID_MIN ||
+		     vs->guest_cid > SNAP_VSOCK_CID_MAX))
+		ret = FAIL("virtio-vsock", "guest_cid %llu, 3 to %u expected",
+			   (unsigned long long)vs->guest_cid,
+			   SNAP_VSOCK_CID_MAX);
+	if (!ret)
+		s->guest_cid = vs->guest_cid;
+	snapfs__state__virtio_vsock__free_unpacked(vs, NULL);
+	return ret;
+}

@@ -79,6 +79,21 @@ int snap_virtio_rng_encode(const struct snap_virtio *v, uint8_t **buf,
 int snap_virtio_rng_decode(const uint8_t *buf, size_t len,
 			   struct snap_virtio *v, struct snap_err *err);
 
+/* "virtio-vsock": the transport and the guest's CID. */
+#define SNAP_VSOCK_CID_MIN	3u		/* 0-2 are reserved */
+#define SNAP_VSOCK_CID_MAX	0xfffffffeu	/* 2^32 - 1 is "any" */
+
+struct snap_virtio_vsock {
+	struct snap_virtio dev;
+	uint64_t guest_cid;
+};
+
+int snap_virtio_vsock_encode(const struct snap_virtio_vsock *s,
+			     uint8_t **buf, size_t *len);
+int snap_virtio_vsock_decode(const uint8_t *buf, size_t len,
+			     struct snap_virtio_vsock *s,
+			     struct snap_err *err);
+
 /*
  * For devices with payloads of their own that embed a VirtioTransport:
  * the transport to and from its encoded message.

@@ -78,6 +78,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&snapfs__state__virtio_blk__descriptor,
 	&snapfs__state__virtio_blk_set__descriptor,
 	&snapfs__state__virtio_rng__descriptor,
+	&snapfs__state__virtio_vsock__descriptor,
 	/* proto/store.proto */
 	&snapfs__store__store_info__descriptor,
 	&snapfs__store__image_info__descriptor,
