@@ -806,3 +806,63 @@ int snap_uart8250_decode(const uint8_t *buf, size_t len,
 	snapfs__state__uart8250__free_unpacked(pb, NULL);
 	return ret;
 }
+
+/* ---- the MC146818 RTC's payload ----------------------------------------- */
+
+static bool rtc_offset_ok(int64_t ns)
+{
+	return ns >= -SNAP_RTC_OFFSET_MAX && ns <= SNAP_RTC_OFFSET_MAX;
+}
+
+int snap_rtc_encode(const struct snap_rtc *c, uint8_t **bufp, size_t *lenp)
+{
+	Snapfs__State__Rtc pb = SNAPFS__STATE__RTC__INIT;
+	uint8_t *buf;
+	size_t len;
+
+	if (!rtc_offset_ok(c->offset_ns) || c->index >= SNAP_RTC_CMOS_SIZE)
+		return -EINVAL;
+	pb.cmos = bin(c->cmos, sizeof(c->cmos));
+	pb.offset_ns = c->offset_ns;
+	pb.index = c->index;
+	len = snapfs__state__rtc__get_packed_size(&pb);
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	snapfs__state__rtc__pack(&pb, buf);
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
+int snap_rtc_decode(const uint8_t *buf, size_t len, struct snap_rtc *c,
+		    struct snap_err *err)
+{
+	Snapfs__State__Rtc *pb;
+	int ret = 0;
+
+	memset(c, 0, sizeof(*c));
+	pb = snapfs__state__rtc__unpack(NULL, len, buf);
+	if (!pb)
+		return snap_err_set(err, -EBADMSG,
+				    "state.bin: rtc: not a valid payload");
+	if (pb->cmos.len != SNAP_RTC_CMOS_SIZE)
+		ret = snap_err_set(err, -EINVAL, "state.bin: rtc: cmos: %zu "
+				   "bytes, %u expected", pb->cmos.len,
+				   SNAP_RTC_CMOS_SIZE);
+	else if (!rtc_offset_ok(pb->offset_ns))
+		ret = snap_err_set(err, -EINVAL, "state.bin: rtc: offset_ns: "
+				   "%lld, at most %lld either way expected",
+				   (long long)pb->offset_ns,
+				   (long long)SNAP_RTC_OFFSET_MAX);
+	else if (pb->index >= SNAP_RTC_CMOS_SIZE)
+		ret = out_of_range("rtc", "index", pb->index,
+				   SNAP_RTC_CMOS_SIZE - 1, err);
+	if (!ret) {
+		memcpy(c->cmos, pb->cmos.data, SNAP_RTC_CMOS_SIZE);
+		c->offset_ns = pb->offset_ns;
+		c->index = (uint8_t)pb->index;
+	}
+	snapfs__state__rtc__free_unpacked(pb, NULL);
+	return ret;
+}

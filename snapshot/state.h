@@ -34,6 +34,9 @@
 #define SNAP_MAX_DEVICES	256u
 #define SNAP_MP_STATE_MAX	10u		/* KVM_MP_STATE_SUSPENDED */
 #define SNAP_UART_FIFO_MAX	256u
+#define SNAP_RTC_CMOS_SIZE	128u
+/* How far an RTC may be from the host's clock: 200 years, in ns. */
+#define SNAP_RTC_OFFSET_MAX	(6311390400ll * 1000000000ll)
 
 #define SNAP_CTYPE_U8	uint8_t
 #define SNAP_CTYPE_U16	uint16_t
@@ -206,6 +209,17 @@ struct snap_uart8250 {
 	bool irq_level;
 };
 
+/*
+ * The MC146818 RTC: its CMOS bytes, registers A-D and RAM, and the offset
+ * of its time from the host's CLOCK_REALTIME, within SNAP_RTC_OFFSET_MAX
+ * either way.
+ */
+struct snap_rtc {
+	uint8_t cmos[SNAP_RTC_CMOS_SIZE];
+	int64_t offset_ns;
+	uint8_t index;			/* below SNAP_RTC_CMOS_SIZE */
+};
+
 /* A zeroed state with n_vcpus zeroed vCPUs; NULL when out of memory. */
 struct snap_state *snap_state_new(uint32_t n_vcpus);
 
@@ -243,5 +257,13 @@ int snap_uart8250_encode(const struct snap_uart8250 *u, uint8_t **buf,
 			 size_t *len);
 int snap_uart8250_decode(const uint8_t *buf, size_t len,
 			 struct snap_uart8250 *u, struct snap_err *err);
+
+/*
+ * Payload codec of the "rtc" device type. Encode refuses (-EINVAL) what
+ * decode would: an offset or index out of range.
+ */
+int snap_rtc_encode(const struct snap_rtc *r, uint8_t **buf, size_t *len);
+int snap_rtc_decode(const uint8_t *buf, size_t len, struct snap_rtc *r,
+		    struct snap_err *err);
 
 #endif

@@ -70,6 +70,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&snapfs__state__clock__descriptor,
 	&snapfs__state__device__descriptor,
 	&snapfs__state__uart8250__descriptor,
+	&snapfs__state__rtc__descriptor,
 	&snapfs__state__vm_state__descriptor,
 	&snapfs__state__pci_host__descriptor,
 	&snapfs__state__pci_function__descriptor,

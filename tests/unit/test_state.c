@@ -350,6 +350,78 @@ static void test_uart_payload(void **unused)
 	assert_int_equal(snap_uart8250_decode(buf, 1, &u, &err), -EBADMSG);
 }
 
+/* err holds one line, "state.bin: rtc: ..." naming what. */
+static void assert_rtc_refused(const struct snap_err *err, const char *what)
+{
+	if (strncmp(err->msg, "state.bin: rtc", 14) || strchr(err->msg, '\n') ||
+	    !strstr(err->msg, what))
+		fail_msg("\"%s\" is not one line about %s", err->msg, what);
+}
+
+static void test_rtc_payload(void **unused)
+{
+	Snapfs__State__Rtc pb = SNAPFS__STATE__RTC__INIT;
+	uint8_t cmos[SNAP_RTC_CMOS_SIZE + 1];
+	struct snap_rtc r, d;
+	struct snap_err err = { "" };
+	uint8_t buf[512], *enc;
+	size_t len;
+
+	/* Round trip: every byte, both signs and the limits of the offset. */
+	for (unsigned int i = 0; i < SNAP_RTC_CMOS_SIZE; i++)
+		r.cmos[i] = (uint8_t)(0xa5 ^ i);
+	r.index = 0x7f;
+	const int64_t offsets[] = { 0, -1, 3600000000000ll, -86400123456789ll,
+				    SNAP_RTC_OFFSET_MAX, -SNAP_RTC_OFFSET_MAX };
+	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+		r.offset_ns = offsets[i];
+		assert_int_equal(snap_rtc_encode(&r, &enc, &len), 0);
+		memset(&d, 0xee, sizeof(d));
+		assert_int_equal(snap_rtc_decode(enc, len, &d, &err), 0);
+		free(enc);
+		assert_memory_equal(d.cmos, r.cmos, SNAP_RTC_CMOS_SIZE);
+		assert_true(d.offset_ns == r.offset_ns);
+		assert_int_equal(d.index, 0x7f);
+	}
+	/* Encode refuses what decode would. */
+	r.offset_ns = SNAP_RTC_OFFSET_MAX + 1;
+	assert_int_equal(snap_rtc_encode(&r, &enc, &len), -EINVAL);
+	r.offset_ns = 0;
+	r.index = SNAP_RTC_CMOS_SIZE;
+	assert_int_equal(snap_rtc_encode(&r, &enc, &len), -EINVAL);
+
+	/* Hostile payloads: one line each, nothing half decoded. */
+	memset(cmos, 0x11, sizeof(cmos));
+	pb.cmos = (ProtobufCBinaryData){ sizeof(cmos), cmos };
+	len = snapfs__state__rtc__pack(&pb, buf);
+	assert_int_equal(snap_rtc_decode(buf, len, &d, &err), -EINVAL);
+	assert_rtc_refused(&err, "cmos: 129 bytes, 128 expected");
+	pb.cmos.len = 0;		/* absent */
+	len = snapfs__state__rtc__pack(&pb, buf);
+	assert_int_equal(snap_rtc_decode(buf, len, &d, &err), -EINVAL);
+	assert_rtc_refused(&err, "cmos: 0 bytes");
+	pb.cmos.len = SNAP_RTC_CMOS_SIZE;
+	pb.offset_ns = INT64_MIN;
+	len = snapfs__state__rtc__pack(&pb, buf);
+	assert_int_equal(snap_rtc_decode(buf, len, &d, &err), -EINVAL);
+	assert_rtc_refused(&err, "offset_ns: -9223372036854775808");
+	pb.offset_ns = -5;
+	pb.index = 128;
+	len = snapfs__state__rtc__pack(&pb, buf);
+	assert_int_equal(snap_rtc_decode(buf, len, &d, &err), -EINVAL);
+	assert_rtc_refused(&err, "index: 128, at most 127");
+	assert_int_equal(d.offset_ns, 0);
+	pb.index = 0x0c;
+	len = snapfs__state__rtc__pack(&pb, buf);
+	assert_int_equal(snap_rtc_decode(buf, len, &d, &err), 0);
+	assert_true(d.offset_ns == -5);
+	assert_int_equal(d.index, 0x0c);
+	assert_int_equal(d.cmos[127], 0x11);
+	buf[0] = 0xff;
+	assert_int_equal(snap_rtc_decode(buf, 1, &d, &err), -EBADMSG);
+	assert_rtc_refused(&err, "not a valid payload");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_decode_checks),
 		cmocka_unit_test(test_decode_garbage),
 		cmocka_unit_test(test_uart_payload),
+		cmocka_unit_test(test_rtc_payload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
