@@ -14,6 +14,7 @@ static const struct dev_ops *const dev_table[] = {
 	&dev_uart8250,
 	&dev_i8042,
 	&dev_post,
+	&dev_rtc,
 	&dev_pci,		/* before the devices on the bus */
 	&dev_virtio_blk,	/* PCI slots in this order: a restore */
 	&dev_virtio_rng,	/* finds each function where it was */
@@ -154,6 +155,8 @@ int devices_restore(struct devices *d, const struct snap_state *s,
 			continue;
 		}
 		if (!ops->restore)
+			continue;
+		if (!sd && ops->payload_optional)
 			continue;
 		if (!sd)
 			return snap_err_set(err, -EINVAL, "state.bin: device "

@@ -38,8 +38,9 @@ int devices_save(struct devices *d, struct snap_state *s,
 
 /*
  * Restore each device from its payload in s (vCPUs paused). A device with
- * state whose payload is missing is an error naming it, as is a payload
- * of a device this VM was not given.
+ * state whose payload is missing is an error naming it (unless the device
+ * is newer than such snapshots: payload_optional), as is a payload of a
+ * device this VM was not given.
  */
 int devices_restore(struct devices *d, const struct snap_state *s,
 		    struct snap_err *err);

@@ -87,6 +87,11 @@ struct dev_ops {
 	int (*restore)(void *state, const uint8_t *buf, size_t len,
 		       struct snap_err *err);
 	/*
+	 * Snapshots older than the device have no payload for it: set, such a
+	 * snapshot restores with the device as created; clear, it is refused.
+	 */
+	bool payload_optional;
+	/*
 	 * Capture what lives outside RAM and state.bin (a disk) into the
 	 * snapshot being written, at the same instant as the rest (vCPUs
 	 * paused), and describe it in m. NULL: nothing to capture.
@@ -98,6 +103,7 @@ struct dev_ops {
 extern const struct dev_ops dev_uart8250;	/* COM1, ttyS0 */
 extern const struct dev_ops dev_i8042;		/* reset line only */
 extern const struct dev_ops dev_post;		/* port 0x80 */
+extern const struct dev_ops dev_rtc;		/* MC146818, CMOS RAM */
 extern const struct dev_ops dev_pci;		/* PCI host bridge, 0xcf8 */
 extern const struct dev_ops dev_virtio_blk;	/* --disk */
 extern const struct dev_ops dev_virtio_rng;
