@@ -101,7 +101,7 @@ struct dev_ops {
 };
 
 extern const struct dev_ops dev_uart8250;	/* COM1, ttyS0 */
-extern const struct dev_ops dev_i8042;		/* reset line only */
+extern const struct dev_ops dev_i8042;		/* no keyboard; reset line */
 extern const struct dev_ops dev_post;		/* port 0x80 */
 extern const struct dev_ops dev_rtc;		/* MC146818, CMOS RAM */
 extern const struct dev_ops dev_pci;		/* PCI host bridge, 0xcf8 */
