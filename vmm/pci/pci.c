@@ -211,16 +211,14 @@ unsigned int pci_func_slot(const struct pci_func *f)
 
 /* ---- configuration cycles ------------------------------------------------ */
 
+static bool msix_enabled(const struct pci_func *f);
 static void send_pending_locked(struct pci_func *f);
 
 static void config_write(struct pci_func *f, unsigned int reg,
 			 const uint8_t *data, unsigned int size)
 {
-	bool msix_was = false;
+	bool msix_was = msix_enabled(f);
 
-	if (f->msix_cap)
-		msix_was = get16(f->config + f->msix_cap + 2) &
-			   PCI_MSIX_ENABLE;
 	for (unsigned int i = 0; i < size && reg + i < PCI_CONFIG_SIZE; i++) {
 		uint8_t m = f->wmask[reg + i];
 
@@ -230,9 +228,9 @@ static void config_write(struct pci_func *f, unsigned int reg,
 	/*
 	 * BAR0's low bits read as zero whatever is written: sizing (all ones
 	 * written) reads back the size mask, as the mask already gives.
+	 * MSI-X enabled, or its function mask cleared: what pends is sent.
 	 */
-	if (f->msix_cap && !msix_was &&
-	    (get16(f->config + f->msix_cap + 2) & PCI_MSIX_ENABLE))
+	if (!msix_was && msix_enabled(f))
 		send_pending_locked(f);
 }
 
