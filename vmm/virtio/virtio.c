@@ -689,9 +689,9 @@ int virtio_restore(struct virtio_dev *v, const struct snap_virtio *s,
 					    "%u or rings outside RAM", v->name,
 					    q, sq->size);
 	}
-	ret = pci_func_restore(v->pci, &s->pci, err);
+	ret = pci_func_restore(v->pci, &s->pci, err);	/* names v->name */
 	if (ret)
-		return snap_err_prefix(err, ret, "%s", v->name);
+		return ret;
 	pthread_mutex_lock(&v->lock);
 	v->driver_features = s->driver_features;
 	v->status = (uint8_t)s->status;
