@@ -273,6 +273,13 @@ int virtq_pop(struct virtio_dev *v, unsigned int q, struct virtq_req *r)
 		if (used)
 			__atomic_store_n((uint16_t *)(used + 4 + 8u * vq->size),
 					 vq->last_avail, __ATOMIC_RELEASE);
+		/*
+		 * avail_event must be visible before the caller's next read of
+		 * the available index: a store may pass a later load, and then
+		 * the driver reads the old avail_event while we read the old
+		 * index, sees no need to notify, and the queue stalls for good.
+		 */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
 	return 1;
 }
