@@ -461,6 +461,295 @@ static void test_bad_paths(void **unused)
 	snap_writer_free(NULL);
 }
 
+/* ---- disks --------------------------------------------------------------- */
+
+#define DISK_SIZE(i)	((uint64_t)((i) + 1) * 65536)
+
+/* Disk i's contents: a pattern of its own. */
+static uint8_t *disk_bytes(uint32_t i)
+{
+	uint8_t *b = malloc(DISK_SIZE(i));
+
+	assert_non_null(b);
+	for (uint64_t k = 0; k < DISK_SIZE(i); k++)
+		b[k] = (uint8_t)(k * 7 + i * 13 + k / 4096);
+	return b;
+}
+
+/*
+ * Begin a snapshot of dir with memory.bin and n disks diskI.img written,
+ * and a manifest m listing the same n disks (disk 1 read-only).
+ */
+static struct snap_writer *begin_with_disks(const char *dir, uint32_t n,
+					    struct snap_manifest *m)
+{
+	struct snap_err err = { "" };
+	struct snap_writer *w;
+	int fd;
+
+	test_manifest_sample(m, 2, MEM, 5);
+	assert_int_equal(snap_writer_begin(&snap_io_posix, dir, &w, &err), 0);
+	assert_int_equal(snap_writer_memory(w, MEM, &fd, &err), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct snap_disk *d = &m->disks[i];
+		uint8_t *b = disk_bytes(i);
+
+		snprintf(d->file, sizeof(d->file), "disk%u.img", i);
+		d->size = DISK_SIZE(i);
+		d->read_only = i == 1;
+		assert_int_equal(snap_writer_disk(w, d->file, &fd, &err), 0);
+		assert_int_equal(snap_io_write_all(&snap_io_posix, fd, b,
+						   DISK_SIZE(i), 0), 0);
+		free(b);
+	}
+	m->n_disks = n;
+	return w;
+}
+
+static void test_disks_write_read(void **unused)
+{
+	char *tmp = test_tmpdir(), *dir = path_in(tmp, "snap");
+	struct snap_state *s = test_state_sample(2, 5), *rs = NULL;
+	struct snap_err err = { "" };
+	struct snap_manifest m, r;
+	struct snap_writer *w;
+
+	w = begin_with_disks(dir, 2, &m);
+	assert_int_equal(snap_writer_commit(w, &m, s, SNAP_MEMORY_DIGEST,
+					    &err), 0);
+	snap_writer_free(w);
+	assert_int_equal(test_count_entries(tmp), 1);
+	assert_int_equal(test_count_entries(dir), 5);
+
+	assert_int_equal(snap_read(dir, SNAP_MEMORY_DIGEST | SNAP_DISK_DIGEST,
+				   &r, &rs, &err), 0);
+	assert_int_equal(r.n_disks, 2);
+	for (uint32_t i = 0; i < 2; i++) {
+		uint8_t want[SNAP_DIGEST_LEN], *b = disk_bytes(i), *f;
+		char *p = path_in(dir, r.disks[i].file);
+		size_t len;
+
+		snap_sha256(b, DISK_SIZE(i), want);
+		assert_memory_equal(r.disks[i].sha256, want, sizeof(want));
+		/* commit filled the caller's manifest too */
+		assert_memory_equal(m.disks[i].sha256, want, sizeof(want));
+		assert_int_equal(r.disks[i].size, DISK_SIZE(i));
+		assert_int_equal(r.disks[i].read_only, i == 1);
+		f = test_read_file(p, &len);
+		assert_int_equal(len, DISK_SIZE(i));
+		assert_memory_equal(f, b, len);
+		free(f);
+		free(b);
+		free(p);
+	}
+	assert_string_equal(r.disks[0].file, "disk0.img");
+	assert_string_equal(r.disks[1].file, "disk1.img");
+	snap_manifest_release(&r);
+	snap_state_free(rs);
+	snap_manifest_release(&m);
+	snap_state_free(s);
+	test_rmtree(tmp);
+	free(dir);
+	free(tmp);
+}
+
+/* Mutations of the manifest's disk list that commit must refuse. */
+static void list_fewer(struct snap_manifest *m) { m->n_disks = 1; }
+
+static void list_more(struct snap_manifest *m)
+{
+	m->disks[2] = m->disks[1];
+	strcpy(m->disks[2].file, "disk2.img");
+	m->n_disks = 3;
+}
+
+static void list_swapped(struct snap_manifest *m)
+{
+	struct snap_disk d = m->disks[0];
+
+	m->disks[0] = m->disks[1];
+	m->disks[1] = d;
+}
+
+static void list_size(struct snap_manifest *m) { m->disks[1].size += 512; }
+static void list_none(struct snap_manifest *m) { m->n_disks = 0; }
+
+static void test_disks_commit_mismatch(void **unused)
+{
+	static const struct {
+		void (*mutate)(struct snap_manifest *m);
+		const char *what;
+	} cases[] = {
+		{ list_fewer, "the manifest names 1 disks, 2 were written" },
+		{ list_more, "the manifest names 3 disks, 2 were written" },
+		{ list_none, "the manifest names 0 disks, 2 were written" },
+		{ list_swapped, "disk 0: the manifest says disk1.img, "
+				"disk0.img was written" },
+		{ list_size, "disk1.img: 131072 bytes, the manifest says "
+			     "131584" },
+	};
+	char *tmp = test_tmpdir(), *dir = path_in(tmp, "snap");
+	struct snap_state *s = test_state_sample(2, 5);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct snap_err err = { "" };
+		struct snap_manifest m;
+		struct snap_writer *w = begin_with_disks(dir, 2, &m);
+
+		cases[i].mutate(&m);
+		assert_int_equal(snap_writer_commit(w, &m, s, 0, &err),
+				 -EINVAL);
+		if (!strstr(err.msg, cases[i].what))
+			fail_msg("case %zu: \"%s\" not in \"%s\"", i,
+				 cases[i].what, err.msg);
+		assert_null(strchr(err.msg, '\n'));
+		assert_int_equal(access(dir, F_OK), -1);
+		/* The temporary, disks included, goes with the writer. */
+		assert_int_equal(test_count_entries(tmp), 1);
+		snap_writer_free(w);
+		assert_int_equal(test_count_entries(tmp), 0);
+		snap_manifest_release(&m);
+	}
+	snap_state_free(s);
+	test_rmtree(tmp);
+	free(dir);
+	free(tmp);
+}
+
+static void test_disks_writer_refusals(void **unused)
+{
+	char *tmp = test_tmpdir(), *dir = path_in(tmp, "snap");
+	struct snap_state *s = test_state_sample(2, 5);
+	struct snap_err err = { "" };
+	char name[SNAP_NAME_MAX + 1];
+	struct snap_manifest m;
+	struct snap_writer *w;
+	int fd = -1;
+
+	w = begin_with_disks(dir, 2, &m);
+	assert_int_equal(snap_writer_disk(w, "a/b", &fd, &err), -EINVAL);
+	assert_string_equal(err.msg, "a/b: not a plain file name");
+	memset(name, 'n', SNAP_NAME_MAX);
+	name[SNAP_NAME_MAX] = 0;
+	assert_int_equal(snap_writer_disk(w, name, &fd, &err), -EINVAL);
+	assert_int_equal(snap_writer_disk(w, "disk0.img", &fd, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "disk0.img: File exists"));
+	assert_int_equal(snap_writer_disk(w, SNAP_MEMORY_FILE, &fd, &err),
+			 -EEXIST);
+	for (uint32_t i = 2; i < SNAP_MAX_DISKS; i++) {
+		snprintf(name, sizeof(name), "more%u", i);
+		assert_int_equal(snap_writer_disk(w, name, &fd, &err), 0);
+	}
+	assert_int_equal(snap_writer_disk(w, "ninth", &fd, &err), -ENOSPC);
+	assert_non_null(strstr(err.msg, "ninth: more than 8 disks"));
+	snap_writer_free(w);
+	assert_int_equal(test_count_entries(tmp), 0);
+	snap_manifest_release(&m);
+
+	/*
+	 * A disk the writer accepts under a name the snapshot uses itself
+	 * ("state.bin", created before commit writes its own) is refused by
+	 * the manifest's validation, and removed with the temporary.
+	 */
+	w = begin_with_disks(dir, 1, &m);
+	assert_int_equal(snap_writer_disk(w, SNAP_STATE_FILE, &fd, &err), 0);
+	strcpy(m.disks[1].file, SNAP_STATE_FILE);
+	m.disks[1].size = 0;
+	m.n_disks = 2;
+	assert_true(snap_writer_commit(w, &m, s, 0, &err) < 0);
+	assert_int_equal(access(dir, F_OK), -1);
+	snap_writer_free(w);
+	assert_int_equal(test_count_entries(tmp), 0);
+	snap_manifest_release(&m);
+
+	snap_state_free(s);
+	test_rmtree(tmp);
+	free(dir);
+	free(tmp);
+}
+
+static void expect_disk_error(const char *dir, unsigned flags, int ret,
+			      const char *what)
+{
+	struct snap_err err = { "" };
+	struct snap_state *s = NULL;
+	struct snap_manifest m;
+
+	assert_int_equal(snap_read(dir, flags, &m, &s, &err), ret);
+	assert_null(s);
+	assert_null(strchr(err.msg, '\n'));
+	if (strcmp(err.msg, what))
+		fail_msg("\"%s\", \"%s\" expected", err.msg, what);
+}
+
+/*
+ * Each read-side check of a disk gives one line naming the disk's file.
+ * A changed byte is noticed only with SNAP_DISK_DIGEST, which reads every
+ * disk whole; snapvm restore asks for it unless told --trust-disks.
+ */
+static void test_disks_read_errors(void **unused)
+{
+	const unsigned all = SNAP_MEMORY_DIGEST | SNAP_DISK_DIGEST;
+	char *tmp = test_tmpdir(), *dir = path_in(tmp, "snap");
+	char *disk1 = path_in(dir, "disk1.img"), *disk0 = path_in(dir,
+								 "disk0.img");
+	struct snap_state *s = test_state_sample(2, 5);
+	struct snap_manifest m;
+	struct snap_writer *w;
+	uint8_t *b = disk_bytes(1);
+
+	w = begin_with_disks(dir, 2, &m);
+	assert_int_equal(snap_writer_commit(w, &m, s, 0, NULL), 0);
+	snap_writer_free(w);
+	snap_manifest_release(&m);
+	assert_int_equal(snap_read(dir, all, &m, NULL, NULL), 0);
+	snap_manifest_release(&m);
+
+	assert_int_equal(unlink(disk1), 0);
+	expect_disk_error(dir, 0, -ENOENT, "disk1.img: No such file or "
+			  "directory");
+	test_write_file(disk1, b, 4096);
+	expect_disk_error(dir, 0, -EINVAL, "disk1.img: 4096 bytes, the "
+			  "manifest says 131072");
+	test_write_file(disk1, b, DISK_SIZE(1));
+	assert_int_equal(truncate(disk1, DISK_SIZE(1) + 512), 0);
+	expect_disk_error(dir, all, -EINVAL, "disk1.img: 131584 bytes, the "
+			  "manifest says 131072");
+	assert_int_equal(unlink(disk1), 0);
+	assert_int_equal(mkdir(disk1, 0755), 0);
+	expect_disk_error(dir, 0, -EINVAL, "disk1.img: not a regular file");
+	assert_int_equal(rmdir(disk1), 0);
+
+	/* One flipped byte, in the last sector. */
+	b[DISK_SIZE(1) - 3] ^= 0x10;
+	test_write_file(disk1, b, DISK_SIZE(1));
+	expect_disk_error(dir, SNAP_DISK_DIGEST, -EBADMSG, "disk1.img: digest "
+			  "mismatch (the disk is corrupt or was changed)");
+	assert_int_equal(snap_read(dir, SNAP_MEMORY_DIGEST, &m, NULL, NULL),
+			 0);
+	snap_manifest_release(&m);
+	b[DISK_SIZE(1) - 3] ^= 0x10;
+	test_write_file(disk1, b, DISK_SIZE(1));
+	assert_int_equal(snap_read(dir, all, &m, NULL, NULL), 0);
+	snap_manifest_release(&m);
+
+	/* The first disk is checked too, and named. */
+	free(b);
+	b = disk_bytes(0);
+	b[0] ^= 1;
+	test_write_file(disk0, b, DISK_SIZE(0));
+	expect_disk_error(dir, all, -EBADMSG, "disk0.img: digest mismatch "
+			  "(the disk is corrupt or was changed)");
+
+	free(b);
+	snap_state_free(s);
+	test_rmtree(tmp);
+	free(disk0);
+	free(disk1);
+	free(dir);
+	free(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +760,10 @@ int main(void)
 		cmocka_unit_test(test_read_errors),
 		cmocka_unit_test(test_vcpu_count_disagrees),
 		cmocka_unit_test(test_bad_paths),
+		cmocka_unit_test(test_disks_write_read),
+		cmocka_unit_test(test_disks_commit_mismatch),
+		cmocka_unit_test(test_disks_writer_refusals),
+		cmocka_unit_test(test_disks_read_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
