@@ -132,6 +132,15 @@ $(VMM_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o \
 		  $(VMM_TESTED_OBJS) $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
 
+# The virtio test drives PCI bus 0 and the virtio-pci transport as a guest
+# driver would, in anonymous guest RAM (no KVM).
+VIRTIO_TESTED_OBJS := $(patsubst %.c,$(BUILD)/%.o,vmm/virtio/virtio.c \
+		      vmm/pci/pci.c vmm/mem.c vmm/opts.c)
+
+$(BUILD)/tests/test_virtio: $(BUILD)/tests/unit/test_virtio.o \
+			    $(VIRTIO_TESTED_OBJS) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka -lpthread
+
 TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap \
 	     $(BUILD)/tests/snapedit
 
