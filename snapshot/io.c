@@ -122,7 +122,7 @@ int snap_read_file(const char *path, const char *label, size_t max,
 	size_t got = 0;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return snap_err_set(err, -errno, "%s: %m", label);
 	if (fstat(fd, &st)) {

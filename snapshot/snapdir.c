@@ -360,7 +360,7 @@ static int check_memory(const char *dir, const struct snap_manifest *m,
 
 	if (join(path, dir, SNAP_MEMORY_FILE))
 		return snap_err_set(err, -ENAMETOOLONG, "path too long");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return snap_err_set(err, -errno, "memory.bin: %m");
 	if (fstat(fd, &st)) {
@@ -404,7 +404,7 @@ static int check_disks(const char *dir, const struct snap_manifest *m,
 
 		if (join(path, dir, d->file))
 			return snap_err_set(err, -ENAMETOOLONG, "path too long");
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0)
 			return snap_err_set(err, -errno, "%s: %m", d->file);
 		if (fstat(fd, &st))

@@ -381,6 +381,9 @@ static void test_read_errors(void **unused)
 	assert_int_equal(mkdir(memory, 0755), 0);
 	expect_read_error(dir, -EINVAL, "memory.bin: not a regular file");
 	rmdir(memory);
+	assert_int_equal(mkfifo(memory, 0644), 0);
+	expect_read_error(dir, -EINVAL, "memory.bin: not a regular file");
+	unlink(memory);
 
 	/* manifest.bin as a directory, and too large */
 	saved = test_read_file(manifest, &len);
@@ -388,6 +391,9 @@ static void test_read_errors(void **unused)
 	assert_int_equal(mkdir(manifest, 0755), 0);
 	expect_read_error(dir, -EINVAL, "manifest.bin: not a regular file");
 	rmdir(manifest);
+	assert_int_equal(mkfifo(manifest, 0644), 0);
+	expect_read_error(dir, -EINVAL, "manifest.bin: not a regular file");
+	unlink(manifest);
 	fd = open(manifest, O_CREAT | O_WRONLY, 0644);
 	assert_int_equal(ftruncate(fd, SNAP_MANIFEST_MAX + 1), 0);
 	close(fd);
@@ -719,6 +725,10 @@ static void test_disks_read_errors(void **unused)
 	assert_int_equal(mkdir(disk1, 0755), 0);
 	expect_disk_error(dir, 0, -EINVAL, "disk1.img: not a regular file");
 	assert_int_equal(rmdir(disk1), 0);
+	/* A FIFO is refused, not waited on (its open would block). */
+	assert_int_equal(mkfifo(disk1, 0644), 0);
+	expect_disk_error(dir, 0, -EINVAL, "disk1.img: not a regular file");
+	assert_int_equal(unlink(disk1), 0);
 
 	/* One flipped byte, in the last sector. */
 	b[DISK_SIZE(1) - 3] ^= 0x10;
