@@ -114,10 +114,10 @@ bool pci_mmio(struct pci_bus *bus, uint64_t addr, bool is_write,
 	      uint8_t *data, unsigned int size);
 
 /*
- * Send MSI-X vector v of f, when MSI-X is enabled and the vector unmasked;
- * a masked vector's bit is set in the PBA and it is sent on unmasking.
- * Any thread. -EINVAL for a vector out of range; 0 when nothing was sent
- * because the guest has not enabled MSI-X (the guest polls or lost it).
+ * Send MSI-X vector v of f, when MSI-X is enabled and neither the function
+ * nor the vector is masked; otherwise its bit is set in the PBA and it is
+ * sent when the guest enables or unmasks it. Any thread. -EINVAL for a
+ * vector out of range, else 0.
  */
 int pci_msix_send(struct pci_func *f, uint16_t v);
 

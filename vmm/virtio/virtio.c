@@ -458,6 +458,16 @@ static void set_status(struct virtio_dev *v, uint8_t status)
 		v->ops->driver_ok(v);
 }
 
+/*
+ * A vector the function does not have reads back as NO_VECTOR, which
+ * tells the driver to try with fewer (virtio 1.2, 4.1.5.1.2).
+ */
+static uint16_t vector_or_none(const struct virtio_dev *v, uint64_t val)
+{
+	return val < (uint64_t)v->n_queues + 1 ? (uint16_t)val :
+	       VIRTIO_NO_VECTOR;
+}
+
 static void common_write(struct virtio_dev *v, uint32_t off, uint64_t val)
 {
 	struct virtq *vq = v->queue_select < v->n_queues ?
@@ -476,7 +486,7 @@ static void common_write(struct virtio_dev *v, uint32_t off, uint64_t val)
 					      mask);
 		}
 		return;
-	case COMMON_MSIX: v->config_vector = (uint16_t)val; return;
+	case COMMON_MSIX: v->config_vector = vector_or_none(v, val); return;
 	case COMMON_STATUS: set_status(v, (uint8_t)val); return;
 	case COMMON_Q_SELECT: v->queue_select = (uint16_t)val; return;
 	}
@@ -484,7 +494,7 @@ static void common_write(struct virtio_dev *v, uint32_t off, uint64_t val)
 		return;
 	switch (off) {
 	case COMMON_Q_SIZE: vq->size = (uint16_t)val; break;
-	case COMMON_Q_MSIX: vq->vector = (uint16_t)val; break;
+	case COMMON_Q_MSIX: vq->vector = vector_or_none(v, val); break;
 	case COMMON_Q_DESCLO: set_lo(&vq->desc, val); break;
 	case COMMON_Q_DESCHI: set_hi(&vq->desc, val); break;
 	case COMMON_Q_AVAILLO: set_lo(&vq->avail, val); break;
