@@ -168,6 +168,13 @@ int devices_restore(struct devices *d, const struct snap_state *s,
 	return 0;
 }
 
+void devices_resume(struct devices *d)
+{
+	for (unsigned int i = 0; i < d->n; i++)
+		if (d->present[i] && dev_table[i]->resume)
+			dev_table[i]->resume(d->state[i]);
+}
+
 int devices_capture(struct devices *d, struct snap_writer *w,
 		    struct snap_manifest *m, struct snap_err *err)
 {

@@ -46,6 +46,12 @@ int devices_restore(struct devices *d, const struct snap_state *s,
 		    struct snap_err *err);
 
 /*
+ * After devices_save, whether the save went on to succeed or not, before
+ * the vCPUs run again: devices stopped for the save go on.
+ */
+void devices_resume(struct devices *d);
+
+/*
  * At a save (vCPUs paused): name each present device's required feature
  * in m, and let devices with files of their own (disks) put them into the
  * snapshot being written and into m.

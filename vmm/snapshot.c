@@ -294,6 +294,7 @@ int saver_save(struct saver *s, const char *dir, const char *parent,
 	if (ret)
 		return snap_err_set(err, ret, "pause: %s", strerror(-ret));
 	ret = save_paused(s, dir, parent, r, &j, err);
+	devices_resume(vm_devices(s->vm));
 	if (!was_paused)		/* a VM paused by its user stays so */
 		vm_resume(s->vm);
 	r->paused_us = now_us() - t0;

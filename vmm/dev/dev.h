@@ -87,6 +87,13 @@ struct dev_ops {
 	int (*restore)(void *state, const uint8_t *buf, size_t len,
 		       struct snap_err *err);
 	/*
+	 * The save is over (done or failed) and the vCPUs may run again. A
+	 * device whose own threads write guest memory stops them in save,
+	 * since RAM is written after the payloads and must hold what they
+	 * say, and lets them go here. NULL: nothing to do.
+	 */
+	void (*resume)(void *state);
+	/*
 	 * Snapshots older than the device have no payload for it: set, such a
 	 * snapshot restores with the device as created; clear, it is refused.
 	 */
