@@ -18,6 +18,7 @@ static const struct dev_ops *const dev_table[] = {
 	&dev_pci,		/* before the devices on the bus */
 	&dev_virtio_blk,	/* PCI slots in this order: a restore */
 	&dev_virtio_rng,	/* finds each function where it was */
+	&dev_virtio_vsock,
 };
 
 #define N_DEVICES (sizeof(dev_table) / sizeof(dev_table[0]))

@@ -22,9 +22,11 @@
 #include "mem.h"
 #include "opts.h"
 #include "snapshot.h"
+#include "state_virtio.h"
 #include "vm.h"
 
 #define RUN_MEM_DEFAULT	(256 * MIB)
+#define VSOCK_CID_DEFAULT	3u	/* the first a guest may have */
 
 struct run_config {
 	struct boot_config boot;
@@ -38,7 +40,8 @@ struct run_config {
 
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_MEM_FILE,
-	OPT_CPUS, OPT_CONTROL, OPT_DISK, OPT_RNG, OPT_DEBUG, OPT_HELP,
+	OPT_CPUS, OPT_CONTROL, OPT_DISK, OPT_RNG, OPT_VSOCK, OPT_CID,
+	OPT_DEBUG, OPT_HELP,
 };
 
 static const struct option run_options[] = {
@@ -51,6 +54,8 @@ static const struct option run_options[] = {
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "vsock", required_argument, NULL, OPT_VSOCK },
+	{ "cid", required_argument, NULL, OPT_CID },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -62,7 +67,7 @@ static void run_usage(FILE *f)
 		"[--cmdline STRING] [--mem SIZE]\n"
 		"                  [--mem-file PATH] [--cpus N] "
 		"[--control SOCKET] [--disk PATH[,ro]]...\n"
-		"                  [--rng] [--debug]\n");
+		"                  [--rng] [--vsock PATH [--cid N]] [--debug]\n");
 }
 
 static int bad_usage(const char *what, const char *problem)
@@ -143,6 +148,25 @@ static int parse_disk(char *s, struct dev_config *devs)
 	return 0;
 }
 
+/* --cid N: the guest's vsock address; 0-2 are reserved, 2^32 - 1 is "any". */
+static int parse_cid(const char *s, uint32_t *out)
+{
+	unsigned int cid;
+	int ret = opts_parse_count(s, &cid);
+
+	if (ret == -EINVAL) {
+		fprintf(stderr, "snapvm: --cid %s: not a number\n", s);
+		return 1;
+	}
+	if (ret || cid < SNAP_VSOCK_CID_MIN || cid > SNAP_VSOCK_CID_MAX) {
+		fprintf(stderr, "snapvm: --cid %s: 3 to %u expected\n", s,
+			SNAP_VSOCK_CID_MAX);
+		return 1;
+	}
+	*out = cid;
+	return 0;
+}
+
 /* 0, or the exit status: 1 for a bad value, 2 for bad usage. */
 static int parse_run(int argc, char **argv, struct run_config *cfg)
 {
@@ -185,6 +209,14 @@ static int parse_run(int argc, char **argv, struct run_config *cfg)
 		case OPT_RNG:
 			cfg->devs.rng = true;
 			break;
+		case OPT_VSOCK:
+			cfg->devs.vsock = optarg;
+			break;
+		case OPT_CID:
+			ret = parse_cid(optarg, &cfg->devs.vsock_cid);
+			if (ret)
+				return ret;
+			break;
 		case OPT_DEBUG:
 			cfg->debug = true;
 			break;
@@ -201,6 +233,10 @@ static int parse_run(int argc, char **argv, struct run_config *cfg)
 		return bad_usage(argv[optind], "unexpected argument");
 	if (!cfg->boot.kernel)
 		return bad_usage("--kernel", "required");
+	if (cfg->devs.vsock_cid && !cfg->devs.vsock)
+		return bad_usage("--cid", "only with --vsock");
+	if (cfg->devs.vsock && !cfg->devs.vsock_cid)
+		cfg->devs.vsock_cid = VSOCK_CID_DEFAULT;
 	return 0;
 }
 

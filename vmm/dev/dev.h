@@ -114,5 +114,6 @@ extern const struct dev_ops dev_rtc;		/* MC146818, CMOS RAM */
 extern const struct dev_ops dev_pci;		/* PCI host bridge, 0xcf8 */
 extern const struct dev_ops dev_virtio_blk;	/* --disk */
 extern const struct dev_ops dev_virtio_rng;
+extern const struct dev_ops dev_virtio_vsock;	/* --vsock */
 
 #endif
