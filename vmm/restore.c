@@ -41,18 +41,20 @@ struct restore_config {
 	const char *dir;
 	const char *control;
 	const char *disk_dir;
+	const char *vsock;
 	bool trust_disks;
 	bool shared;
 	bool debug;
 };
 
 enum {
-	OPT_CONTROL = 256, OPT_DISK_DIR, OPT_TRUST_DISKS, OPT_SHARED,
+	OPT_CONTROL = 256, OPT_VSOCK, OPT_DISK_DIR, OPT_TRUST_DISKS, OPT_SHARED,
 	OPT_DEBUG, OPT_HELP,
 };
 
 static const struct option restore_options[] = {
 	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "vsock", required_argument, NULL, OPT_VSOCK },
 	{ "disk-dir", required_argument, NULL, OPT_DISK_DIR },
 	{ "trust-disks", no_argument, NULL, OPT_TRUST_DISKS },
 	{ "shared", no_argument, NULL, OPT_SHARED },
@@ -64,9 +66,14 @@ static const struct option restore_options[] = {
 static void restore_usage(FILE *f)
 {
 	fprintf(f, "usage: snapvm restore DIR [--control SOCKET] "
+		"[--vsock PATH]\n                      "
 		"[--disk-dir DIR] [--trust-disks]\n"
 		"                      [--shared] [--debug]\n"
 		"\n"
+		"  --vsock PATH    the host socket of the snapshot's "
+		"virtio-vsock device (each\n"
+		"                  restored VM its own); needed when it has "
+		"one\n"
 		"  --disk-dir DIR  where the VM's own copies of the snapshot's "
 		"writable disks\n"
 		"                  go (new files named as in the snapshot); "
@@ -96,6 +103,9 @@ static int parse_restore(int argc, char **argv, struct restore_config *cfg)
 		switch (opt) {
 		case OPT_CONTROL:
 			cfg->control = optarg;
+			break;
+		case OPT_VSOCK:
+			cfg->vsock = optarg;
 			break;
 		case OPT_DISK_DIR:
 			cfg->disk_dir = optarg;
@@ -265,6 +275,16 @@ static int restore_devices(const struct restore_config *cfg,
 			   struct restore *r, struct snap_err *err)
 {
 	r->devs.rng = snap_state_find_device(r->st, "virtio-rng") != NULL;
+	/* Connections are not in snapshots: a clone gets a socket of its own. */
+	if (snap_state_find_device(r->st, "virtio-vsock") && !cfg->vsock)
+		return snap_err_set(err, -EINVAL, "%s: the VM has virtio-vsock: "
+				    "--vsock PATH is needed for its host "
+				    "socket", cfg->dir);
+	if (cfg->vsock && !snap_state_find_device(r->st, "virtio-vsock"))
+		return snap_err_set(err, -EINVAL, "--vsock %s: the VM in %s "
+				    "has no virtio-vsock", cfg->vsock,
+				    cfg->dir);
+	r->devs.vsock = cfg->vsock;	/* its CID is the snapshot's */
 	for (uint32_t i = 0; i < r->m.n_disks; i++) {
 		const struct snap_disk *d = &r->m.disks[i];
 		char src[PATH_MAX];
