@@ -168,6 +168,19 @@ $(GUEST_INITRD): tools/guest/mkinitrd.sh tools/guest/linux-init.sh \
 
 guest: $(GUEST_INITRD)
 
+# The Linux guest's agent (tools/guest/agent/): static, so that the same
+# file runs in the guest (serve) and on the host or in the rig (exec, put,
+# get). Never sanitized: it is not linked with the host's objects.
+AGENT_SRCS  := $(wildcard tools/guest/agent/*.c)
+GUEST_AGENT := $(BUILD)/guest/snapfs-agent
+
+$(GUEST_AGENT): $(AGENT_SRCS) tools/guest/agent/agent.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARNINGS) -static -s -o $@ \
+		$(AGENT_SRCS)
+
+guest: $(GUEST_AGENT)
+
 # Linux booted by snapvm (in the rig where there is no /dev/kvm).
 test-linux: deps
 	@$(MAKE) --no-print-directory run-test-linux
@@ -182,7 +195,7 @@ test: deps
 	@$(MAKE) --no-print-directory run-tests
 
 run-tests: $(PROGRAMS) $(TEST_BINS) $(GUEST_LINUX) $(GUEST_ELF) \
-	   $(GUEST_OUT)/patcheck $(GUEST_INITRD)
+	   $(GUEST_OUT)/patcheck $(GUEST_INITRD) $(GUEST_AGENT)
 	@BUILD=$(BUILD) sh tests/run.sh
 
 demo: deps
