@@ -153,20 +153,18 @@ GUEST_LINUX := build/guest/vmlinuz
 $(GUEST_LINUX): tools/fetch-linux.sh
 	@sh tools/fetch-linux.sh build/guest
 
+# The Linux guest's modules, from the same package (guest.order names them
+# in load order).
+GUEST_MODULES := build/guest/modules/guest.order
+
+$(GUEST_MODULES): $(GUEST_LINUX)
+	@sh tools/fetch-linux.sh build/guest
+
 .PHONY: guest
-guest: $(GUEST_LINUX)
+guest: $(GUEST_LINUX) $(GUEST_MODULES)
 
 # The test guest (build/guest/testguest.elf).
 include tools/guest/guest.mk
-
-# The Linux guest's initrd: static busybox, tools/guest/linux-init.sh as /init.
-GUEST_INITRD := $(BUILD)/guest/initrd.cpio.gz
-
-$(GUEST_INITRD): tools/guest/mkinitrd.sh tools/guest/linux-init.sh \
-		 $(wildcard /bin/busybox)
-	@sh tools/guest/mkinitrd.sh $@
-
-guest: $(GUEST_INITRD)
 
 # The Linux guest's agent (tools/guest/agent/): static, so that the same
 # file runs in the guest (serve) and on the host or in the rig (exec, put,
@@ -179,7 +177,22 @@ $(GUEST_AGENT): $(AGENT_SRCS) tools/guest/agent/agent.h
 	$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARNINGS) -static -s -o $@ \
 		$(AGENT_SRCS)
 
-guest: $(GUEST_AGENT)
+# The Linux guest's initrd: static busybox, tools/guest/linux-init.sh as
+# /init, the agent and the modules; and its ext4 root disk (root=/dev/vda).
+GUEST_INITRD := $(BUILD)/guest/initrd.cpio.gz
+GUEST_ROOTFS := $(BUILD)/guest/rootfs.ext4
+GUEST_IMAGE_DEPS := tools/guest/linux-lib.sh $(GUEST_AGENT) $(GUEST_MODULES) \
+		    $(wildcard /bin/busybox)
+
+$(GUEST_INITRD): tools/guest/mkinitrd.sh tools/guest/linux-init.sh \
+		 $(GUEST_IMAGE_DEPS)
+	@sh tools/guest/mkinitrd.sh $@ $(GUEST_AGENT) $(dir $(GUEST_MODULES))
+
+$(GUEST_ROOTFS): tools/guest/mkrootfs.sh tools/guest/rootfs-init.sh \
+		 $(GUEST_IMAGE_DEPS)
+	@sh tools/guest/mkrootfs.sh $@ $(GUEST_AGENT) $(dir $(GUEST_MODULES))
+
+guest: $(GUEST_INITRD) $(GUEST_ROOTFS) $(GUEST_AGENT)
 
 # Linux booted by snapvm (in the rig where there is no /dev/kvm).
 test-linux: deps
@@ -195,7 +208,7 @@ test: deps
 	@$(MAKE) --no-print-directory run-tests
 
 run-tests: $(PROGRAMS) $(TEST_BINS) $(GUEST_LINUX) $(GUEST_ELF) \
-	   $(GUEST_OUT)/patcheck $(GUEST_INITRD) $(GUEST_AGENT)
+	   $(GUEST_OUT)/patcheck $(GUEST_INITRD) $(GUEST_ROOTFS) $(GUEST_AGENT)
 	@BUILD=$(BUILD) sh tests/run.sh
 
 demo: deps

@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config libfuse3-dev fuse3 protobuf-c-compiler
 libprotobuf-c-dev libzstd-dev libssl-dev libcmocka-dev
-qemu-system-x86 busybox-static cpio xz-utils attr"
+qemu-system-x86 busybox-static cpio xz-utils attr e2fsprogs"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,69 +1,59 @@
 #!/bin/busybox sh
 # /init of the Linux guest's initrd (tools/guest/mkinitrd.sh puts it there,
-# beside a static busybox): the Linux counterpart of the test guest's
-# console protocol (tools/guest/README.md), for snapvm's Linux tests.
+# beside a static busybox, the agent, the guest's modules and
+# /lib/snapfs/guest.sh, from linux-lib.sh, which says what the console
+# shows).
 #
-# On the console, one whole line each and nothing else:
+# With a virtio device on PCI, the modules are loaded first, in dependency
+# order (/lib/modules/guest/order, from tools/fetch-linux.sh); without one
+# (pci=off, no PCI bus) nothing needs them and the boot is as it was.
 #
-#   snapfs-guest ready cpus=N    once userland runs (N = online CPUs)
-#   tick N                       every 100 ms from ready, N = 0, 1, 2, ...
-#   snapfs-guest poweroff        after ticks 0..TICKS-1 with halt_after=TICKS
-#
-# Ticks follow the clock (/proc/uptime, 10 ms steps), so the period does not
-# drift; after a stop longer than a period (a paused VM) the schedule starts
-# again from now instead of printing the missed ticks in a burst.
-#
-# halt_after ends the machine with `reboot -f`: snapvm has no ACPI, and the
-# kernel's restart then falls back to the i8042 reset (port 0x64, 0xfe),
-# which ends snapvm with status 0. `poweroff -f` would find no way to power
-# off, return to init, and the kernel would panic on init's exit.
+# root=DEV on the command line: waits up to 5 s for DEV, mounts it (ext4,
+# read-write) and switch_root's to its /sbin/init (the root disk's, from
+# tools/guest/rootfs-init.sh). A root that does not come is one line,
+# "snapfs-guest error: root DEV: ...", and init's exit (a kernel panic).
+# Without root=, the initrd goes on by itself: the agent when there is a
+# vsock device, then ready and the ticks.
 /bin/busybox --install -s /bin
 export PATH=/bin
+. /lib/snapfs/guest.sh
 
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
+guest_mounts
 # The kernel opened /dev/console (from its built-in initramfs) for us; open
 # it again from devtmpfs in case that one was missing.
 exec </dev/console >/dev/console 2>&1
+guest_cmdline
 
-halt_after=
-read -r cmdline </proc/cmdline
-for word in $cmdline; do
-	case $word in
-	halt_after=*) halt_after=${word#halt_after=} ;;
-	esac
-done
-case $halt_after in
-*[!0-9]*) halt_after= ;;
-esac
-
-# The uptime in hundredths of a second, in $now, without a fork.
-uptime_cs() {
-	read -r up _ </proc/uptime
-	frac=${up#*.}
-	now=$((${up%.*} * 100 + ${frac#0}))
+load_modules() {
+	grep -qs '^0x1af4$' /sys/bus/pci/devices/*/vendor || return 0
+	while read -r m; do
+		[ -f "/lib/modules/guest/$m" ] && insmod "/lib/modules/guest/$m"
+	done </lib/modules/guest/order
 }
 
-poweroff_now() {
-	echo "snapfs-guest poweroff"
-	reboot -f
-	sleep 10
-	echo "snapfs-guest reboot -f did not end the machine"
+root_failed() {
+	echo "snapfs-guest error: root $root: $*"
 	exit 1
 }
 
-echo "snapfs-guest ready cpus=$(grep -c '^processor' /proc/cpuinfo)"
-uptime_cs
-base=$now k=0 n=0
-while :; do
-	[ "$n" = "$halt_after" ] && poweroff_now
-	echo "tick $n"
-	n=$((n + 1)) k=$((k + 1))
-	uptime_cs
-	if [ $((now - base - k * 10)) -gt 10 ]; then
-		base=$now k=1		# stopped for more than a period
-	fi
-	wait_cs=$((base + k * 10 - now))
-	[ "$wait_cs" -gt 0 ] && usleep $((wait_cs * 10000))
-done
+switch_to_root() {
+	i=0
+	while [ ! -b "$root" ] && [ $i -lt 50 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	[ -b "$root" ] || root_failed "no such block device after 5 s"
+	mkdir -p /newroot
+	mount -t ext4 -o rw "$root" /newroot || root_failed "mount (ext4) failed"
+	[ -x /newroot/sbin/init ] || root_failed "no /sbin/init on it"
+	for d in dev proc sys; do
+		mkdir -p "/newroot/$d"
+		mount --move "/$d" "/newroot/$d"
+	done
+	exec switch_root /newroot /sbin/init
+}
+
+load_modules
+[ -n "$root" ] && switch_to_root
+guest_agent
+guest_ticks
