@@ -2,8 +2,8 @@
 # The Linux guest's images (make guest): the root disk is a clean ext4 with
 # busybox, the agent, its init and the modules, every inode root's, sparse;
 # the initrd holds the same pieces; both rebuild to the same bytes. Then
-# Debian's kernel boots them in QEMU (TCG; virtio-pci devices, which snapvm
-# does not have yet): the initrd alone as linux_rig.sh boots it (pci=off)
+# Debian's kernel boots them in QEMU (TCG, with QEMU's virtio-pci devices,
+# no KVM needed): the initrd alone as linux_rig.sh boots it (pci=off)
 # ticks as before; with root=/dev/vda on virtio-blk (and virtio-rng) it
 # switches to the disk, ticks, powers off, and the disk was mounted and is
 # clean; root=/dev/vda without a disk fails with one line and a panic.
