@@ -16,14 +16,21 @@
 # out. crc32c_generic is named because ext4 and jbd2 only ask for it by
 # alias (softdep crypto-crc32c), which insmod does not follow.
 #
-# Idempotent: does nothing when OUTDIR is complete.
+# Idempotent: does nothing when OUTDIR is complete (every module that
+# guest.order names is there).
 set -eu
 out=${1:?usage: fetch-linux.sh OUTDIR}
 GUEST_MODULES="virtio_pci virtio_blk crc32c_generic ext4
 vmw_vsock_virtio_transport virtio-rng"
 
-[ -f "$out/vmlinuz" ] && [ -f "$out/modules/kvm-amd.ko" ] &&
-	[ -f "$out/modules/guest.order" ] && exit 0
+complete() {
+	[ -f "$out/vmlinuz" ] && [ -f "$out/modules/kvm-amd.ko" ] &&
+		[ -f "$out/modules/guest.order" ] || return 1
+	while read -r m; do
+		[ -f "$out/modules/$m" ] || return 1
+	done <"$out/modules/guest.order"
+}
+complete && exit 0
 
 pkg() {
 	apt-cache depends linux-image-amd64 2>/dev/null |
