@@ -210,10 +210,10 @@ static int run_put(int sock, struct wire_in *in, char *args)
 					  (size_t)left : sizeof(data));
 
 		if (n <= 0) {
-			if (fd >= 0)
-				unlink(tmp);
-			if (fd >= 0)
+			if (fd >= 0) {
 				close(fd);
+				unlink(tmp);
+			}
 			return wire_error(sock, "put %s: the body ended after "
 					  "%llu of %llu bytes", path,
 					  size - left, size);
