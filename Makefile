@@ -141,6 +141,16 @@ $(BUILD)/tests/test_virtio: $(BUILD)/tests/unit/test_virtio.o \
 			    $(VIRTIO_TESTED_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka -lpthread
 
+# The vsock test drives virtio-vsock from both ends, the guest's driver and
+# the host's programs, with its device thread in between (no KVM).
+VSOCK_TESTED_OBJS := $(VIRTIO_TESTED_OBJS) $(patsubst %.c,$(BUILD)/%.o,\
+		     vmm/dev/virtio_vsock.c vmm/dev/vsock_conn.c \
+		     vmm/dev/vsock_pkt.c)
+
+$(BUILD)/tests/test_vsock: $(BUILD)/tests/unit/test_vsock.o \
+			   $(VSOCK_TESTED_OBJS) $(TESTLIB_OBJS) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka -lpthread
+
 TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap \
 	     $(BUILD)/tests/snapedit
 
