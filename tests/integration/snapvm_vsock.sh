@@ -16,7 +16,9 @@
 #     snapshot restores only with --vsock (one line without), with a new
 #     socket, and the guest's old connection is reset (its reader gets
 #     ECONNRESET) while new ones work both ways;
-#   - the kernel complains of nothing on its console.
+#   - the kernel complains of nothing on its console;
+#   - when make guest built them, the guest's own initrd and snapfs-agent
+#     (tools/guest/agent) work through PATH: ping, exec, put and get.
 # Prints TAP. Runs where there is a hardware KVM (kvm_intel or kvm_amd:
 # PVM cannot run Debian's kernel), otherwise inside the rig.
 set -u
@@ -24,6 +26,8 @@ BUILD=${BUILD:-build}
 SNAPVM=$BUILD/snapvm
 KERNEL=${LINUX_KERNEL:-build/guest/vmlinuz}
 MODDIR=build/guest/modules
+AGENT=$BUILD/guest/snapfs-agent		# and the initrd that runs it, if
+AGENT_INITRD=$BUILD/guest/initrd.cpio.gz	# built (make guest)
 RIG=${RIG:-tests/rig/rig.sh}
 CC=${CC:-cc}
 tmp=$(mktemp -d)
@@ -196,6 +200,26 @@ check "restored: guest to host, 1 MiB intact" \
 stop
 check "restored: PATH removed at the end" '[ ! -e "$V2" ]'
 quiet "restored"
+
+# ---- the guest agent (tools/guest/agent) on the guest's own initrd --------------
+if [ -f ./initrd.cpio.gz ] && [ -x ./snapfs-agent ]; then
+	V3=$T/v3.sock AG=./snapfs-agent
+	start run --kernel "$KERNEL" --initrd ./initrd.cpio.gz --mem 256M \
+		--vsock "$V3" --cmdline "$CMDLINE"
+	timed "$AG" ping --socket "$V3" --wait 120
+	check "snapfs-agent: ping through PATH ($(secs $took) s from the boot)" \
+		'[ "$rc" -eq 0 ]'
+	timed "$AG" exec --socket "$V3" -- cat /proc/sys/kernel/ostype
+	check "snapfs-agent: exec" '[ "$rc" -eq 0 ] && [ "$out" = Linux ]'
+	"$PEER" stream 4194304 >"$T/f4"
+	check "snapfs-agent: put, then get, 4 MiB intact" \
+		'"$AG" put --socket "$V3" "$T/f4" /f4 &&
+		 "$AG" get --socket "$V3" /f4 "$T/f4b" && cmp -s "$T/f4" "$T/f4b"'
+	stop
+	quiet "agent"
+else
+	res "ok - snapfs-agent # SKIP not built (make guest)"
+fi
 rm -rf "$T"
 res "# end"
 KVM
@@ -254,12 +278,14 @@ chmod 0755 "$root/init"
 (cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet) | gzip -1 \
 	>"$tmp/vsock-initrd.cpio.gz"
 
+agent=
+[ -x "$AGENT" ] && [ -f "$AGENT_INITRD" ] && agent="$AGENT $AGENT_INITRD"
 abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 clock0=$(date +%s)
 if [ -c /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
 	mkdir "$tmp/here"
 	cp tests/lib/kvm.sh "$tmp/vsock_kvm.sh" "$tmp/vsock_peer" \
-		"$tmp/vsock-initrd.cpio.gz" "$tmp/here/"
+		"$tmp/vsock-initrd.cpio.gz" $agent "$tmp/here/"
 	(cd "$tmp/here" && SNAPVM=$(abs "$SNAPVM") KERNEL=$(abs "$KERNEL") \
 		CMDLINE=$CMDLINE sh ./vsock_kvm.sh) >"$tmp/kvm.log" 2>&1
 elif [ -f "$RIG" ]; then
@@ -269,7 +295,7 @@ elif [ -f "$RIG" ]; then
 		>"$tmp/vsock_rig.sh"
 	RIG_TIMEOUT=${RIG_TIMEOUT:-600} sh "$RIG" --smp 1 "$tmp/vsock_rig.sh" \
 		tests/lib/kvm.sh "$KERNEL" "$tmp/vsock-initrd.cpio.gz" \
-		"$tmp/vsock_peer" >"$tmp/kvm.log" 2>&1
+		"$tmp/vsock_peer" $agent >"$tmp/kvm.log" 2>&1
 	if [ $? -eq 125 ] && ! grep -q '^RESULT ' "$tmp/kvm.log"; then
 		why=$(grep -m1 '^rig: .* missing' "$tmp/kvm.log")
 		grep -q '^RIG-NO-KVM' "$tmp/kvm.log" &&
