@@ -552,6 +552,19 @@ static void test_host_to_guest(void **unused)
 	assert_true(closed(fd, 2000));
 	close(fd);
 
+	/* A guest that never answers: closed after 2 s, and an RST for it. */
+	fd = unix_connect(r->path);
+	assert_int_equal(write(fd, "CONNECT 10\n", 11), 11);
+	assert_true(recv_pkt(r, 2000, &h, NULL));
+	assert_int_equal(h.op, REQUEST);
+	assert_false(closed(fd, 1500));
+	assert_true(closed(fd, 1500));
+	close(fd);
+	port = h.src_port;
+	assert_true(recv_pkt(r, 500, &h, NULL));
+	assert_int_equal(h.op, RST);
+	assert_int_equal(h.src_port, port);
+
 	/* Not a CONNECT line: closed, the guest hears nothing. */
 	fd = unix_connect(r->path);
 	assert_int_equal(write(fd, "CONNECT x\n", 10), 10);
