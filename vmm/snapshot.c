@@ -95,6 +95,7 @@ static int collect_state(struct saver *s, struct snap_state **out,
 			 struct snap_err *err)
 {
 	unsigned int n = vm_cpus(s->vm);
+	int fds[SNAP_MAX_VCPUS];
 	struct snap_state *st;
 	int ret;
 
@@ -105,16 +106,19 @@ static int collect_state(struct saver *s, struct snap_state **out,
 			return ret;
 		s->host_ready = true;
 	}
+	if (n > SNAP_MAX_VCPUS)
+		return snap_err_set(err, -EINVAL, "%u vCPUs, a snapshot holds at "
+				    "most %u", n, SNAP_MAX_VCPUS);
 	st = snap_state_new(n);
 	if (!st)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	for (unsigned int i = 0; i < n; i++) {
-		ret = vstate_vcpu_save(&s->host, vm_vcpu_fd(s->vm, i), i,
-				       &st->vcpus[i], err);
+		fds[i] = vm_vcpu_fd(s->vm, i);
+		ret = vstate_vcpu_save(&s->host, fds[i], i, &st->vcpus[i], err);
 		if (ret)
 			goto err;
 	}
-	ret = vstate_vm_save(vm_fd(s->vm), st, err);
+	ret = vstate_vm_save(vm_fd(s->vm), fds, st, err);
 	if (!ret)
 		ret = devices_save(vm_devices(s->vm), st, err);
 	if (ret)

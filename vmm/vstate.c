@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "kvm.h"
 
@@ -836,7 +837,44 @@ static int set_chip(int vm_fd, struct kvm_irqchip *chip, struct snap_err *err)
 			    chip_names[chip->chip_id], strerror(errno));
 }
 
-int vstate_vm_save(int vm_fd, struct snap_state *s, struct snap_err *err)
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* vCPU fd's TSC now into v's saved MSR_IA32_TSC, if it has one. */
+static int reread_tsc(int fd, struct snap_vcpu *v, struct snap_err *err)
+{
+	struct kvm_msrs *m;
+	int n;
+
+	for (uint32_t i = 0; i < v->n_msrs; i++) {
+		if (v->msrs[i].index != MSR_IA32_TSC)
+			continue;
+		m = msrs_new(1);
+		if (!m)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		m->nmsrs = 1;
+		m->entries[0].index = MSR_IA32_TSC;
+		n = ioctl(fd, KVM_GET_MSRS, m);
+		if (n == 1)
+			v->msrs[i].value = m->entries[0].data;
+		free(m);
+		if (n != 1)
+			return snap_err_set(err, n < 0 ? -errno : -EIO, "vcpu %u: "
+					    "KVM_GET_MSRS: the TSC: %s", v->id,
+					    n < 0 ? strerror(errno) :
+					    "not read");
+		return 0;
+	}
+	return 0;
+}
+
+int vstate_vm_save(int vm_fd, const int *vcpu_fds, struct snap_state *s,
+		   struct snap_err *err)
 {
 	struct kvm_irqchip master, slave, ioapic;
 	struct kvm_pit_state2 pit;
@@ -866,8 +904,20 @@ int vstate_vm_save(int vm_fd, struct snap_state *s, struct snap_err *err)
 	if (ioctl(vm_fd, KVM_GET_CLOCK, &clock) < 0)
 		return snap_err_set(err, -errno, "KVM_GET_CLOCK: %s",
 				    strerror(errno));
+	/* Without KVM's reading of the wall clock at that instant, ours, a
+	 * moment later: a restore puts the clocks forward from it. */
+	if (!(clock.flags & KVM_CLOCK_REALTIME))
+		clock.realtime = wall_ns();
 	vstate_clock_to_snap(&clock, &s->clock);
 	s->has_clock = true;
+	/* The TSCs again, so that they and kvmclock stand for one instant:
+	 * the vCPUs' saves read them milliseconds before, which a restore
+	 * would make a gap between the two that the guest sees. */
+	for (uint32_t i = 0; vcpu_fds && i < s->n_vcpus; i++) {
+		ret = reread_tsc(vcpu_fds[i], &s->vcpus[i], err);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 

@@ -139,9 +139,15 @@ int vstate_vcpu_restore(const struct vstate_host *h, int vcpu_fd,
  * Read the PICs and IOAPIC (KVM_GET_IRQCHIP), the PIT (KVM_GET_PIT2) and
  * kvmclock (KVM_GET_CLOCK) into s, setting has_pic, has_ioapic, has_pit
  * and has_clock; a VM without an in-kernel irqchip or PIT leaves them
- * false.
+ * false. The clock's realtime is the host's wall time at that reading:
+ * KVM's when it gives it (the KVM_CLOCK_REALTIME flag: Linux 5.16 on, a
+ * host whose clocksource is the TSC), else read just after the ioctl.
+ * After the vCPUs' saves: right after kvmclock, each vCPU's TSC is read
+ * again from vcpu_fds (one per vCPU of s; NULL: not), so that the TSCs
+ * and kvmclock stand for the same instant.
  */
-int vstate_vm_save(int vm_fd, struct snap_state *s, struct snap_err *err);
+int vstate_vm_save(int vm_fd, const int *vcpu_fds, struct snap_state *s,
+		   struct snap_err *err);
 
 /*
  * Put back the PICs, IOAPIC and PIT that s has (see the order above). The

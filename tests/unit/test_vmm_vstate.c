@@ -578,7 +578,7 @@ static void test_ioctl_errors(void **unused)
 			 -EBADF);
 	assert_string_equal(err.msg, "vcpu 3: KVM_GET_MP_STATE: Bad file "
 			    "descriptor");
-	assert_int_equal(vstate_vm_save(-1, s, &err), -EBADF);
+	assert_int_equal(vstate_vm_save(-1, NULL, s, &err), -EBADF);
 	assert_string_equal(err.msg, "KVM_GET_IRQCHIP (PIC master): Bad file "
 			    "descriptor");
 	assert_int_equal(vstate_vm_restore(-1, s, &err), -EBADF);
