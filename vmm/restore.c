@@ -9,6 +9,12 @@
  * as the guest touches them and the snapshot is never written. --shared
  * maps it MAP_SHARED: the VM runs in place and its writes go to the file.
  *
+ * The guest's clocks (--clock): by default its TSC and kvmclock are put
+ * forward by the wall time since the save, so that it reads the time of
+ * the restore, as after a long stop of the whole VM; with --clock continue
+ * they go on from the snapshot's time. Its RTC reads the wall clock either
+ * way (dev/rtc.c).
+ *
  * Disks: a read-only disk is served from the snapshot's own file, opened
  * read-only. A writable one is first cloned into --disk-dir (a new file of
  * the same name, never an existing one) with copy_file_range, constant
@@ -23,6 +29,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -45,11 +52,12 @@ struct restore_config {
 	bool trust_disks;
 	bool shared;
 	bool debug;
+	bool clock_continue;	/* --clock continue */
 };
 
 enum {
 	OPT_CONTROL = 256, OPT_VSOCK, OPT_DISK_DIR, OPT_TRUST_DISKS, OPT_SHARED,
-	OPT_DEBUG, OPT_HELP,
+	OPT_DEBUG, OPT_CLOCK, OPT_HELP,
 };
 
 static const struct option restore_options[] = {
@@ -59,6 +67,7 @@ static const struct option restore_options[] = {
 	{ "trust-disks", no_argument, NULL, OPT_TRUST_DISKS },
 	{ "shared", no_argument, NULL, OPT_SHARED },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "clock", required_argument, NULL, OPT_CLOCK },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -68,7 +77,8 @@ static void restore_usage(FILE *f)
 	fprintf(f, "usage: snapvm restore DIR [--control SOCKET] "
 		"[--vsock PATH]\n                      "
 		"[--disk-dir DIR] [--trust-disks]\n"
-		"                      [--shared] [--debug]\n"
+		"                      [--shared] [--debug] "
+		"[--clock now|continue]\n"
 		"\n"
 		"  --vsock PATH    the host socket of the snapshot's "
 		"virtio-vsock device (each\n"
@@ -81,7 +91,16 @@ static void restore_usage(FILE *f)
 		"  --trust-disks   check the disks' sizes but not their "
 		"digests (which reads\n"
 		"                  them whole): for a store that checks what it "
-		"reads, as snapfs does\n");
+		"reads, as snapfs does\n"
+		"  --clock now|continue\n"
+		"                  the guest's clocks: now (the default) puts its "
+		"TSC and kvmclock\n"
+		"                  forward by the wall time since the snapshot, "
+		"as after a long\n"
+		"                  stop; continue goes on from the snapshot's "
+		"time, the time\n"
+		"                  between unseen (its RTC reads the wall clock "
+		"either way)\n");
 }
 
 static int bad_usage(const char *what, const char *problem)
@@ -118,6 +137,12 @@ static int parse_restore(int argc, char **argv, struct restore_config *cfg)
 			break;
 		case OPT_DEBUG:
 			cfg->debug = true;
+			break;
+		case OPT_CLOCK:
+			if (strcmp(optarg, "now") && strcmp(optarg, "continue"))
+				return bad_usage("--clock", "now or continue "
+						 "expected");
+			cfg->clock_continue = !strcmp(optarg, "continue");
 			break;
 		case OPT_HELP:
 			restore_usage(stdout);
@@ -162,9 +187,12 @@ differs:
 			    (unsigned long long)m->memory_size);
 }
 
-/* Put every piece of state back, in the order KVM needs (vstate.h). */
+/*
+ * Put every piece of state back, in the order KVM needs (vstate.h); the
+ * guest's clocks from since_ns, and told they were stopped if they jump.
+ */
 static int restore_state(struct vm *vm, const struct snap_state *st,
-			 struct snap_err *err)
+			 uint64_t since_ns, bool jump, struct snap_err *err)
 {
 	struct vstate_host host;
 	int ret;
@@ -177,9 +205,13 @@ static int restore_state(struct vm *vm, const struct snap_state *st,
 		snap_err_prefix(err, ret, "state.bin");
 	if (!ret)
 		ret = vstate_vm_restore(vm_fd(vm), st, err);
-	for (unsigned int i = 0; !ret && i < st->n_vcpus; i++)
+	for (unsigned int i = 0; !ret && i < st->n_vcpus; i++) {
 		ret = vstate_vcpu_restore(&host, vm_vcpu_fd(vm, i),
-					  &st->vcpus[i], err);
+					  &st->vcpus[i], since_ns, err);
+		if (!ret && jump)
+			ret = vstate_vcpu_clock_stopped(&host, vm_vcpu_fd(vm, i),
+							st->vcpus[i].id, err);
+	}
 	if (!ret)
 		ret = devices_restore(vm_devices(vm), st, err);
 	vstate_host_release(&host);
@@ -204,12 +236,30 @@ static int restore_start(const struct restore_config *cfg, struct restore *r,
 			 struct snap_err *err)
 {
 	struct saver_base base = { NULL, { 0 } };
+	bool jump = !cfg->clock_continue;
+	uint64_t since_ns = 0;
+	struct timespec ts;
 	int ret;
 
 	ret = vm_create(&r->vm, &r->host, r->mem, r->m.vcpu_count, &r->devs,
 			cfg->debug, err);
-	if (!ret)
-		ret = restore_state(r->vm, r->st, err);
+	if (ret)
+		return ret;
+	/*
+	 * What the saved TSC and kvmclock stand for (vstate.h): the time of
+	 * the save, so that they jump to now; or this moment, just before
+	 * they are written, so that they go on from the snapshot together
+	 * (--clock continue, or a snapshot that does not say when it was).
+	 */
+	if (jump)
+		since_ns = vstate_saved_at(r->st, r->m.created_unix_ns);
+	if (!since_ns) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		since_ns = (uint64_t)ts.tv_sec * 1000000000u +
+			   (uint64_t)ts.tv_nsec;
+		jump = false;
+	}
+	ret = restore_state(r->vm, r->st, since_ns, jump, err);
 	if (ret)
 		return ret;
 	if (!cfg->shared) {
@@ -219,9 +269,10 @@ static int restore_start(const struct restore_config *cfg, struct restore *r,
 	ret = saver_create(&r->saver, r->vm, r->m.cmdline, &base, err);
 	if (!ret && r->ctl)
 		ret = control_start(r->ctl, r->vm, r->saver, err);
-	/* The guest's clock goes on from the snapshot's, just before it runs. */
+	/* kvmclock starts running when set: just before the guest does. */
 	if (!ret)
-		ret = vstate_vm_restore_clock(vm_fd(r->vm), r->st, err);
+		ret = vstate_vm_restore_clock(vm_fd(r->vm), r->st, since_ns,
+					      err);
 	if (ret)
 		return ret;
 	if (cfg->debug)

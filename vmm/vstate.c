@@ -268,6 +268,7 @@ int vstate_host_init(struct vstate_host *h, int kvm_fd, int vm_fd,
 	h->vcpu_events = has_cap(vm_fd, KVM_CAP_VCPU_EVENTS);
 	h->get_tsc_khz = has_cap(vm_fd, KVM_CAP_GET_TSC_KHZ);
 	h->tsc_control = has_cap(vm_fd, KVM_CAP_TSC_CONTROL);
+	h->kvmclock_ctrl = has_cap(vm_fd, KVM_CAP_KVMCLOCK_CTRL);
 	ret = vm_has(vm_fd, KVM_GET_IRQCHIP, &chip, "KVM_GET_IRQCHIP", err);
 	if (ret < 0)
 		goto fail;
@@ -395,6 +396,9 @@ struct vcpu_ctx {
 	int fd;
 	uint32_t id;
 	struct vcpu_io io;
+	uint64_t since_ns;	/* restore: what the saved TSC stands for */
+	struct kvm_msr_entry *tsc;	/* its entry, to move at the write */
+	uint64_t tsc_khz;	/* the rate to move it at */
 	struct snap_err *err;
 };
 
@@ -759,8 +763,68 @@ static int set_tsc_khz(struct vcpu_ctx *c)
 	return 0;
 }
 
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wall-clock nanoseconds since since_ns; 0 if the clock is behind it. */
+static uint64_t wall_since(uint64_t since_ns)
+{
+	uint64_t now = wall_ns();
+
+	return now > since_ns ? now - since_ns : 0;
+}
+
+/*
+ * With since_ns, the TSC goes where it would be had it run since then, at
+ * the rate KVM gives the vCPU now (set_tsc_khz came first; without scaling
+ * it is this host's): here the rate and the entry, before the sregs, so
+ * that set_msrs has only the sum to do.
+ */
+static int tsc_rate(struct vcpu_ctx *c)
+{
+	int n;
+
+	if (!c->since_ns || !c->io.msrs)
+		return 0;
+	for (uint32_t i = 0; i < c->io.msrs->nmsrs; i++)
+		if (c->io.msrs->entries[i].index == MSR_IA32_TSC)
+			c->tsc = &c->io.msrs->entries[i];
+	if (!c->tsc)
+		return 0;		/* none saved: KVM's own goes on */
+	c->tsc_khz = c->io.tsc_khz;
+	if (c->h->get_tsc_khz) {
+		n = ioctl(c->fd, KVM_GET_TSC_KHZ, 0);
+		if (n < 0)
+			return snap_err_set(c->err, -errno, "vcpu %u: "
+					    "KVM_GET_TSC_KHZ: %s", c->id,
+					    strerror(errno));
+		c->tsc_khz = (uint64_t)n;
+	}
+	if (!c->tsc_khz)
+		return snap_err_set(c->err, -ENOTSUP, "vcpu %u: TSC rate "
+				    "unknown, the TSC cannot be put forward",
+				    c->id);
+	return 0;
+}
+
+/*
+ * The TSC's value is worked out from the wall clock just before the ioctl
+ * that writes it, as kvmclock's is before KVM_SET_CLOCK: the two then
+ * agree to within microseconds, where Linux's clocksource watchdog calls
+ * the TSC unstable at a few hundred. It comes before TSC_DEADLINE (a late
+ * MSR), so a deadline that passed meanwhile fires at once.
+ */
 static int set_msrs(struct vcpu_ctx *c)
 {
+	if (c->tsc)
+		c->tsc->data += (uint64_t)((unsigned __int128)
+					   wall_since(c->since_ns) *
+					   c->tsc_khz / 1000000u);
 	return vcpu_msrs(c, KVM_SET_MSRS, "KVM_SET_MSRS", c->io.msrs);
 }
 
@@ -780,6 +844,7 @@ static int set_late_msrs(struct vcpu_ctx *c)
 static const struct vcpu_step restore_steps[] = {
 	RUN_STEP(set_cpuid),
 	RUN_STEP(set_tsc_khz),
+	RUN_STEP(tsc_rate),
 	IOCTL_STEP(KVM_SET_SREGS, sregs, ALWAYS),
 	RUN_STEP(set_msrs),
 	IOCTL_STEP(KVM_SET_REGS, regs, ALWAYS),
@@ -793,9 +858,11 @@ static const struct vcpu_step restore_steps[] = {
 };
 
 int vstate_vcpu_restore(const struct vstate_host *h, int vcpu_fd,
-			const struct snap_vcpu *v, struct snap_err *err)
+			const struct snap_vcpu *v, uint64_t since_ns,
+			struct snap_err *err)
 {
-	struct vcpu_ctx c = { .h = h, .fd = vcpu_fd, .id = v->id, .err = err };
+	struct vcpu_ctx c = { .h = h, .fd = vcpu_fd, .id = v->id,
+			      .since_ns = since_ns, .err = err };
 	int ret;
 
 	ret = check_vcpu(h, v, err);
@@ -835,14 +902,6 @@ static int set_chip(int vm_fd, struct kvm_irqchip *chip, struct snap_err *err)
 		return 0;
 	return snap_err_set(err, -errno, "KVM_SET_IRQCHIP (%s): %s",
 			    chip_names[chip->chip_id], strerror(errno));
-}
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* vCPU fd's TSC now into v's saved MSR_IA32_TSC, if it has one. */
@@ -958,14 +1017,34 @@ int vstate_vm_restore(int vm_fd, const struct snap_state *s,
 	return 0;
 }
 
+int vstate_vcpu_clock_stopped(const struct vstate_host *h, int vcpu_fd,
+			      uint32_t id, struct snap_err *err)
+{
+	if (!h->kvmclock_ctrl || ioctl(vcpu_fd, KVM_KVMCLOCK_CTRL, 0) == 0)
+		return 0;
+	if (errno == EINVAL)	/* the guest has no kvmclock on this vCPU */
+		return 0;
+	return snap_err_set(err, -errno, "vcpu %u: KVM_KVMCLOCK_CTRL: %s", id,
+			    strerror(errno));
+}
+
+uint64_t vstate_saved_at(const struct snap_state *s, uint64_t created_ns)
+{
+	if (s->has_clock && s->clock.realtime)
+		return s->clock.realtime;
+	return created_ns;
+}
+
 int vstate_vm_restore_clock(int vm_fd, const struct snap_state *s,
-			    struct snap_err *err)
+			    uint64_t since_ns, struct snap_err *err)
 {
 	struct kvm_clock_data clock;
 
 	if (!s->has_clock)
 		return 0;
 	vstate_clock_to_kvm(&s->clock, &clock);
+	if (since_ns)
+		clock.clock += wall_since(since_ns);
 	clock.flags = 0;	/* not KVM_CLOCK_REALTIME: see vstate.h */
 	clock.realtime = 0;
 	clock.host_tsc = 0;

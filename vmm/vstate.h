@@ -22,9 +22,26 @@
  *      their state: KVM_SET_IRQCHIP delivers the IOAPIC's pending lines to
  *      the LAPICs there are, and each vCPU's KVM_SET_LAPIC then puts back
  *      exactly the IRR that was saved;
- *   4. vstate_vcpu_restore for each vCPU;
+ *   4. vstate_vcpu_restore for each vCPU (and, when the clocks jump,
+ *      vstate_vcpu_clock_stopped);
  *   5. the devices;
  *   6. vstate_vm_restore_clock, immediately before starting the vCPUs.
+ *
+ * The guest's clocks: since_ns is the wall time (CLOCK_REALTIME, ns) that
+ * the saved TSC and kvmclock stand for, and each is put where it would be
+ * had it run from then to the moment it is written. They are written
+ * milliseconds apart (the TSC with its vCPU, kvmclock last), so both must
+ * be moved, or the guest's clocksource watchdog sees them disagree by that
+ * much and gives up on the TSC. snapvm restore passes the time of the save
+ * (vstate_saved_at) for --clock now: both jump by the time since, as after
+ * a long stop of the whole VM, and the guest's wall clock reads the time
+ * of the restore; or the time just before the first TSC is written, for
+ * --clock continue: the guest goes on from the moment of its snapshot.
+ * since_ns 0 writes both exactly as saved.
+ * A jump longer than the guest's clocksource converts in one step
+ * (kvm-clock's max_cycles, about half an hour) overflows that conversion
+ * in kernels that do not guard it (Linux 6.1 does not): such a guest may
+ * read a wrong time until its next tick puts its timekeeping right.
  *
  * Errors are one line without a file name ("vcpu 1: KVM_SET_MSRS: MSR
  * 0x4b564d01 refused"); the caller puts "state.bin: " or the snapshot's
@@ -52,6 +69,7 @@ struct vstate_host {
 	bool vcpu_events;	/* KVM_CAP_VCPU_EVENTS */
 	bool get_tsc_khz;	/* KVM_CAP_GET_TSC_KHZ */
 	bool tsc_control;	/* KVM_CAP_TSC_CONTROL: KVM_SET_TSC_KHZ scales */
+	bool kvmclock_ctrl;	/* KVM_CAP_KVMCLOCK_CTRL */
 	bool irqchip;		/* the VM has an in-kernel PIC and IOAPIC */
 	bool pit;		/* the VM has an in-kernel PIT */
 };
@@ -113,7 +131,11 @@ int vstate_vcpu_save(const struct vstate_host *h, int vcpu_fd, uint32_t id,
  *                  second of each other as synchronized) and leaves
  *                  TSC_ADJUST alone, which is written back as saved: the
  *                  guest sees its TSC continue from the snapshot, paused
- *                  time invisible, as kvmclock (vstate_vm_restore_clock);
+ *                  time invisible, as kvmclock (vstate_vm_restore_clock).
+ *                  With since_ns, the value is the saved one plus the wall
+ *                  time since since_ns at the rate KVM now gives the vCPU
+ *                  (KVM_GET_TSC_KHZ after the rate step), worked out just
+ *                  before the ioctl, as kvmclock's is;
  *   regs           general registers, RIP, RFLAGS (KVM_SET_REGS drops a
  *                  pending exception: before events);
  *   XSAVE          the whole area (zero-padded to the host's size), or
@@ -133,7 +155,26 @@ int vstate_vcpu_save(const struct vstate_host *h, int vcpu_fd, uint32_t id,
  * failing ioctl gives one line naming the vCPU and the ioctl.
  */
 int vstate_vcpu_restore(const struct vstate_host *h, int vcpu_fd,
-			const struct snap_vcpu *v, struct snap_err *err);
+			const struct snap_vcpu *v, uint64_t since_ns,
+			struct snap_err *err);
+
+/*
+ * Tell the guest on vCPU vcpu_fd, restored, that it was stopped
+ * (KVM_KVMCLOCK_CTRL: kvmclock's PVCLOCK_GUEST_STOPPED flag), so that
+ * Linux's soft lockup and RCU stall watchdogs take its clocks' jump for a
+ * stop. Nothing when KVM lacks it or the guest has no kvmclock there.
+ */
+int vstate_vcpu_clock_stopped(const struct vstate_host *h, int vcpu_fd,
+			      uint32_t id, struct snap_err *err);
+
+/*
+ * The wall time (CLOCK_REALTIME, ns) at which s was saved: the saved
+ * kvmclock's realtime (vstate_vm_save), else, in snapshots of builds that
+ * did not fill it, created_ns (the manifest's created_unix_ns, taken once
+ * memory.bin was written, so late by the time that took). 0 when neither
+ * is known.
+ */
+uint64_t vstate_saved_at(const struct snap_state *s, uint64_t created_ns);
 
 /*
  * Read the PICs and IOAPIC (KVM_GET_IRQCHIP), the PIT (KVM_GET_PIT2) and
@@ -158,18 +199,17 @@ int vstate_vm_restore(int vm_fd, const struct snap_state *s,
 		      struct snap_err *err);
 
 /*
- * KVM_SET_CLOCK to the saved kvmclock value, when s has one. Last, right
- * before the vCPUs start: kvmclock runs from the moment it is set, vCPUs
- * running or not, so every millisecond spent after it is a jump the guest
- * sees; and by then every vCPU's TSC and kvmclock MSRs are written, so KVM
- * computes each vCPU's pvclock from their final values at its first entry.
- * Without KVM_CLOCK_REALTIME: the guest's clock continues from the
- * snapshot like its TSC, as after a pause (with it, kvmclock would jump by
- * the wall time since the save while the TSC would not; kernels before
- * 5.16 also refuse any flag).
+ * KVM_SET_CLOCK to the saved kvmclock value, plus the wall time since
+ * since_ns when that is not 0 (see the guest's clocks above), when s has
+ * one. Last, right before the vCPUs start: kvmclock runs from the moment
+ * it is set, vCPUs running or not, and by then every vCPU's TSC and
+ * kvmclock MSRs are written, so KVM computes each vCPU's pvclock from
+ * their final values at its first entry. Without the KVM_CLOCK_REALTIME
+ * flag, whose jump to the wall clock the TSC would not share (and which
+ * kernels before 5.16 refuse): the move forward is ours, the TSC's too.
  */
 int vstate_vm_restore_clock(int vm_fd, const struct snap_state *s,
-			    struct snap_err *err);
+			    uint64_t since_ns, struct snap_err *err);
 
 /*
  * The conversions, pure, generated from state.h's field lists; KVM's and

@@ -560,17 +560,17 @@ static void test_ioctl_errors(void **unused)
 
 	/* vstate_vcpu_restore checks first, as vstate_check does. */
 	s->vcpus[1].msrs[2].index = 0x4b564d03;
-	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[1], &err),
+	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[1], 0, &err),
 			 -ENOTSUP);
 	assert_string_equal(err.msg, "vcpu 1: MSR 0x4b564d03 is not "
 			    "supported by this host's KVM");
 	/* Then the first ioctl fails (no CPUID, no TSC scaling: SREGS). */
-	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[0], &err),
+	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[0], 0, &err),
 			 -EBADF);
 	assert_string_equal(err.msg, "vcpu 0: KVM_SET_SREGS: Bad file "
 			    "descriptor");
 	assert_int_equal(snap_vcpu_reserve(&s->vcpus[0], 0, 0, 1), 0);
-	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[0], &err),
+	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[0], 0, &err),
 			 -EBADF);
 	assert_string_equal(err.msg, "vcpu 0: KVM_SET_CPUID2: Bad file "
 			    "descriptor");
@@ -584,7 +584,7 @@ static void test_ioctl_errors(void **unused)
 	assert_int_equal(vstate_vm_restore(-1, s, &err), -EBADF);
 	assert_string_equal(err.msg, "KVM_SET_IRQCHIP (PIC master): Bad file "
 			    "descriptor");
-	assert_int_equal(vstate_vm_restore_clock(-1, s, &err), -EBADF);
+	assert_int_equal(vstate_vm_restore_clock(-1, s, 0, &err), -EBADF);
 	assert_string_equal(err.msg, "KVM_SET_CLOCK: Bad file descriptor");
 	snap_state_free(s);
 
@@ -593,6 +593,47 @@ static void test_ioctl_errors(void **unused)
 			    "descriptor");
 	assert_null(h.msrs);
 	vstate_host_release(&h);
+}
+
+/*
+ * Putting the clocks forward: the save's wall time from the saved clock's
+ * realtime when it has one, the TSC moved after the rate is set and before
+ * any other state, at a rate that must be known.
+ */
+static void test_clock_forward(void **unused)
+{
+	struct vstate_host h = host();
+	struct snap_state *s = state();
+	struct snap_err err = { "" };
+
+	assert_int_equal(vstate_saved_at(s, 456), 456);	/* older builds */
+	s->clock.realtime = 123;
+	assert_int_equal(vstate_saved_at(s, 456), 123);
+	s->has_clock = false;
+	assert_int_equal(vstate_saved_at(s, 456), 456);
+
+	/* The saved rate (no KVM_GET_TSC_KHZ): on to the first ioctl. */
+	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[0], 1, &err),
+			 -EBADF);
+	assert_string_equal(err.msg, "vcpu 0: KVM_SET_SREGS: Bad file "
+			    "descriptor");
+	s->vcpus[0].tsc_khz = 0;
+	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[0], 1, &err),
+			 -ENOTSUP);
+	assert_string_equal(err.msg, "vcpu 0: TSC rate unknown, the TSC "
+			    "cannot be put forward");
+	h.get_tsc_khz = true;		/* the rate KVM gives the vCPU */
+	assert_int_equal(vstate_vcpu_restore(&h, -1, &s->vcpus[0], 1, &err),
+			 -EBADF);
+	assert_string_equal(err.msg, "vcpu 0: KVM_GET_TSC_KHZ: Bad file "
+			    "descriptor");
+	/* Without the flag or the capability there is nothing to tell. */
+	assert_int_equal(vstate_vcpu_clock_stopped(&h, -1, 0, &err), 0);
+	h.kvmclock_ctrl = true;
+	assert_int_equal(vstate_vcpu_clock_stopped(&h, -1, 2, &err), -EBADF);
+	assert_string_equal(err.msg, "vcpu 2: KVM_KVMCLOCK_CTRL: Bad file "
+			    "descriptor");
+	snap_state_free(s);
 }
 
 int main(void)
@@ -616,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_check_tsc_khz),
 		cmocka_unit_test(test_check_chips),
 		cmocka_unit_test(test_ioctl_errors),
+		cmocka_unit_test(test_clock_forward),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
