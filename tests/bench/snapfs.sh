@@ -477,8 +477,7 @@ done
 # The Linux guest's command line, as tests/integration/linux_rig.sh boots
 # it in the rig (the reasons are there): no ACPI, PCI, i8042 or CMOS
 # probes, warnings and worse on the console, noxsave for the rig's TCG.
-LX_CMDLINE="console=ttyS0 loglevel=5 panic=-1 acpi=off pci=off"
-LX_CMDLINE="$LX_CMDLINE initcall_blacklist=i8042_init,cmos_init noxsave"
+LX_CMDLINE="console=ttyS0 loglevel=5 panic=-1 noxsave"
 
 # Inside the rig, in /rig. Prints
 #   BENCH restore GUEST KIND I RUN TICK

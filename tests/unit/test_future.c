@@ -136,7 +136,7 @@ static const struct {
 	PAIR(pit) PAIR(clock) PAIR(device) PAIR(uart8250) PAIR(vm_state)
 	PAIR(pci_host) PAIR(pci_function) PAIR(virt_queue)
 	PAIR(virtio_transport) PAIR(virtio_blk) PAIR(virtio_blk_set)
-	PAIR(virtio_rng) PAIR(virtio_vsock)
+	PAIR(virtio_rng) PAIR(virtio_vsock) PAIR(rtc)
 #undef PAIR
 };
 
