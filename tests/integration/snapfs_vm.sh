@@ -6,7 +6,7 @@
 # cp -r while it runs, and each snapshot (and the clone) restores to its
 # own tick. Prints TAP.
 #
-# Runs where a KVM and FUSE are: here when /dev/kvm and /dev/fuse exist,
+# Runs where a KVM and FUSE are: here on a hardware KVM with /dev/fuse,
 # otherwise inside the rig (tests/rig/rig.sh), which has both.
 set -u
 BUILD=${BUILD:-build}
@@ -16,6 +16,7 @@ RIG=${RIG:-tests/rig/rig.sh}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib/tap.sh
+. tests/lib/where.sh
 
 cat >"$tmp/snapfs_kvm.sh" <<'KVM'
 . "$(dirname "$0")/kvm.sh"
@@ -136,7 +137,7 @@ need="$BUILD/snapfs $BUILD/snapctl $GUEST $BUILD/guest/patcheck"
 for f in $need; do
 	[ -f "$f" ] || { skip "snapfs with a guest" "$f missing (make; make guest)"; tap_end; }
 done
-if [ -c /dev/kvm ] && [ -c /dev/fuse ]; then
+if kvm_here && [ -c /dev/fuse ]; then
 	cp tests/lib/kvm.sh "$tmp/"
 	SNAPVM=$SNAPVM GUEST=$GUEST PATCHECK=$BUILD/guest/patcheck \
 		SNAPFS=$BUILD/snapfs SNAPCTL=$BUILD/snapctl \

@@ -31,7 +31,6 @@ trap 'rm -rf "$tmp"' EXIT
 . tests/lib/tap.sh
 . tests/lib/where.sh
 
-KVM_LINUX=1
 # In the rig only: noxsave (see linux_rig.sh).
 CMDLINE="console=ttyS0 loglevel=5 panic=-1 root=/dev/vda"
 kvm_here || CMDLINE="$CMDLINE noxsave"

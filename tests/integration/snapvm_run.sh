@@ -6,7 +6,7 @@
 # a non-zero exit. Prints TAP.
 #
 # The errors that need no KVM are checked here, on any machine. The rest
-# runs where there is a KVM: here when /dev/kvm exists, otherwise inside the
+# runs where there is a KVM: here on a hardware KVM, otherwise inside the
 # rig (tests/rig/rig.sh, a QEMU TCG machine with nested SVM; $RIG overrides
 # it). The guest is $BUILD/guest/testguest.elf (make guest).
 set -u
@@ -19,6 +19,7 @@ out=$tmp/out err=$tmp/err
 trap 'kill $lpid 2>/dev/null; rm -rf "$tmp"' EXIT
 lpid=
 . tests/lib/tap.sh
+. tests/lib/where.sh
 
 # One line on stderr starting with $1, nothing on stdout, exit status 1.
 one_line() {
@@ -242,7 +243,7 @@ KVM
 
 if [ ! -f "$GUEST" ]; then
 	skip "snapvm run with KVM" "$GUEST missing (make guest)"
-elif [ -c /dev/kvm ]; then
+elif kvm_here; then
 	cp tests/lib/kvm.sh "$tmp/"
 	SNAPVM=$SNAPVM GUEST=$GUEST PATCHECK=$BUILD/guest/patcheck \
 		sh "$tmp/snapvm_run_kvm.sh" >"$tmp/kvm.log" 2>&1

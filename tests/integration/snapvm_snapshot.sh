@@ -7,7 +7,7 @@
 # runs. Prints TAP.
 #
 # Refusals that need no KVM run here; the rest where there is a KVM: here
-# when /dev/kvm exists, otherwise inside the rig (tests/rig/rig.sh).
+# on a hardware KVM, otherwise inside the rig (tests/rig/rig.sh).
 set -u
 BUILD=${BUILD:-build}
 SNAPVM=$BUILD/snapvm
@@ -17,6 +17,7 @@ tmp=$(mktemp -d)
 out=$tmp/out err=$tmp/err
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib/tap.sh
+. tests/lib/where.sh
 
 # ---- here: snapshots refused before KVM is needed ---------------------
 
@@ -281,7 +282,7 @@ KVM
 
 if [ ! -f "$GUEST" ]; then
 	skip "snapshots with KVM" "$GUEST missing (make guest)"
-elif [ -c /dev/kvm ]; then
+elif kvm_here; then
 	cp tests/lib/kvm.sh "$tmp/"
 	SNAPVM=$SNAPVM GUEST=$GUEST PATCHECK=$BUILD/guest/patcheck \
 		SNAPEDIT=$BUILD/tests/snapedit SNAPCTL=$BUILD/snapctl \

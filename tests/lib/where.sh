@@ -13,13 +13,12 @@
 # (rig_results LOG), 1 after printing the "1..0 # SKIP" line of a script
 # that could not run anywhere.
 #
-# KVM_LINUX=1 says SCRIPT boots Debian's kernel, which runs only on a
-# hardware KVM (kvm_intel, kvm_amd): a PVM-based /dev/kvm (kvm_pvm, as on
-# this project's machines) runs our test guest but not Linux, so the rig
-# takes the script there.
+# "Here" means a hardware KVM (kvm_intel, kvm_amd). A PVM-based /dev/kvm
+# (kvm_pvm, as on this project's machines) passes snapvm check but runs
+# neither guest (measured 2026-12-06: the test guest prints nothing, and
+# Debian's kernel nothing in 150 s), so the rig takes the scripts there.
 kvm_here() {
 	[ -c /dev/kvm ] || return 1
-	[ "${KVM_LINUX:-0}" = 1 ] || return 0
 	[ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]
 }
 
