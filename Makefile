@@ -228,7 +228,8 @@ demo: deps
 bench: all guest
 	@rc=0; for b in tests/bench/*.sh; do BUILD=$(BUILD) sh $$b || rc=1; done; exit $$rc
 
-run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap $(GUEST_ELF) $(GUEST_LINUX)
+run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap $(GUEST_ELF) $(GUEST_LINUX) \
+	  $(GUEST_INITRD) $(GUEST_ROOTFS) $(GUEST_AGENT)
 	@BUILD=$(BUILD) sh tools/demo.sh
 
 # A small producer of synthetic snapshots for the demo and the tests.
