@@ -338,7 +338,7 @@ static int restore_devices(const struct restore_config *cfg,
 	r->devs.vsock = cfg->vsock;	/* its CID is the snapshot's */
 	for (uint32_t i = 0; i < r->m.n_disks; i++) {
 		const struct snap_disk *d = &r->m.disks[i];
-		char src[PATH_MAX];
+		char src[PATH_MAX], dst[PATH_MAX];
 		int ret;
 
 		if ((size_t)snprintf(src, sizeof(src), "%s/%s", cfg->dir,
@@ -354,11 +354,14 @@ static int restore_devices(const struct restore_config *cfg,
 						    "is needed for the VM's "
 						    "own copy", cfg->dir,
 						    d->file);
-			if ((size_t)snprintf(r->disk_path[i], PATH_MAX, "%s/%s",
-					     cfg->disk_dir, d->file) >= PATH_MAX)
+			/* Built aside: d->file lives in r too (-Wrestrict). */
+			if ((size_t)snprintf(dst, sizeof(dst), "%s/%s",
+					     cfg->disk_dir, d->file) >=
+			    sizeof(dst))
 				return snap_err_set(err, -ENAMETOOLONG,
 						    "--disk-dir %s: path too "
 						    "long", cfg->disk_dir);
+			strcpy(r->disk_path[i], dst);
 			ret = clone_disk(src, r->disk_path[i], d->size,
 					 &r->disk_made[i], err);
 			if (ret)
