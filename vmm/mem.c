@@ -161,6 +161,7 @@ err_remove:
 	mem_remove_created(m);
 err_free:
 	free(m->path);
+	free(m->dev_dirty);
 	free(m);
 	return ret;
 }
