@@ -66,7 +66,7 @@ struct blk {
 /* ---- requests ---------------------------------------------------------------- */
 
 /* Data buffers of r: out or in buffers without header and status byte. */
-static int data_iov(const struct virtq_req *r, bool write, struct iovec *iov,
+static void data_iov(const struct virtq_req *r, bool write, struct iovec *iov,
 		    unsigned int *n, uint64_t *len)
 {
 	const struct iovec *src = write ? r->out : r->in;
@@ -92,7 +92,6 @@ static int data_iov(const struct virtq_req *r, bool write, struct iovec *iov,
 			(uint8_t *)src[i].iov_base + base, take };
 		keep -= take;
 	}
-	return 0;
 }
 
 /* Move len bytes at off between the file and iov, all or an error. */

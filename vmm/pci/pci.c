@@ -129,8 +129,7 @@ void pci_bus_destroy(struct pci_bus *bus)
 	free(bus);
 }
 
-static int add_cap_locked(struct pci_func *f, const uint8_t *cap,
-			  unsigned int len)
+int pci_add_cap(struct pci_func *f, const uint8_t *cap, unsigned int len)
 {
 	unsigned int at = f->cap_next;
 
@@ -149,10 +148,6 @@ static int add_cap_locked(struct pci_func *f, const uint8_t *cap,
 	return (int)at;
 }
 
-int pci_add_cap(struct pci_func *f, const uint8_t *cap, unsigned int len)
-{
-	return add_cap_locked(f, cap, len);
-}
 
 int pci_register(struct pci_bus *bus, const struct pci_func_desc *d,
 		 struct pci_func **out, struct snap_err *err)
@@ -186,7 +181,7 @@ int pci_register(struct pci_bus *bus, const struct pci_func_desc *d,
 		put16(cap + 2, (uint16_t)(d->msix_vectors - 1));
 		put32(cap + 4, d->msix_table);		/* BIR 0 */
 		put32(cap + 8, d->msix_pba);
-		at = add_cap_locked(f, cap, sizeof(cap));
+		at = pci_add_cap(f, cap, sizeof(cap));
 		if (at < 0) {
 			free(f);
 			return snap_err_set(err, -ENOSPC, "%s: no room for "
