@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Snapshots written by earlier revisions (tests/compat/) must load in every
- * later build, with the values they were written with.
+ * Snapshots and memory stores written by earlier revisions (tests/compat/)
+ * must load in every later build, with the values they were written with.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "digest.h"
+#include "store.h"
 #include "testutil.h"
 
 struct vcpu_expect {
@@ -115,6 +120,379 @@ static void test_fixtures_load(void **unused)
 		check_fixture(&fixtures[i]);
 }
 
+/* ---- memory stores --------------------------------------------------------- */
+
+#define STORE_FILES_MAX	8
+
+struct store_file_expect {
+	const char *path;		/* SNAPSHOT/FILE, in list order */
+	uint64_t size;
+	const char *sha256;		/* of the whole content */
+	unsigned nlink;			/* names of its image */
+	const char *same_image;		/* another name of the image, or NULL */
+	unsigned depth;			/* deltas in the chain */
+	uint64_t mtime_ns;
+	size_t ws_n;			/* 0: no working set (-ENOENT) */
+	uint64_t ws[4];
+	uint64_t ws_recorded_ns;
+};
+
+static const struct store_fixture {
+	const char *name;
+	uint32_t chunk_size;
+	const char *snapshots[4];	/* in list order, NULL-terminated */
+	size_t n_files;
+	struct store_file_expect files[STORE_FILES_MAX];
+	uint64_t images, chunks;	/* what verify checks */
+} store_fixtures[] = {
+	{
+		/*
+		 * vm: 2026-11-v1-sample imported; disk: base.img with a
+		 * second name, clone.img its clone, both written after the
+		 * clone (tests/compat/README.md says how).
+		 */
+		.name = "2026-12-store-v1",
+		.chunk_size = 4096,
+		.snapshots = { "disk", "vm", NULL },
+		.n_files = 6,
+		.files = {
+			{
+				.path = "disk/base-link.img", .size = 21714,
+				.sha256 = "c3e03d0163d013e6d096269729fedeba"
+					  "47184385728876f8acf2499897c38c62",
+				.nlink = 2, .same_image = "disk/base.img",
+				.depth = 2,
+				.mtime_ns = 1796256000000000000ull,
+				.ws_n = 4, .ws = { 3, 0, 5, 1 },
+				.ws_recorded_ns = 1796083200000000000ull,
+			},
+			{
+				.path = "disk/base.img", .size = 21714,
+				.sha256 = "c3e03d0163d013e6d096269729fedeba"
+					  "47184385728876f8acf2499897c38c62",
+				.nlink = 2, .same_image = "disk/base-link.img",
+				.depth = 2,
+				.mtime_ns = 1796256000000000000ull,
+				.ws_n = 4, .ws = { 3, 0, 5, 1 },
+				.ws_recorded_ns = 1796083200000000000ull,
+			},
+			{
+				.path = "disk/clone.img", .size = 28672,
+				.sha256 = "22d46c40776a0c66d5d495413564cc9d"
+					  "3ec4c2efa9928f0cdbc1a22654954b80",
+				.nlink = 1, .depth = 2,
+				.mtime_ns = 1796169600000000000ull,
+				.ws_n = 4, .ws = { 3, 0, 5, 1 },
+				.ws_recorded_ns = 1796083200000000000ull,
+			},
+			{
+				.path = "vm/manifest.bin", .size = 219,
+				.sha256 = "17579c4a62c5bf9240019540271ce8b0"
+					  "3e764b0e8613b0035dd8f70338bf4f6a",
+				.nlink = 1, .depth = 1,
+				.mtime_ns = 1796565521347156875ull,
+			},
+			{
+				.path = "vm/memory.bin", .size = 65536,
+				.sha256 = "9d06f566b56ab4071a348c5b946b530c"
+					  "e36e3f2b5ca19d51ef72cbdd8bdcac15",
+				.nlink = 1, .depth = 1,
+				.mtime_ns = 1796565521344213350ull,
+			},
+			{
+				.path = "vm/state.bin", .size = 20289,
+				.sha256 = "af691cb0410638d90f06846830c4e81a"
+					  "7375a71dbfcd3f17089c7a892e0e6f64",
+				.nlink = 1, .depth = 1,
+				.mtime_ns = 1796565521346674582ull,
+			},
+		},
+		.images = 5, .chunks = 15,
+	},
+};
+
+#define N_STORE_FIXTURES (sizeof(store_fixtures) / sizeof(store_fixtures[0]))
+
+/* cp -r src dst, without links: git keeps none. */
+static void copy_tree(const char *src, const char *dst)
+{
+	DIR *d = opendir(src);
+	struct dirent *e;
+
+	if (!d)
+		fail_msg("%s: %s", src, strerror(errno));
+	if (mkdir(dst, 0755))
+		fail_msg("%s: %s", dst, strerror(errno));
+	while ((e = readdir(d))) {
+		char *s, *t;
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (asprintf(&s, "%s/%s", src, e->d_name) < 0 ||
+		    asprintf(&t, "%s/%s", dst, e->d_name) < 0)
+			abort();
+		if (lstat(s, &st))
+			fail_msg("%s: %s", s, strerror(errno));
+		if (S_ISDIR(st.st_mode)) {
+			copy_tree(s, t);
+		} else if (S_ISREG(st.st_mode)) {
+			size_t len;
+			uint8_t *buf = test_read_file(s, &len);
+
+			test_write_file(t, buf, len);
+			free(buf);
+		} else {
+			fail_msg("%s: neither a file nor a directory", s);
+		}
+		free(s);
+		free(t);
+	}
+	closedir(d);
+}
+
+/*
+ * Make STORE/snapshots/S/F a hard link of the images/<id>.ref with the
+ * same bytes again, as the store wrote it: a name's link count is what
+ * makes its image live (docs/store.md), and a checkout has only copies.
+ */
+static void relink_name(const char *store, const char *name)
+{
+	char *images, *ref;
+	uint8_t *buf, *rbuf;
+	size_t len, rlen;
+	struct dirent *e;
+	bool done = false;
+	DIR *d;
+
+	if (asprintf(&images, "%s/images", store) < 0)
+		abort();
+	buf = test_read_file(name, &len);
+	d = opendir(images);
+	assert_non_null(d);
+	while (!done && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (n < 4 || strcmp(e->d_name + n - 4, ".ref"))
+			continue;
+		if (asprintf(&ref, "%s/%s", images, e->d_name) < 0)
+			abort();
+		rbuf = test_read_file(ref, &rlen);
+		if (rlen == len && !memcmp(rbuf, buf, len)) {
+			if (unlink(name) || link(ref, name))
+				fail_msg("%s: %s", name, strerror(errno));
+			done = true;
+		}
+		free(rbuf);
+		free(ref);
+	}
+	closedir(d);
+	if (!done)
+		fail_msg("%s: no images/*.ref holds its bytes", name);
+	free(buf);
+	free(images);
+}
+
+static void relink_names(const char *store)
+{
+	char *snaps, *snap, *name;
+	struct dirent *e, *f;
+	DIR *d, *sd;
+
+	if (asprintf(&snaps, "%s/snapshots", store) < 0)
+		abort();
+	d = opendir(snaps);
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (asprintf(&snap, "%s/%s", snaps, e->d_name) < 0)
+			abort();
+		sd = opendir(snap);
+		assert_non_null(sd);
+		while ((f = readdir(sd))) {
+			if (f->d_name[0] == '.')
+				continue;
+			if (asprintf(&name, "%s/%s", snap, f->d_name) < 0)
+				abort();
+			relink_name(store, name);
+			free(name);
+		}
+		closedir(sd);
+		free(snap);
+	}
+	closedir(d);
+	free(snaps);
+}
+
+struct names {
+	struct snap_store *s;
+	const char *snapshot;
+	char *list[2 * STORE_FILES_MAX];
+	size_t n, n_snapshots;
+	char *snapshots[4];
+};
+
+static int list_file(void *arg, const char *entry)
+{
+	struct names *nm = arg;
+
+	assert_in_range(nm->n, 0, 2 * STORE_FILES_MAX - 1);
+	if (asprintf(&nm->list[nm->n], "%s/%s", nm->snapshot, entry) < 0)
+		abort();
+	nm->n++;
+	return 0;
+}
+
+static int list_snapshot(void *arg, const char *entry)
+{
+	struct names *nm = arg;
+	struct snap_err err = { "" };
+	int ret;
+
+	assert_in_range(nm->n_snapshots, 0, 3);
+	nm->snapshots[nm->n_snapshots] = strdup(entry);
+	assert_non_null(nm->snapshots[nm->n_snapshots]);
+	nm->n_snapshots++;
+	nm->snapshot = entry;
+	ret = snap_store_list(nm->s, entry, list_file, nm, &err);
+	if (ret)
+		fail_msg("list %s: %s", entry, err.msg);
+	return 0;
+}
+
+static void check_store_names(struct snap_store *s,
+			      const struct store_fixture *f)
+{
+	struct names nm = { .s = s };
+	struct snap_err err = { "" };
+	size_t i;
+
+	if (snap_store_list(s, NULL, list_snapshot, &nm, &err))
+		fail_msg("%s: list: %s", f->name, err.msg);
+	for (i = 0; f->snapshots[i]; i++) {
+		assert_true(i < nm.n_snapshots);
+		assert_string_equal(nm.snapshots[i], f->snapshots[i]);
+		free(nm.snapshots[i]);
+	}
+	assert_int_equal(nm.n_snapshots, i);
+	assert_int_equal(nm.n, f->n_files);
+	for (i = 0; i < nm.n; i++) {
+		assert_string_equal(nm.list[i], f->files[i].path);
+		free(nm.list[i]);
+	}
+}
+
+static void check_store_file(struct snap_store *s, const char *store,
+			     const struct store_file_expect *x)
+{
+	uint8_t id[SNAP_ID_LEN], other[SNAP_ID_LEN], digest[SNAP_DIGEST_LEN];
+	char hex[2 * SNAP_DIGEST_LEN + 1];
+	struct snap_err err = { "" };
+	struct snap_image_stat st;
+	struct snap_image *img;
+	struct snap_ws ws;
+	unsigned nlink;
+	uint8_t *buf;
+	ssize_t got;
+	int ret;
+
+	if (snap_store_lookup(s, x->path, id, &nlink, &err))
+		fail_msg("%s: %s: %s", store, x->path, err.msg);
+	assert_int_equal(nlink, x->nlink);
+	if (x->same_image) {
+		if (snap_store_lookup(s, x->same_image, other, NULL, &err))
+			fail_msg("%s: %s: %s", store, x->same_image, err.msg);
+		assert_memory_equal(id, other, SNAP_ID_LEN);
+	}
+	if (snap_image_open(s, id, 0, &img, &err))
+		fail_msg("%s: %s: %s", store, x->path, err.msg);
+	assert_int_equal(snap_image_size(img), x->size);
+	snap_image_stat(img, &st);
+	assert_int_equal(st.depth, x->depth);
+	assert_int_equal(st.mtime_ns, x->mtime_ns);
+
+	/* One byte more than the size: the read is short at the end. */
+	buf = malloc(x->size + 1);
+	assert_non_null(buf);
+	got = snap_image_read(img, buf, x->size + 1, 0, &err);
+	if (got < 0)
+		fail_msg("%s: %s: %s", store, x->path, err.msg);
+	assert_int_equal(got, x->size);
+	snap_sha256(buf, x->size, digest);
+	snap_hex(digest, SNAP_DIGEST_LEN, hex);
+	if (strcmp(hex, x->sha256))
+		fail_msg("%s: %s: sha256 %s, expected %s", store, x->path,
+			 hex, x->sha256);
+	free(buf);
+
+	ret = snap_image_ws_load(img, &ws, &err);
+	if (!x->ws_n) {
+		assert_int_equal(ret, -ENOENT);
+	} else {
+		if (ret)
+			fail_msg("%s: %s: %s", store, x->path, err.msg);
+		assert_false(ws.off);
+		assert_int_equal(ws.recorded_ns, x->ws_recorded_ns);
+		assert_int_equal(ws.n, x->ws_n);
+		assert_memory_equal(ws.index, x->ws, x->ws_n * sizeof(*x->ws));
+		snap_ws_release(&ws);
+	}
+	assert_int_equal(snap_image_close(img, &err), 0);
+}
+
+static void verify_report(void *arg, const char *line)
+{
+	const char *store = arg;
+
+	print_error("%s: verify: %s\n", store, line);
+}
+
+/*
+ * Open a copy (opening takes STORE/lock, creating it if missing; the
+ * committed files are never opened), read-only, and read everything.
+ */
+static void check_store_fixture(const struct store_fixture *f)
+{
+	struct snap_store_opts opts = { .flags = SNAP_STORE_RDONLY };
+	struct snap_err err = { "" };
+	struct snap_verify_stats vs;
+	struct snap_store *s;
+	char *src, *tmp, *store;
+
+	if (asprintf(&src, "%s/%s", compat_dir(), f->name) < 0)
+		abort();
+	tmp = test_tmpdir();
+	if (asprintf(&store, "%s/%s", tmp, f->name) < 0)
+		abort();
+	copy_tree(src, store);
+	relink_names(store);
+
+	if (snap_store_open(store, &opts, &s, &err))
+		fail_msg("%s: %s", src, err.msg);
+	assert_int_equal(snap_store_chunk_size(s), f->chunk_size);
+	check_store_names(s, f);
+	for (size_t i = 0; i < f->n_files; i++)
+		check_store_file(s, src, &f->files[i]);
+	if (snap_store_verify(s, &vs, verify_report, src, &err))
+		fail_msg("%s: %s", src, err.msg);
+	assert_int_equal(vs.bad, 0);
+	assert_int_equal(vs.images, f->images);
+	assert_int_equal(vs.chunks, f->chunks);
+	snap_store_close(s);
+
+	test_rmtree(tmp);
+	free(store);
+	free(tmp);
+	free(src);
+}
+
+static void test_store_fixtures_read(void **unused)
+{
+	for (size_t i = 0; i < N_STORE_FIXTURES; i++)
+		check_store_fixture(&store_fixtures[i]);
+}
+
 /* Every directory in tests/compat has expectations, and none vanished. */
 static void test_fixture_list_complete(void **unused)
 {
@@ -130,19 +508,22 @@ static void test_fixture_list_complete(void **unused)
 			continue;
 		for (size_t i = 0; i < N_FIXTURES; i++)
 			known |= !strcmp(fixtures[i].name, e->d_name);
+		for (size_t i = 0; i < N_STORE_FIXTURES; i++)
+			known |= !strcmp(store_fixtures[i].name, e->d_name);
 		if (!known)
 			fail_msg("tests/compat/%s has no expected values",
 				 e->d_name);
 		seen++;
 	}
 	closedir(d);
-	assert_int_equal(seen, N_FIXTURES);
+	assert_int_equal(seen, N_FIXTURES + N_STORE_FIXTURES);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixtures_load),
+		cmocka_unit_test(test_store_fixtures_read),
 		cmocka_unit_test(test_fixture_list_complete),
 	};
 
