@@ -9,14 +9,19 @@
 # snap_image_write + snap_image_sync beside write + fsync of a file;
 # sequential and 4 KiB random reads, cold and warm, beside the same reads
 # of the file; snap_image_clone of a 1 GiB and a 16 GiB image; stored
-# bytes of 10 clones with 1% of their pages rewritten. The comment at the
-# top of storebench.c says how each is measured.
+# bytes of 10 clones with 1% of their pages rewritten; "aged": the 30%
+# image cloned AGED_ROUNDS times, newest from newest, with 0.1% of its
+# pages rewritten each time, read (open, sequential, random, cold and
+# warm) and counted (stored bytes) beside a flat image of the same final
+# bytes. The comment at the top of storebench.c says how each is measured.
 #
 # Variables: BUILD (build), CC (gcc), BENCH_RUNS (5), STORE_MB (1024, the
 # images' size), STORE_CHUNK (the store's default, SNAP_CHUNK_DEFAULT),
-# STORE_ZSTD (the store's default level). Options after the script's name
-# go to storebench (the comment at its top lists them). 3 to 6 minutes on
-# a 2-core machine, depending on what else runs there, and 4 x STORE_MB
+# STORE_ZSTD (the store's default level), AGED_ROUNDS (200; 0 skips the
+# aged case). Options after the script's name go to storebench (the
+# comment at its top lists them). 3 to 6 minutes on a 2-core machine,
+# depending on what else runs there (the aged case adds about half a
+# minute at the defaults), and 4 x STORE_MB
 # MiB of memory; the store dir's disk needs about 6 x STORE_MB MiB. Cold
 # reads need root to write /proc/sys/vm/drop_caches; without, the files
 # are dropped one by one with posix_fadvise.
@@ -48,6 +53,10 @@ libs=$(pkg-config --libs $PKGS 2>/dev/null) || {
 case $MB in
 ''|*[!0-9]*) echo "store: STORE_MB=$MB: not a number of MiB" >&2; exit 2 ;;
 esac
+AGED=${AGED_ROUNDS:-200}
+case $AGED in
+''|*[!0-9]*) echo "store: AGED_ROUNDS=$AGED: not a number" >&2; exit 2 ;;
+esac
 avail=$(awk '$1 == "MemAvailable:" { print int($2 / 1024) }' /proc/meminfo)
 if [ -n "$avail" ] && [ "$avail" -lt $((MB * 4 + 256)) ]; then
 	echo "store: ${avail} MiB of memory available; STORE_MB=$MB needs" \
@@ -78,7 +87,7 @@ if [ -n "$free" ] && [ "$free" -lt $((MB * 6)) ]; then
 fi
 
 set -- -d "$tmp" -f "$(stat -f -c %T "$tmp")" -s "$MB" \
-	-n "${BENCH_RUNS:-5}" -l "$OUT/store.log" "$@"
+	-n "${BENCH_RUNS:-5}" -a "$AGED" -l "$OUT/store.log" "$@"
 [ -n "${STORE_CHUNK:-}" ] && set -- -c "$STORE_CHUNK" "$@"
 if [ -n "${STORE_ZSTD:-}" ]; then
 	set -- -z "$STORE_ZSTD" "$@"

@@ -4,7 +4,7 @@
  *
  *   storebench [-d DIR] [-s MIB] [-c CHUNK] [-n RUNS] [-C CACHE_MIB]
  *              [-z LEVEL] [-b BIG_GIB] [-k CLONES] [-r READS] [-S SEED]
- *              [-f FSTYPE] [-F] [-l LOG] [-Z DEFAULT_LEVEL]
+ *              [-f FSTYPE] [-F] [-l LOG] [-Z DEFAULT_LEVEL] [-a ROUNDS]
  *
  * Every store is new, made with chunks of CHUNK bytes (K and M suffixes;
  * default SNAP_CHUNK_DEFAULT) and opened at zstd LEVEL (default: the
@@ -43,6 +43,20 @@
  *            take on the disk, logical bytes of the 11 images per stored
  *            byte, and the least the rewritten bytes alone can cost.
  *            Between the two, the clones' names go and gc frees them.
+ *   aged     the 30% image in a new store, then ROUNDS rounds (default
+ *            200, at most 9999; 0 skips the case) of: snap_image_clone of
+ *            the newest image, a handle open on it for writing (as a
+ *            VM's); the clone named and the handle moved onto it; 0.1% of
+ *            its 4 KiB pages rewritten with new random bytes (4 KiB
+ *            snap_image_writes at random pages), then snap_image_sync.
+ *            Every generation keeps its name. "flat": the final bytes
+ *            written into another new store as import does. Both read as
+ *            in read (the same pages for both, cold and warm), with the
+ *            cold snap_image_open timed too: ms, GB/s, µs and the ratio
+ *            aged / flat of the times against the target, <= 1.2x for the
+ *            reads; and the stats' stored bytes of both stores against
+ *            the random bytes written (the import's data pages and every
+ *            round's).
  *
  * Each timed figure gets one warm-up run, not counted, then RUNS runs
  * (default 5), store and plain file alternating; the table shows median,
@@ -87,7 +101,7 @@ static struct {
 	char *dir;			/* ours, under parent */
 	uint64_t size, big;
 	uint32_t chunk;
-	int runs, clones, reads, level;
+	int runs, clones, reads, level, aged;
 	size_t cache;
 	uint64_t seed;
 	bool fadvise;
@@ -704,6 +718,7 @@ struct read_side {
 	struct series cold, warm;		/* GB/s */
 	struct series ucold, uwarm;		/* CPU s */
 	struct series rc50, rc99, rw50, rw99;	/* µs */
+	struct series open;			/* ms, cold (store only) */
 };
 
 /* One run of every read figure, on the store (dir) or the plain file. */
@@ -716,7 +731,7 @@ static void read_run(struct read_side *side, const char *dir,
 	struct snap_store *st = NULL;
 	struct reader rd = { .fd = -1 };
 	uint8_t id[SNAP_ID_LEN];
-	double sc, sw, uc, uw, c50, c99, w50, w99;
+	double sc, sw, uc, uw, c50, c99, w50, w99, om = 0, t0;
 	char name[64];
 	bool verify = r == 0;
 
@@ -726,7 +741,10 @@ static void read_run(struct read_side *side, const char *dir,
 		if (dir) {
 			st = store_open(dir, true, cfg.cache);
 			lookup(st, name, id);
+			t0 = now();
 			rd.img = image_open(st, id, 0);
+			if (pass == 0)
+				om = (now() - t0) * 1e3;
 		} else {
 			rd.fd = open(plain, O_RDONLY | O_CLOEXEC);
 			if (rd.fd < 0)
@@ -748,7 +766,8 @@ static void read_run(struct read_side *side, const char *dir,
 	}
 	blog("read %s run %d seq_cold_gbps %.4f cpu %.4f seq_warm_gbps %.4f "
 	     "cpu %.4f rand_cold_us p50 %.1f p99 %.1f rand_warm_us p50 %.1f "
-	     "p99 %.1f", side->name, r, sc, uc, sw, uw, c50, c99, w50, w99);
+	     "p99 %.1f open_ms %.3f", side->name, r, sc, uc, sw, uw, c50, c99,
+	     w50, w99, om);
 	free(cold);
 	free(warm);
 	if (r == 0)
@@ -761,6 +780,8 @@ static void read_run(struct read_side *side, const char *dir,
 	add(&side->rc99, c99);
 	add(&side->rw50, w50);
 	add(&side->rw99, w99);
+	if (dir)
+		add(&side->open, om);
 }
 
 /* GB/s, then the median CPU seconds. */
@@ -949,17 +970,24 @@ static void bench_clone(const char *dir, const struct content *c)
 
 /* ---- space ------------------------------------------------------------- */
 
-/* Rewrite 1% of img's pages with new random bytes; runs: in runs of 64. */
-static void dirty_pages(struct snap_image *img, uint64_t npages, bool runs,
-			uint64_t *s)
+/*
+ * Rewrite want of img's npages pages with new random bytes (at least one
+ * page; runs: in runs of 64), each page once; mirror (or NULL) gets the
+ * same bytes, its pages marked as holding data.
+ */
+static void dirty_pages(struct snap_image *img, uint64_t npages,
+			uint64_t want, bool runs, uint64_t *s,
+			struct content *mirror)
 {
-	uint64_t want = npages / 100 ? npages / 100 : 1, got = 0;
+	uint64_t got = 0;
 	uint64_t len = runs ? DIRTY_RUN : 1;
 	uint8_t *taken = xcalloc((size_t)npages, 1);
 	uint8_t *buf = xmalloc((size_t)len * PAGE);
 
 	if (len > npages)
 		len = npages;
+	if (!want)
+		want = 1;
 	while (got < want) {
 		uint64_t p = rnd(s) % (npages - len + 1), i;
 
@@ -972,6 +1000,11 @@ static void dirty_pages(struct snap_image *img, uint64_t npages, bool runs,
 		if (snap_image_write(img, buf, (size_t)len * PAGE, p * PAGE,
 				     &err) != (ssize_t)(len * PAGE))
 			failed("clone: write");
+		if (mirror) {
+			memcpy(mirror->bytes + p * PAGE, buf,
+			       (size_t)len * PAGE);
+			memset(mirror->data + p, 1, (size_t)len);
+		}
 		got += len;
 	}
 	free(taken);
@@ -1053,7 +1086,8 @@ static void bench_space(const char *dir, const struct content *c)
 			link_name(s, name, cid);
 			img = image_open(s, cid, SNAP_IMAGE_WRITE);
 			t0 = now();
-			dirty_pages(img, c->npages, m == 1, &seed);
+			dirty_pages(img, c->npages, c->npages / 100, m == 1,
+				    &seed, NULL);
 			if (snap_image_sync(img, &err))
 				failed("clone: sync");
 			add(&secs, now() - t0);
@@ -1087,9 +1121,221 @@ static void bench_space(const char *dir, const struct content *c)
 	snap_store_close(s);
 }
 
+/* ---- aged -------------------------------------------------------------- */
+
+#define AGED_TARGET	1.2	/* reads of the aged image: x the flat one's */
+
+/* c's lists of data pages and of chunks holding any, again from c->data. */
+static void content_index(struct content *c)
+{
+	uint64_t per_chunk = cfg.chunk / PAGE;
+
+	free(c->dpages);
+	c->dpages = xmalloc((size_t)c->npages * sizeof(uint64_t));
+	c->ndpages = 0;
+	c->ndchunks = 0;
+	for (uint64_t p = 0; p < c->npages; p++) {
+		if (!c->data[p])
+			continue;
+		c->dpages[c->ndpages++] = p;
+		if (!c->ndchunks ||
+		    c->dchunks[c->ndchunks - 1] != p / per_chunk)
+			c->dchunks[c->ndchunks++] = p / per_chunk;
+	}
+}
+
+static const char *met(bool ok)
+{
+	return ok ? "met" : "MISSED";
+}
+
+/* A row of a ratio aged / flat, with the reads' target when target. */
+static void aged_ratio(const char *label, double r, bool target)
+{
+	if (target)
+		printf(LABEL " %9.2f   target <= %.1fx: %s\n", label, r,
+		       AGED_TARGET, met(r <= AGED_TARGET));
+	else
+		printf(LABEL " %9.2f   (no target)\n", label, r);
+}
+
+/*
+ * c (the 30% image) imported into a new store in dir as bench/aged-0000,
+ * then cfg.aged rounds of: clone the newest image (a handle open on it
+ * for writing, as a VM's), name the clone bench/aged-NNNN, move the
+ * handle onto it, rewrite 0.1% of its pages, sync. c follows the writes.
+ * Then the final bytes imported into a new store in flat, and both read
+ * as bench_read reads (cold: a new handle, page cache dropped).
+ */
+static void bench_aged(const char *dir, const char *flat, struct content *c)
+{
+	struct read_side ag = { .name = "aged" }, fl = { .name = "flat" };
+	struct snap_store *s;
+	struct snap_image *img;
+	struct snap_image_stat ist;
+	struct snap_store_stats sa, sf;
+	struct series clone_ms = { 0 }, write_s = { 0 };
+	uint8_t cur[SNAP_ID_LEN], next[SNAP_ID_LEN];
+	uint64_t want = c->npages / 1000 ? c->npages / 1000 : 1;
+	uint64_t seed = cfg.seed + 3000, rs = cfg.seed + 4000, written;
+	double t0, aging, flat_s, u, r50, r99;
+	char name[64], label[128];
+	int n = cfg.reads;
+
+	c->name = "aged-0000";	/* import_store names it bench/NAME */
+	import_store(dir, c, &u);
+	c->name = "aged";
+	written = c->ndpages * PAGE;
+	s = store_open(dir, false, 0);
+	lookup(s, "bench/aged-0000", cur);
+	img = image_open(s, cur, SNAP_IMAGE_WRITE);
+	t0 = now();
+	for (int k = 1; k <= cfg.aged; k++) {
+		double t1 = now(), ms, ws;
+
+		if (snap_image_clone(s, cur, next, &err))
+			failed("aged: clone");
+		ms = (now() - t1) * 1e3;
+		snprintf(name, sizeof(name), "bench/aged-%04d", k);
+		link_name(s, name, next);
+		image_close(img);
+		img = image_open(s, next, SNAP_IMAGE_WRITE);
+		memcpy(cur, next, SNAP_ID_LEN);
+		t1 = now();
+		dirty_pages(img, c->npages, want, false, &seed, c);
+		if (snap_image_sync(img, &err))
+			failed("aged: sync");
+		ws = now() - t1;
+		add(&clone_ms, ms);
+		add(&write_s, ws);
+		snap_image_stat(img, &ist);
+		blog("aged round %d clone_ms %.3f write_sync_s %.4f depth %u",
+		     k, ms, ws, ist.depth);
+	}
+	aging = now() - t0;
+	written += (uint64_t)cfg.aged * want * PAGE;
+	snap_image_stat(img, &ist);
+	image_close(img);
+	link_name(s, "bench/aged", cur);
+	stats(s, &sa);
+	snap_store_close(s);
+
+	content_index(c);
+	flat_s = import_store(flat, c, &u);	/* bench/aged there too */
+	s = store_open(flat, true, 0);
+	stats(s, &sf);
+	snap_store_close(s);
+	blog("aged stored %" PRIu64 " meta %" PRIu64 " flat_stored %" PRIu64
+	     " flat_meta %" PRIu64 " written %" PRIu64 " depth %u own %" PRIu64
+	     " chunks %" PRIu64 " aging_s %.3f flat_s %.3f", sa.stored_bytes,
+	     sa.meta_bytes, sf.stored_bytes, sf.meta_bytes, written,
+	     ist.depth, ist.own_chunks, ist.chunks, aging, flat_s);
+
+	if ((uint64_t)n > c->ndchunks)
+		n = (int)c->ndchunks;
+	for (int r = 0; r <= cfg.runs; r++) {
+		uint64_t s2 = rs + (uint64_t)r;	/* the same pages for both */
+
+		read_run(r % 2 ? &fl : &ag, r % 2 ? flat : dir, NULL, c, r, n,
+			 &s2);
+		s2 = rs + (uint64_t)r;
+		read_run(r % 2 ? &ag : &fl, r % 2 ? dir : flat, NULL, c, r, n,
+			 &s2);
+	}
+
+	printf("\naged: the 30%% image, then %d rounds of snap_image_clone of "
+	       "the newest (a handle open on it)\n  and %" PRIu64 " of the "
+	       "clone's 4 KiB pages (0.1%%) rewritten at random, then "
+	       "snap_image_sync; flat: the\n  final bytes written into a new "
+	       "store as the import writes them (%.1f s)\n", cfg.aged, want,
+	       flat_s);
+	printf("  (aging %.1f s: clone median %.2f ms, max %.2f; writes + sync "
+	       "median %.3f s, max %.3f;\n   the aged image: %u deltas deep, "
+	       "%" PRIu64 " of its %" PRIu64 " chunks its own)\n", aging,
+	       median(&clone_ms), hi(&clone_ms), median(&write_s),
+	       hi(&write_s), ist.depth, ist.own_chunks, ist.chunks);
+	heading("aged: snap_image_open, cold (a new store handle, page cache "
+		"dropped)", "ms", "");
+	snprintf(label, sizeof(label), "aged (%u deltas deep)", ist.depth);
+	row(label, &ag.open, 2, "");
+	row("flat (1 delta)", &fl.open, 2, "");
+	aged_ratio("aged / flat", median(&ag.open) / median(&fl.open), false);
+
+	heading("aged: 1 MiB sequential reads", "GB/s", "   CPU s");
+	cpu_row("aged, cold", &ag.cold, &ag.ucold);
+	cpu_row("flat, cold", &fl.cold, &fl.ucold);
+	aged_ratio("aged / flat (time)", median(&fl.cold) / median(&ag.cold),
+		   true);
+	snprintf(label, sizeof(label), "aged, warm (cache %zu MiB)",
+		 cfg.cache >> 20);
+	cpu_row(label, &ag.warm, &ag.uwarm);
+	cpu_row("flat, warm", &fl.warm, &fl.uwarm);
+	aged_ratio("aged / flat (time)", median(&fl.warm) / median(&ag.warm),
+		   true);
+
+	snprintf(label, sizeof(label), "aged: 4 KiB at random pages holding "
+		 "data, %d a run", n);
+	heading(label, "median us", "   p99 us:    median       min       max");
+	latency_row("aged, cold (a chunk not read before)", &ag.rc50,
+		    &ag.rc99);
+	latency_row("flat, cold (a chunk not read before)", &fl.rc50,
+		    &fl.rc99);
+	r50 = median(&ag.rc50) / median(&fl.rc50);
+	r99 = median(&ag.rc99) / median(&fl.rc99);
+	printf(LABEL " %9.2f %9s %9s %9s %9.2f   target <= %.1fx: %s\n",
+	       "aged / flat", r50, "", "", "", r99, AGED_TARGET,
+	       met(r50 <= AGED_TARGET && r99 <= AGED_TARGET));
+	latency_row("aged, warm", &ag.rw50, &ag.rw99);
+	latency_row("flat, warm", &fl.rw50, &fl.rw99);
+	r50 = median(&ag.rw50) / median(&fl.rw50);
+	r99 = median(&ag.rw99) / median(&fl.rw99);
+	printf(LABEL " %9.2f %9s %9s %9s %9.2f   target <= %.1fx: %s\n",
+	       "aged / flat", r50, "", "", "", r99, AGED_TARGET,
+	       met(r50 <= AGED_TARGET && r99 <= AGED_TARGET));
+
+	printf("\naged: the store's stored bytes (snap_store_stats: chunks; "
+	       "meta: deltas and images)\n");
+	printf(LABEL " %9s %9s %10s %9s\n", "", "stored", "meta",
+	       "x written", "x flat");
+	printf(LABEL " %9s %9s\n", "", "MiB", "MiB");
+	snprintf(label, sizeof(label), "the aged store (%" PRIu64 " images)",
+		 sa.images);
+	printf(LABEL " %9.1f %9.1f %10.2f %9.2f\n", label,
+	       sa.stored_bytes / 1048576.0, sa.meta_bytes / 1048576.0,
+	       (double)sa.stored_bytes / (double)written,
+	       (double)sa.stored_bytes / (double)sf.stored_bytes);
+	printf(LABEL " %9.1f %9.1f %10.2f %9.2f\n", "flat (the final bytes "
+	       "alone)", sf.stored_bytes / 1048576.0,
+	       sf.meta_bytes / 1048576.0,
+	       (double)sf.stored_bytes / (double)written, 1.0);
+	snprintf(label, sizeof(label), "written: data pages + %d x %" PRIu64,
+		 cfg.aged, want);
+	printf(LABEL " %9.1f %9s %10.2f\n", label, written / 1048576.0, "",
+	       1.0);
+	printf("  (written: the random bytes given to snap_image_write, the "
+	       "import's data pages and every\n   round's rewritten ones; no "
+	       "target)\n");
+
+	free(clone_ms.v);
+	free(write_s.v);
+	for (int i = 0; i < 2; i++) {
+		struct read_side *d = i ? &fl : &ag;
+
+		free(d->cold.v);
+		free(d->warm.v);
+		free(d->ucold.v);
+		free(d->uwarm.v);
+		free(d->rc50.v);
+		free(d->rc99.v);
+		free(d->rw50.v);
+		free(d->rw99.v);
+		free(d->open.v);
+	}
+}
+
 /* ---- main -------------------------------------------------------------- */
 
-#define OPTS	"d:s:c:n:C:z:b:k:r:S:f:Fl:Z:"
+#define OPTS	"d:s:c:n:C:z:b:k:r:S:f:Fl:Z:a:"
 
 static void usage(void)
 {
@@ -1099,7 +1345,7 @@ static void usage(void)
 		"                  [-z LEVEL] [-b BIG_GIB] [-k CLONES] "
 		"[-r READS] [-S SEED]\n"
 		"                  [-f FSTYPE] [-F] [-l LOG] "
-		"[-Z DEFAULT_LEVEL]\n");
+		"[-Z DEFAULT_LEVEL] [-a ROUNDS]\n");
 	exit(2);
 }
 
@@ -1180,6 +1426,7 @@ int main(int argc, char **argv)
 	cfg.clones = 10;
 	cfg.reads = 500;
 	cfg.seed = 1;
+	cfg.aged = 200;
 	while ((opt = getopt(argc, argv, OPTS)) != -1) {
 		switch (opt) {
 		case 'd': cfg.parent = optarg; break;
@@ -1196,11 +1443,13 @@ int main(int argc, char **argv)
 		case 'F': cfg.fadvise = true; break;
 		case 'l': cfg.logpath = optarg; break;
 		case 'Z': cfg.deflevel = optarg; break;
+		case 'a': cfg.aged = (int)number(optarg, false); break;
 		default: usage();
 		}
 	}
 	if (optind != argc || cfg.runs < 1 || cfg.clones < 1 ||
-	    cfg.reads < 1 || cfg.size == 0)
+	    cfg.reads < 1 || cfg.size == 0 || cfg.aged < 0 ||
+	    cfg.aged > 9999)
 		usage();
 	if (cfg.chunk < SNAP_CHUNK_MIN || cfg.chunk > SNAP_CHUNK_MAX ||
 	    (cfg.chunk & (cfg.chunk - 1)))
@@ -1252,6 +1501,18 @@ int main(int argc, char **argv)
 	content_free(&c100);
 
 	bench_space(cases[0].path, &c30);
+	fflush(stdout);
+	rm_rf(cases[0].path);
+
+	if (cfg.aged) {
+		char *aged = sub("aged"), *flat = sub("flat");
+
+		bench_aged(aged, flat, &c30);	/* c30 becomes the aged bytes */
+		rm_rf(aged);
+		rm_rf(flat);
+		free(aged);
+		free(flat);
+	}
 
 	content_free(&c30);
 	for (int i = 0; i < 4; i++) {
