@@ -69,8 +69,7 @@ static void fetch_one(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN])
 
 	ret = chunk_cache_claim(s->cache, key, false, &ch);
 	if (ret == CLAIM_MINE) {
-		ret = chunk_load(&s->backend, s->chunk_size, key, ch->data,
-				 &err);
+		ret = chunk_load(s, key, ch->data, &ch->patch, &err);
 		chunk_cache_done(s->cache, ch, ret == 0);
 	}
 	chunk_put(s->cache, ch);

@@ -183,6 +183,7 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	s->lock_fd = s->write_fd = -1;
 	pthread_rwlock_init(&s->gc_lock, NULL);
 	pthread_mutex_init(&s->images_lock, NULL);
+	pthread_mutex_init(&s->info_lock, NULL);
 	if (opts->backend)
 		s->backend = *opts->backend;
 	s->rdonly = opts->flags & SNAP_STORE_RDONLY;
@@ -200,6 +201,7 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 		goto fail;
 	}
 	s->chunk_size = si.chunk_size;
+	s->patches = si.patches;
 	ret = take_lock(dir, "lock", LOCK_SH, &s->lock_fd, err);
 	if (ret == -EBUSY)
 		snap_err_set(err, ret, "%s: gc is running in another process",
@@ -250,6 +252,7 @@ void snap_store_close(struct snap_store *s)
 		close(s->lock_fd);
 	pthread_rwlock_destroy(&s->gc_lock);
 	pthread_mutex_destroy(&s->images_lock);
+	pthread_mutex_destroy(&s->info_lock);
 	free(s->dir);
 	free(s);
 }

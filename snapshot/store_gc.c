@@ -99,6 +99,34 @@ static int keyset_add(struct keyset *ks, const uint8_t *key, uint64_t **val)
 	return 0;
 }
 
+/*
+ * Add to ks the base of each patch among its keys, and their bases in
+ * turn: a patch is read over its base, so the base lives as long as it.
+ */
+static int keyset_add_bases(struct snap_store *s, struct keyset *ks)
+{
+	uint8_t (*todo)[SNAP_KEY_LEN], base[SNAP_KEY_LEN];
+	size_t n = 0;
+	int ret = 0;
+
+	todo = malloc((ks->n + 1) * SNAP_KEY_LEN);
+	if (!todo)
+		return -ENOMEM;
+	for (size_t i = 0; i < ks->cap; i++)
+		if (!key_is_zero(ks->keys[i]))
+			memcpy(todo[n++], ks->keys[i], SNAP_KEY_LEN);
+	/* Each key popped pushes at most its base: n stays below ks->n. */
+	while (n && ret >= 0) {
+		ret = chunk_patch_base(s, todo[--n], base);
+		if (ret != 1 || key_is_zero(base) || keyset_has(ks, base))
+			continue;
+		ret = keyset_add(ks, base, NULL);
+		memcpy(todo[n++], base, SNAP_KEY_LEN);
+	}
+	free(todo);
+	return ret < 0 ? ret : 0;
+}
+
 /* ---- what is live --------------------------------------------------------------- */
 
 struct live {
@@ -451,6 +479,13 @@ int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 		return snap_err_set(err, ret, "gc: flock: %s", strerror(-ret));
 	}
 	ret = mark_live(&l);
+	if (!ret && !l.problems) {
+		ret = keyset_add_bases(s, &l.keys);
+		if (ret && ret != -ENOMEM)
+			ret = snap_err_set(err, ret, "gc: reading a patch's "
+					   "base: %s; nothing freed",
+					   strerror(-ret));
+	}
 	if (!ret && l.problems)
 		ret = snap_err_set(err, -EBADMSG, "gc: %llu problems found "
 				   "while marking (snapctl store verify "
@@ -619,7 +654,11 @@ int snap_store_stats(struct snap_store *s, struct snap_store_stats *st,
 	}
 	pthread_rwlock_rdlock(&s->gc_lock);
 	if (!ret)
+		ret = keyset_add_bases(s, &c.used);
+	if (!ret)
 		ret = mark_live(&l);
+	if (!ret)
+		ret = keyset_add_bases(s, &l.keys);
 	if (!ret)
 		ret = s->backend.ops->each(s->backend.ctx, size_chunk, &sz);
 	pthread_rwlock_unlock(&s->gc_lock);
@@ -664,7 +703,7 @@ static int check_key(void *arg, uint64_t index, const uint8_t *key)
 	if (ret)
 		return ret;
 	c->st->chunks++;
-	if (chunk_load(&c->s->backend, c->s->chunk_size, key, c->buf, &e)) {
+	if (chunk_load(c->s, key, c->buf, NULL, &e)) {
 		c->st->bad++;
 		snprintf(line, sizeof(line), "%s: offset %llu: %s", c->image,
 			 (unsigned long long)index * c->s->chunk_size, e.msg);
@@ -759,9 +798,23 @@ int snap_image_stored_bytes(struct snap_image *img, uint64_t *bytes,
 	int ret;
 
 	ret = image_map_each(img, stored_key, &sd);
+	if (!ret) {	/* and the bases of its patches, once */
+		struct keyset all = { 0 };
+
+		for (size_t i = 0; !ret && i < sd.seen.cap; i++)
+			if (!key_is_zero(sd.seen.keys[i]))
+				ret = keyset_add(&all, sd.seen.keys[i], NULL);
+		if (!ret)
+			ret = keyset_add_bases(sd.s, &all);
+		for (size_t i = 0; !ret && i < all.cap; i++)
+			if (!key_is_zero(all.keys[i]))
+				ret = stored_key(&sd, 0, all.keys[i]);
+		keyset_free(&all);
+	}
 	keyset_free(&sd.seen);
 	if (ret)
-		return snap_err_set(err, ret, "out of memory");
+		return snap_err_set(err, ret, "%s", ret == -ENOMEM ?
+				    "out of memory" : strerror(-ret));
 	*bytes = sd.bytes;
 	return 0;
 }

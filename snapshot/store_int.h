@@ -33,6 +33,38 @@
 #define CHUNK_HDR	16
 #define CODEC_RAW	0
 #define CODEC_ZSTD	1
+#define CODEC_PATCH	2	/* docs/store.md, "Patches" */
+
+/*
+ * Pages, for patches: a chunk stored as the pages in which it differs
+ * from another chunk, its base.
+ */
+#define STORE_PAGE		4096u
+#define PATCH_PAGES_MAX		(SNAP_CHUNK_MAX / STORE_PAGE)
+#define PATCH_DEPTH_MAX		4	/* bases of bases a read follows */
+#define FEATURE_PATCHES		"chunk-patches"	/* store.bin */
+
+/*
+ * What a chunk's bytes are made of: those of the chunk keyed base (zero:
+ * all zeros) except in the pages set in pages. A chunk loaded from a
+ * patch has its patch's; one loaded whole is its own base, no pages set;
+ * a buffer being written adds each page it writes to. A fact about the
+ * bytes, not about how they are stored: the chunk stored under a key
+ * may be whole or a patch, whoever put it first. valid false: unknown.
+ */
+struct chunk_patch {
+	bool valid;
+	uint8_t base[SNAP_KEY_LEN];
+	uint8_t pages[PATCH_PAGES_MAX / 8];
+};
+
+/* Pages [off, off + n) of a chunk were written. */
+static inline void patch_mark(struct chunk_patch *p, size_t off, size_t n)
+{
+	for (size_t pg = off / STORE_PAGE; n && pg <= (off + n - 1) / STORE_PAGE;
+	     pg++)
+		p->pages[pg / 8] |= (uint8_t)(1u << (pg % 8));
+}
 
 /* A decompressed, verified chunk, shared by reference. */
 struct chunk {
@@ -43,6 +75,7 @@ struct chunk {
 	struct chunk *hnext;	/* hash chain, or the free list */
 	struct chunk *prev, *next; /* LRU, most recent first */
 	uint8_t *data;		/* chunk_size bytes */
+	struct chunk_patch patch;
 };
 
 struct chunk_cache;
@@ -93,23 +126,37 @@ bool chunk_is_zero(const void *p, size_t n);
 bool key_is_zero(const uint8_t key[SNAP_KEY_LEN]);
 void key_hex(const uint8_t key[SNAP_KEY_LEN], char out[2 * SNAP_KEY_LEN + 1]);
 
+struct snap_store;
+
 /*
- * Store data (one chunk of chunk_size bytes): key it, and unless the
- * backend has it, compress it (raw when zstd gains nothing) and put it.
+ * Store data (one chunk of the store's chunk size): key it, and unless
+ * the backend has it, compress it (raw when zstd gains nothing) and put
+ * it. With p (may be NULL) valid, at most half its pages set and its
+ * base stored, only those pages are put, as a patch of the base; p
+ * becomes what was stored is made of (whole: its own base, no pages).
  * All-zero data is never stored and gets the zero key. *stored is set to
  * whether a put happened.
  */
-int chunk_store(const struct snap_backend *b, int level, uint32_t chunk_size,
-		const void *data, uint8_t key[SNAP_KEY_LEN], bool *stored);
+int chunk_store(struct snap_store *s, const void *data,
+		struct chunk_patch *p, uint8_t key[SNAP_KEY_LEN], bool *stored);
 
 /*
  * Fetch key into out (chunk_size bytes): get, check the header,
- * decompress, check the digest. -EIO with a message on any mismatch,
- * -ENOENT (as -EIO too, "missing") when the backend has no such key.
+ * decompress (a patch: its base, then its pages), check the digest. -EIO
+ * with a message on any mismatch, -ENOENT (as -EIO too, "missing") when
+ * the backend has no such key. pi (may be NULL) gets what the bytes are
+ * made of.
  */
-int chunk_load(const struct snap_backend *b, uint32_t chunk_size,
-	       const uint8_t key[SNAP_KEY_LEN], void *out,
-	       struct snap_err *err);
+int chunk_load(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
+	       void *out, struct chunk_patch *pi, struct snap_err *err);
+
+/*
+ * The base of the chunk stored under key when it is a patch: 1 and
+ * *base set; 0 when it is whole (or absent); a negative errno.
+ * Reads only small objects (a patch is at most half a chunk).
+ */
+int chunk_patch_base(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
+		     uint8_t base[SNAP_KEY_LEN]);
 
 /* ---- fetch.c ------------------------------------------------------------- */
 
@@ -135,6 +182,7 @@ struct store_info {
 	uint8_t id[SNAP_ID_LEN];
 	uint32_t chunk_size;
 	uint64_t created_ns;
+	bool patches;		/* requires FEATURE_PATCHES */
 };
 
 struct image_info {
@@ -159,6 +207,10 @@ int meta_store_write(const char *path, const struct store_info *si,
 		     struct snap_err *err);
 int meta_store_read(const char *path, struct store_info *si,
 		    struct snap_err *err);
+/* Add feature to store.bin's required features (durably, atomically),
+ * keeping everything else it holds. */
+int meta_store_require(const char *path, const char *feature,
+		       struct snap_err *err);
 /* flags: FRAME_NOREPLACE, FRAME_DURABLE (frame.h) */
 int meta_image_write(const char *path, const struct image_info *ii,
 		     unsigned flags, struct snap_err *err);
@@ -206,6 +258,8 @@ struct snap_store {
 	struct snap_backend backend;
 	struct chunk_cache *cache;
 	struct fetch_pool *pool;
+	bool patches;		/* store.bin requires FEATURE_PATCHES */
+	pthread_mutex_t info_lock;	/* store.bin's rewrite */
 	int lock_fd;		/* STORE/lock: shared while open, gc: excl */
 	int write_fd;		/* STORE/lock.write: held by the writer */
 	/*

@@ -29,7 +29,7 @@ static int chunk_get(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
 		return snap_err_set(err, ret, "out of memory");
 	if (ret != CLAIM_MINE)
 		return 0;
-	ret = chunk_load(&s->backend, s->chunk_size, key, (*out)->data, err);
+	ret = chunk_load(s, key, (*out)->data, &(*out)->patch, err);
 	chunk_cache_done(s->cache, *out, ret == 0);
 	if (ret) {
 		chunk_put(s->cache, *out);
@@ -38,15 +38,27 @@ static int chunk_get(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
 	return ret;
 }
 
+/* pi (may be NULL): the bytes are base's, no page of their own. */
+static void patch_whole(struct chunk_patch *pi, const uint8_t *base)
+{
+	if (!pi)
+		return;
+	pi->valid = true;
+	memcpy(pi->base, base, SNAP_KEY_LEN);
+	memset(pi->pages, 0, sizeof(pi->pages));
+}
+
 /*
  * Bytes [in, in + n) of chunk i's current content into out, with im->lock
- * held on entry and on return (dropped while loading). Returns 0, or a
- * negative errno with im->lock held.
+ * held on entry and on return (dropped while loading); pi (may be NULL)
+ * gets what they are made of. Returns 0, or a negative errno with
+ * im->lock held.
  */
 static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 			     size_t in, size_t n, bool direct,
-			     struct snap_err *err)
+			     struct chunk_patch *pi, struct snap_err *err)
 {
+	static const uint8_t zero[SNAP_KEY_LEN];
 	struct snap_store *s = im->s;
 	uint8_t key[SNAP_KEY_LEN];
 	struct chunk *ch;
@@ -56,10 +68,13 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 
 	if (i >= chunks_for(s, im->size)) {
 		memset(out, 0, n);
+		patch_whole(pi, zero);
 		return 0;
 	}
 	if (im->dirty[i]) {
 		memcpy(out, im->dirty[i]->data + in, n);
+		if (pi)
+			*pi = im->dirty[i]->patch;
 		return 0;
 	}
 	memcpy(key, im->map[i], SNAP_KEY_LEN);
@@ -70,6 +85,7 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 	image_record(im, i);
 	if (key_is_zero(key)) {
 		memset(out, 0, n);
+		patch_whole(pi, zero);
 		return 0;
 	}
 	pthread_mutex_unlock(&im->lock);
@@ -79,11 +95,14 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 	if (direct && n == s->chunk_size &&
 	    !(ch = chunk_cache_ref(s->cache, key)))
 		/* Straight into out, and not kept. */
-		ret = chunk_load(&s->backend, s->chunk_size, key, out, err);
+		ret = chunk_load(s, key, out, pi, err);
 	else if (!ch)
 		ret = chunk_get(s, key, &ch, &missed, err);
-	if (ch)
+	if (ch) {
 		memcpy(out, ch->data + in, n);
+		if (pi)
+			*pi = ch->patch;
+	}
 	chunk_put(s->cache, ch);
 	pthread_mutex_lock(&im->lock);
 	im->fetched += missed;
@@ -160,7 +179,8 @@ static ssize_t image_read(struct snap_image *h, void *buf, size_t len,
 			n = len - done;
 		if (n > im->size - pos)
 			n = (size_t)(im->size - pos);
-		ret = chunk_read_locked(im, i, p + done, in, n, direct, err);
+		ret = chunk_read_locked(im, i, p + done, in, n, direct, NULL,
+					err);
 		if (ret)
 			break;
 		done += n;
@@ -208,18 +228,20 @@ void image_map_set(struct image *im, uint64_t i, const uint8_t *key)
 	}
 }
 
-/* Under im->lock: store dirty chunk i and put its key in the map. */
-/* Store data as chunk i of im (key it); the message names im and i. */
+/*
+ * Store data as chunk i of im (key it; a patch of p's base when p, may be
+ * NULL, makes that worth it); the message names im and i.
+ */
 static int store_chunk(struct image *im, uint64_t i, const uint8_t *data,
-		       uint8_t key[SNAP_KEY_LEN], struct snap_err *err)
+		       struct chunk_patch *p, uint8_t key[SNAP_KEY_LEN],
+		       struct snap_err *err)
 {
 	struct snap_store *s = im->s;
 	char label[64];
 	bool stored;
 	int ret;
 
-	ret = chunk_store(&s->backend, s->zstd_level, s->chunk_size, data, key,
-			  &stored);
+	ret = chunk_store(s, data, p, key, &stored);
 	if (ret) {
 		image_label(im, label, sizeof(label));
 		return snap_err_set(err, ret, "%s: offset %llu: storing a "
@@ -238,7 +260,7 @@ int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
 
 	if (!ch)
 		return 0;
-	ret = store_chunk(im, i, ch->data, ch->key, err);
+	ret = store_chunk(im, i, ch->data, &ch->patch, ch->key, err);
 	if (ret)
 		return ret;
 	image_map_set(im, i, ch->key);
@@ -284,7 +306,8 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 		do {
 			memcpy(key, im->map[i], SNAP_KEY_LEN);
 			ret = chunk_read_locked(im, i, ch->data, 0,
-						s->chunk_size, false, err);
+						s->chunk_size, false,
+						&ch->patch, err);
 			if (ret) {
 				chunk_put(s->cache, ch);
 				return ret;
@@ -325,7 +348,7 @@ static int store_whole(struct image *im, uint64_t i, const uint8_t *data,
 		im->dirty[i] = NULL;
 		im->ndirty--;
 	}
-	ret = store_chunk(im, i, data, key, err);
+	ret = store_chunk(im, i, data, NULL, key, err);
 	if (ret)
 		return ret;
 	if (memcmp(im->map[i], key, SNAP_KEY_LEN))
@@ -373,6 +396,7 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 		if (ret)
 			break;
 		memcpy(im->dirty[i]->data + in, p + done, n);
+		patch_mark(&im->dirty[i]->patch, in, n);
 		done += n;
 		if (im->ndirty * s->chunk_size > s->dirty_max)
 			ret = image_flush(im, err);
@@ -417,9 +441,12 @@ int snap_image_truncate(struct snap_image *h, uint64_t size,
 		i = size / s->chunk_size;
 		if (im->dirty[i] || !key_is_zero(im->map[i])) {
 			ret = dirty_get(im, i, false, err);
-			if (!ret)
+			if (!ret) {
 				memset(im->dirty[i]->data + in, 0,
 				       s->chunk_size - in);
+				patch_mark(&im->dirty[i]->patch, in,
+					   s->chunk_size - in);
+			}
 		}
 	}
 	if (!ret)

@@ -28,14 +28,20 @@ static int check_id(const ProtobufCBinaryData *b, const char *label,
 	return 0;
 }
 
+/* The required features of store.bin this build knows; *patches: whether
+ * FEATURE_PATCHES is one of them. */
 static int check_features(char **req, size_t n, const char *label,
-			  struct snap_err *err)
+			  bool *patches, struct snap_err *err)
 {
-	for (size_t i = 0; i < n; i++)
-		if (!snap_feature_known(req[i]))
+	*patches = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(req[i], FEATURE_PATCHES))
+			*patches = true;
+		else
 			return snap_err_set(err, -ENOTSUP, "%s: requires "
 					    "feature '%s', unknown to this "
 					    "build", label, req[i]);
+	}
 	return 0;
 }
 
@@ -66,6 +72,50 @@ int meta_store_write(const char *path, const struct store_info *si,
 	return publish(path, &m.base, FRAME_NOREPLACE | FRAME_DURABLE, err);
 }
 
+int meta_store_require(const char *path, const char *feature,
+		       struct snap_err *err)
+{
+	Snapfs__Store__StoreInfo *m;
+	char **req = NULL;
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	ret = frame_read_one(path, "store.bin", &buf, &len, err);
+	if (ret)
+		return ret;
+	m = snapfs__store__store_info__unpack(NULL, len, buf);
+	free(buf);
+	if (!m)
+		return snap_err_set(err, -EBADMSG, "store.bin: undecodable");
+	for (size_t i = 0; i < m->n_required_features; i++)
+		if (!strcmp(m->required_features[i], feature))
+			goto out;	/* there already */
+	req = malloc((m->n_required_features + 1) * sizeof(*req));
+	if (!req) {
+		ret = snap_err_set(err, -ENOMEM, "store.bin: out of memory");
+		goto out;
+	}
+	if (m->n_required_features)
+		memcpy(req, m->required_features,
+		       m->n_required_features * sizeof(*req));
+	req[m->n_required_features] = (char *)feature;
+	/* The message's own array goes back before it is freed. */
+	{
+		char **own = m->required_features;
+
+		m->required_features = req;
+		m->n_required_features++;
+		ret = publish(path, &m->base, FRAME_DURABLE, err);
+		m->n_required_features--;
+		m->required_features = own;
+	}
+out:
+	free(req);
+	snapfs__store__store_info__free_unpacked(m, NULL);
+	return ret;
+}
+
 int meta_store_read(const char *path, struct store_info *si,
 		    struct snap_err *err)
 {
@@ -84,7 +134,8 @@ int meta_store_read(const char *path, struct store_info *si,
 	ret = check_id(&m->id, "store.bin", "id", si->id, err);
 	if (!ret)
 		ret = check_features(m->required_features,
-				     m->n_required_features, "store.bin", err);
+				     m->n_required_features, "store.bin",
+				     &si->patches, err);
 	if (!ret && (m->chunk_size < SNAP_CHUNK_MIN ||
 		     m->chunk_size > SNAP_CHUNK_MAX ||
 		     (m->chunk_size & (m->chunk_size - 1))))

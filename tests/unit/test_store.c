@@ -38,6 +38,7 @@
 
 #include "digest.h"
 #include "store.h"
+#include "store_int.h"	/* meta_store_require: a feature from the future */
 #include "testutil.h"
 
 #define CHUNK		(64u << 10)
@@ -2402,6 +2403,232 @@ static void test_backend_contract(void **state)
 	b.ops->free(b.ctx);
 }
 
+/* ==== 13. patches =========================================================== */
+
+/* The content key of chunk i of m. */
+static void model_key(const struct model *m, uint64_t i,
+		      uint8_t key[SNAP_KEY_LEN])
+{
+	snap_sha256(m->b + i * CHUNK, CHUNK, key);
+}
+
+/* Whether store.bin requires the feature patches need. */
+static bool fx_requires_patches(struct fx *f)
+{
+	char path[4096], buf[512];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/store.bin", f->dir);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	return memmem(buf, (size_t)n, "chunk-patches", 13) != NULL;
+}
+
+/*
+ * A write of a page or less costs about a page: the chunk is stored as a
+ * patch of the chunk it changed. Patches of patches stay one base deep,
+ * a chunk rewritten for the most part is stored whole, gc keeps the base
+ * of every live patch and frees it with the last, and a damaged base is
+ * EIO naming the image and the offset.
+ */
+static void test_patches(void **state)
+{
+	struct fx *f = *state;
+	struct model ma = { 0 }, mb = { 0 };
+	uint8_t a[SNAP_ID_LEN], b[SNAP_ID_LEN], k[SNAP_KEY_LEN];
+	uint8_t base2[SNAP_KEY_LEN];
+	struct snap_store_stats s0, s1;
+	struct snap_gc_stats gs;
+	struct snap_image *img;
+
+	img = fx_new(f, "p/a", 8 * CHUNK, a);
+	model_truncate(&ma, 8 * CHUNK);
+	img_fill(f, img, &ma, 8 * CHUNK, 0, 1300);
+	CHECK(f, snap_image_sync(img, &f->err));
+	model_key(&ma, 2, base2);
+	assert_true(fx_chunk_len(f, base2) > CHUNK);	/* random: raw */
+	assert_false(fx_requires_patches(f));
+	fx_stats(f, &s0);
+
+	/* A page, and 100 bytes inside one page: about a page each. */
+	img_fill(f, img, &ma, 4096, 2 * CHUNK + 8192, 1301);
+	img_fill(f, img, &ma, 100, 5 * CHUNK + 10, 1302);
+	CHECK(f, snap_image_sync(img, &f->err));
+	model_key(&ma, 2, k);
+	assert_true(fx_chunk_len(f, k) < 4096 + 256);
+	model_key(&ma, 5, k);
+	assert_true(fx_chunk_len(f, k) < 4096 + 256);
+	fx_stats(f, &s1);
+	assert_true(s1.stored_bytes - s0.stored_bytes < 2 * (4096 + 256));
+	assert_true(fx_requires_patches(f));
+	fx_close_img(f, img);
+	fx_reopen(f);	/* an empty cache: bases come from the backend */
+	img = fx_open_name(f, "p/a", 0);
+	expect_content(f, img, &ma, "patched, reopened");
+	fx_close_img(f, img);
+	fx_verify_clean(f, "patched");
+
+	/* A clone's page over the patched chunk: a patch of the same base
+	 * with both pages, not of the patch. */
+	CHECK(f, snap_image_clone(f->s, a, b, &f->err));
+	CHECK(f, snap_store_link(f->s, "p/b", b, &f->err));
+	model_copy(&mb, &ma);
+	img = fx_open_id(f, b, SNAP_IMAGE_WRITE);
+	img_fill(f, img, &mb, 4096, 2 * CHUNK, 1303);
+	/* Most of chunk 3 rewritten: whole. */
+	img_fill(f, img, &mb, CHUNK - 8192, 3 * CHUNK + 4096, 1304);
+	CHECK(f, snap_image_sync(img, &f->err));
+	model_key(&mb, 2, k);
+	assert_true(fx_chunk_len(f, k) < 2 * (4096 + 256));
+	fx_flip_chunk(f, base2, 16 + 5 * 4096, true);
+	fx_close_img(f, img);
+	fx_reopen(f);
+	img = fx_open_id(f, b, 0);
+	expect_eio(f, img, b, 2, "the base of a patch damaged");
+	fx_close_img(f, img);
+	fx_flip_chunk(f, base2, 16 + 5 * 4096, false);
+	model_key(&mb, 3, k);
+	assert_true(fx_chunk_len(f, k) > CHUNK);
+
+	/* Only b's patch holds the base now; gc keeps it. */
+	CHECK(f, snap_store_unlink(f->s, "p/a", &f->err));
+	CHECK(f, snap_store_gc(f->s, &gs, &f->err));
+	assert_true(fx_has_chunk(f, base2));
+	fx_reopen(f);
+	img = fx_open_name(f, "p/b", SNAP_IMAGE_WRITE);
+	expect_content(f, img, &mb, "the clone after gc");
+	fx_verify_clean(f, "the clone after gc");
+
+	/* Rewritten whole and flattened (a's delta, which b's chain holds,
+	 * has a patch of it too), the patches go, and their base. */
+	img_fill(f, img, &mb, CHUNK, 2 * CHUNK, 1305);
+	fx_close_img(f, img);
+	CHECK(f, snap_image_flatten(f->s, b, &f->err));
+	CHECK(f, snap_store_gc(f->s, &gs, &f->err));
+	assert_false(fx_has_chunk(f, base2));
+	img = fx_open_name(f, "p/b", 0);
+	expect_content(f, img, &mb, "rewritten, after gc");
+	fx_close_img(f, img);
+	fx_verify_clean(f, "rewritten, after gc");
+	model_free(&ma);
+	model_free(&mb);
+}
+
+/*
+ * A store that requires a feature this build does not know is refused by
+ * name; one that requires patches (what this build writes) opens. An
+ * older build is this one without "chunk-patches" in its list.
+ */
+static void test_store_features(void **state)
+{
+	struct fx *f = *state;
+	char path[4096];
+
+	fx_close(f);
+	snprintf(path, sizeof(path), "%s/store.bin", f->dir);
+	CHECK(f, meta_store_require(path, FEATURE_PATCHES, &f->err));
+	CHECK(f, fx_open(f));
+	assert_true(fx_requires_patches(f));
+	fx_close(f);
+	CHECK(f, meta_store_require(path, "chunk-patches-v2", &f->err));
+	assert_int_equal(fx_open(f), -ENOTSUP);
+	if (!strstr(f->err.msg, "'chunk-patches-v2'"))
+		fail_msg("\"%s\" does not name the feature", f->err.msg);
+}
+
+/*
+ * Writes of every shape (a few bytes, a page, runs of pages across chunk
+ * boundaries, whole chunks), with clones, flattens, syncs and reopens
+ * between them, against a model of each image.
+ */
+static void test_patch_shapes(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 3, SIZE = 12 * CHUNK, OPS = 400 };
+	struct model m[N] = { { 0 } };
+	uint8_t id[N][SNAP_ID_LEN];
+	struct snap_image *img[N];
+	uint64_t x = rnd_init(1400);
+	char name[16], what[64];
+
+	img[0] = fx_new(f, "w/0", SIZE, id[0]);
+	model_truncate(&m[0], SIZE);
+	img_fill(f, img[0], &m[0], SIZE / 2, CHUNK, 1401);
+	for (int i = 1; i < N; i++) {
+		CHECK(f, snap_image_sync(img[0], &f->err));
+		CHECK(f, snap_image_clone(f->s, id[0], id[i], &f->err));
+		snprintf(name, sizeof(name), "w/%d", i);
+		CHECK(f, snap_store_link(f->s, name, id[i], &f->err));
+		img[i] = fx_open_id(f, id[i], SNAP_IMAGE_WRITE);
+		model_copy(&m[i], &m[0]);
+	}
+	for (int op = 0; op < OPS; op++) {
+		int i = (int)(rnd(&x) % N);
+		uint64_t r = rnd(&x) % 100, len, off;
+
+		if (r < 30)		/* a few bytes */
+			len = 1 + rnd(&x) % 300;
+		else if (r < 60)	/* a page, page-aligned */
+			len = 4096;
+		else if (r < 85)	/* a run of pages */
+			len = 4096 * (2 + rnd(&x) % 24);
+		else if (r < 95)	/* whole chunks */
+			len = CHUNK * (1 + rnd(&x) % 2);
+		else
+			len = 0;
+		if (len) {
+			off = rnd(&x) % (SIZE - len);
+			if (len % 4096 == 0)
+				off -= off % (len % CHUNK ? 4096 : CHUNK);
+			img_fill(f, img[i], &m[i], (size_t)len, off, op);
+		} else if (rnd(&x) % 2) {
+			snap_image_close(img[i], NULL);
+			CHECK(f, snap_image_flatten(f->s, id[i], &f->err));
+			img[i] = fx_open_id(f, id[i], SNAP_IMAGE_WRITE);
+		} else {
+			int j = (int)((i + 1) % N);
+
+			/* j becomes a clone of i */
+			CHECK(f, snap_image_sync(img[i], &f->err));
+			snap_image_close(img[j], NULL);
+			snprintf(name, sizeof(name), "w/%d", j);
+			CHECK(f, snap_store_unlink(f->s, name, &f->err));
+			CHECK(f, snap_image_clone(f->s, id[i], id[j],
+						  &f->err));
+			CHECK(f, snap_store_link(f->s, name, id[j], &f->err));
+			img[j] = fx_open_id(f, id[j], SNAP_IMAGE_WRITE);
+			model_free(&m[j]);
+			model_copy(&m[j], &m[i]);
+		}
+		if (op % 97 == 96) {
+			struct snap_gc_stats gs;
+
+			for (int k = 0; k < N; k++)
+				fx_close_img(f, img[k]);
+			fx_reopen(f);
+			CHECK(f, snap_store_gc(f->s, &gs, &f->err));
+			for (int k = 0; k < N; k++)
+				img[k] = fx_open_id(f, id[k],
+						    SNAP_IMAGE_WRITE);
+		}
+	}
+	for (int i = 0; i < N; i++)
+		fx_close_img(f, img[i]);
+	fx_reopen(f);
+	for (int i = 0; i < N; i++) {
+		img[i] = fx_open_id(f, id[i], 0);
+		snprintf(what, sizeof(what), "image %d after %d ops", i, OPS);
+		expect_content(f, img[i], &m[i], what);
+		fx_close_img(f, img[i]);
+		model_free(&m[i]);
+	}
+	fx_verify_clean(f, "after the shapes");
+}
+
 /* Every case over both backends, or over the directory only. */
 #define BOTH(fn)							\
 	{ #fn "/dir", fn, fx_setup, fx_teardown, &on_dir },		\
@@ -2429,6 +2656,9 @@ int main(void)
 		BOTH(test_threads),
 		BOTH(test_small_cache),
 		BOTH(test_copy_range),
+		BOTH(test_patches),
+		BOTH(test_patch_shapes),
+		ON_DIR_ONLY(test_store_features),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
