@@ -245,45 +245,123 @@ static bool image_empty(const struct image *d)
 	       count_bits(d->own, d->nmap) == 0;
 }
 
+/* A piece of a copy smaller than this many chunks is not adopted. */
+#define ADOPT_MIN_CHUNKS	64
+
 /*
- * Under both locks: make the empty image d a clone of im, keeping d's id
- * and names. The cp of a whole file in constant time.
+ * Under both locks: is d what image_adopt() left it, unchanged since, and
+ * im unchanged too? Then the next piece of the same copy adopts as well.
  */
-static int image_adopt(struct image *im, struct image *d,
+static bool adopt_continues(const struct image *im, const struct image *d)
+{
+	return d->adopted && d->mtime_ns == d->adopt_mtime &&
+	       d->head_has_parent &&
+	       !memcmp(d->head_parent, d->adopt_from, SNAP_ID_LEN) &&
+	       d->ndirty == 0 && d->npending == 0 && !d->meta_pending &&
+	       im->head_has_parent &&
+	       !memcmp(im->head_parent, d->adopt_from, SNAP_ID_LEN) &&
+	       im->mtime_ns == d->adopt_src_mtime && im->ndirty == 0 &&
+	       im->size == d->adopt_src_size &&
+	       count_bits(im->own, im->nmap) == 0;
+}
+
+/*
+ * Under both locks: may the piece [off, off + len) of a copy from im into
+ * d at the same offset make d a copy of im's first off + len bytes?
+ * When d is empty and the piece starts at 0 (the whole file, or the first
+ * piece of one the kernel split), or continues the copy the piece before
+ * adopted.
+ */
+static bool adopt_fits(const struct image *im, const struct image *d,
+		       uint64_t off, size_t len)
+{
+	if (im == d)
+		return false;
+	if (off == 0 && image_empty(d))
+		return len >= im->size ||
+		       len / im->s->chunk_size >= ADOPT_MIN_CHUNKS;
+	return off > 0 && off == d->size && adopt_continues(im, d);
+}
+
+/*
+ * Under both locks: make d a copy of the first size bytes of im, keeping
+ * d's id and names: d moves onto a new delta above im's frozen head, cut
+ * at size (the chunk size cuts, stored again with its tail zeroed, is the
+ * new delta's one entry). Nothing proportional to the size is written, so
+ * every piece of a whole-file copy the kernel split is constant time, and
+ * a copy cut short leaves d exactly the bytes copied so far.
+ */
+static int image_adopt(struct image *im, struct image *d, uint64_t size,
 		       struct snap_err *err)
 {
 	struct snap_store *s = im->s;
 	struct image_info di = d->info;
-	uint8_t frozen[SNAP_ID_LEN];
-	size_t flen;
+	uint32_t cs = s->chunk_size;
+	uint64_t from = d->size / cs, n = chunks_for(s, size), cut = size / cs;
+	struct delta_frame f = { .has_parent = true, .size = size };
+	uint8_t frozen[SNAP_ID_LEN], tail[SNAP_KEY_LEN];
+	bool first = !d->adopted || d->size == 0;
+	char path[4096];
+	uint8_t *buf;
+	size_t len;
 	int ret;
 
 	ret = image_reserve(d, chunks_for(s, im->size));
 	if (ret)
 		return snap_err_set(err, ret, "%s", strerror(-ret));
-	ret = image_freeze(im, frozen, err);
+	if (first)
+		ret = image_freeze(im, frozen, err);
+	else
+		memcpy(frozen, d->adopt_from, SNAP_ID_LEN);
+	if (!ret && size < im->size && size % cs) {
+		ret = image_cut_key(im, size, tail, err);
+		f.n = !key_is_zero(tail) || !key_is_zero(im->map[cut]);
+	}
 	if (ret)
 		return ret;
 	if (store_new_id(di.head))
 		return snap_err_set(err, -errno, "getrandom: %m");
-	d->mtime_ns = store_now_ns();
+	memcpy(f.parent, frozen, SNAP_ID_LEN);
+	f.mtime_ns = store_now_ns();
+	f.indexes = &cut;
+	f.keys = tail;
+	ret = meta_delta_encode(&f, &buf, &len);
+	if (ret)
+		return snap_err_set(err, ret, "out of memory");
 	/* Durable with d's next sync, as a copied file is. */
-	ret = delta_create(s, di.head, frozen, im->size, d->mtime_ns, 0, &flen,
-			   err);
+	store_id_path(s, "deltas", di.head, path, sizeof(path));
+	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
+			    FRAME_NOREPLACE, err);
+	free(buf);
 	if (!ret)
 		ret = image_info_write(s, &di, false, 0, err);
-	if (!ret)
+	if (!ret && first)
 		ret = image_ws_copy(s, im->info.id, di.id, err);
 	if (ret)
 		return ret;
 	d->meta_fresh = true;
-	head_moved(d, di.head, frozen, flen, 0);
+	head_moved(d, di.head, frozen, len, f.n);
 	d->meta_pending = false;
-	bits_clear(d->pending, d->nmap);
-	d->npending = 0;
-	memcpy(d->map, im->map, (size_t)chunks_for(s, im->size) * SNAP_KEY_LEN);
-	d->size = im->size;
+	if (first) {
+		bits_clear(d->pending, d->nmap);
+		d->npending = 0;
+		from = 0;
+	} else if (from < d->nmap) {	/* the chunk the last piece cut */
+		d->own[from / 8] &= (uint8_t)~(1u << (from % 8));
+	}
+	memcpy(d->map[from], im->map[from], (size_t)(n - from) * SNAP_KEY_LEN);
+	if (f.n) {
+		memcpy(d->map[cut], tail, SNAP_KEY_LEN);
+		bit_set(d->own, cut);
+	}
+	d->size = size;
+	d->mtime_ns = f.mtime_ns;
 	d->depth = im->depth;
+	d->adopted = true;
+	memcpy(d->adopt_from, frozen, SNAP_ID_LEN);
+	d->adopt_mtime = d->mtime_ns;
+	d->adopt_src_mtime = im->mtime_ns;
+	d->adopt_src_size = im->size;
 	return 0;
 }
 
@@ -347,10 +425,12 @@ ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,
 		lock_two(im, d);
 		if (ps >= im->size) {
 			n = 0;
-		} else if (im != d && ps == 0 && pd == 0 &&
-			   len >= im->size && image_empty(d)) {
-			ret = image_adopt(im, d, err);
-			n = (size_t)im->size;
+		} else if (ps == pd && adopt_fits(im, d, ps, len - done)) {
+			uint64_t end = len - done >= im->size - ps ?
+				       im->size : ps + (len - done);
+
+			ret = image_adopt(im, d, end, err);
+			n = (size_t)(end - ps);
 		} else if (ps % cs == 0 && pd % cs == 0 && len - done >= cs &&
 			   im->size - ps >= cs) {
 			ret = share_chunks(im, ps, d, pd, len - done, &n, err);

@@ -54,6 +54,12 @@ struct image {
 	uint64_t fetched;		/* chunks reads waited for */
 	uint64_t last_miss;		/* end of the last read that missed */
 	struct ws_rec *rec;		/* a working set being recorded */
+	/* A copy of a prefix of another image (store_clone.c, image_adopt):
+	 * its frozen delta, and the times and size that say whether d and
+	 * the source are still as that copy left them. */
+	bool adopted;
+	uint8_t adopt_from[SNAP_ID_LEN];
+	uint64_t adopt_mtime, adopt_src_mtime, adopt_src_size;
 };
 
 struct snap_image {
@@ -127,6 +133,13 @@ int image_flush(struct image *im, struct snap_err *err);
 
 /* Under im->lock: set the size (the arrays follow); -EFBIG or -ENOMEM. */
 int image_set_size(struct image *im, uint64_t size);
+
+/*
+ * Under im->lock (not dropped): the key of chunk size / chunk_size of im
+ * with its bytes from size on zeroed, stored (a patch, mostly).
+ */
+int image_cut_key(struct image *im, uint64_t size, uint8_t key[SNAP_KEY_LEN],
+		  struct snap_err *err);
 
 /* ---- store_journal.c ----------------------------------------------------- */
 

@@ -323,6 +323,47 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 	return 0;
 }
 
+int image_cut_key(struct image *im, uint64_t size, uint8_t key[SNAP_KEY_LEN],
+		  struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	uint64_t i = size / s->chunk_size;
+	size_t in = (size_t)(size % s->chunk_size);
+	struct chunk *ch, *src;
+	bool missed;
+	int ret;
+
+	ret = image_flush_one(im, i, err);
+	if (ret)
+		return ret;
+	if (key_is_zero(im->map[i])) {
+		memset(key, 0, SNAP_KEY_LEN);
+		return 0;
+	}
+	ch = chunk_alloc(s->cache);
+	if (!ch)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	ret = chunk_get(s, im->map[i], &src, &missed, err);
+	if (ret) {
+		chunk_put(s->cache, ch);
+		return ret;
+	}
+	memcpy(ch->data, src->data, in);
+	memset(ch->data + in, 0, s->chunk_size - in);
+	ch->patch = src->patch;
+	if (!ch->patch.valid)
+		patch_whole(&ch->patch, src->key);
+	patch_mark(&ch->patch, in, s->chunk_size - in);
+	chunk_put(s->cache, src);
+	ret = store_chunk(im, i, ch->data, &ch->patch, key, err);
+	memcpy(ch->key, key, SNAP_KEY_LEN);
+	if (ret || key_is_zero(key))
+		chunk_put(s->cache, ch);
+	else
+		chunk_cache_offer(s->cache, ch);
+	return ret;
+}
+
 /* Under im->lock: set the size (the arrays follow). */
 int image_set_size(struct image *im, uint64_t size)
 {

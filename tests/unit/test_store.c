@@ -2403,6 +2403,82 @@ static void test_backend_contract(void **state)
 	b.ops->free(b.ctx);
 }
 
+/*
+ * A whole-file copy the kernel splits into pieces (at 4 GiB - 4 KiB, not
+ * a chunk boundary) adopts piece by piece: every piece leaves the copy
+ * exactly the bytes copied so far (the cut chunk's tail reads as zeros
+ * when the file grows), costs at most the one chunk it cuts, and a
+ * source written between pieces is copied as it is at each piece.
+ */
+static void test_copy_pieces(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t size = 300 * CHUNK + 1234;
+	const size_t piece = 100 * CHUNK - 4096;
+	struct model ms = { 0 }, md = { 0 }, me = { 0 };
+	uint8_t sid[SNAP_ID_LEN], did[SNAP_ID_LEN], eid[SNAP_ID_LEN];
+	struct snap_image *src, *dst, *e;
+	struct snap_image_stat st;
+	uint64_t off;
+
+	src = fx_new(f, "c/src", size, sid);
+	model_truncate(&ms, size);
+	for (uint64_t i = 0; i < 300; i += 3)
+		img_fill(f, src, &ms, CHUNK + 777, i * CHUNK + 5, 1500 + i);
+	CHECK(f, snap_image_sync(src, &f->err));
+
+	/* Piece by piece, as cp would: each piece adopts. */
+	dst = fx_new(f, "c/dst", 0, did);
+	for (off = 0; off < size; off += piece) {
+		size_t len = size - off < piece ? (size_t)(size - off) : piece;
+
+		copy(f, src, &ms, off, dst, &md, off, len, (ssize_t)len);
+		snap_image_stat(dst, &st);
+		assert_int_equal(st.size, off + len);
+		if (st.own_chunks > 1)
+			fail_msg("piece at %" PRIu64 ": %" PRIu64 " chunks of "
+				 "its own, expected at most the one it cut",
+				 off, st.own_chunks);
+	}
+	expect_content(f, dst, &md, "copied in pieces");
+	snap_image_stat(dst, &st);
+	assert_int_equal(st.own_chunks, 0);
+
+	/* Cut short after one piece, then grown: zeros past the piece. */
+	e = fx_new(f, "c/short", 0, eid);
+	copy(f, src, &ms, 0, e, &me, 0, piece, (ssize_t)piece);
+	CHECK(f, snap_image_truncate(e, size, &f->err));
+	model_truncate(&me, size);
+	expect_content(f, e, &me, "one piece, then grown");
+	fx_close_img(f, e);
+
+	/* The source written between pieces: each piece copies what is. */
+	model_free(&md);
+	fx_close_img(f, dst);
+	CHECK(f, snap_store_unlink(f->s, "c/dst", &f->err));
+	dst = fx_new(f, "c/dst2", 0, did);
+	copy(f, src, &ms, 0, dst, &md, 0, piece, (ssize_t)piece);
+	img_fill(f, src, &ms, 3 * CHUNK, piece + 10, 1600);
+	img_fill(f, src, &ms, 100, 10, 1601);
+	copy(f, src, &ms, piece, dst, &md, piece, piece, (ssize_t)piece);
+	/* md: the first piece as it was before the writes */
+	snap_image_stat(dst, &st);
+	assert_int_equal(st.size, 2 * (uint64_t)piece);
+	fx_close_img(f, dst);
+	fx_close_img(f, src);
+	fx_reopen(f);
+	dst = fx_open_name(f, "c/dst2", 0);
+	expect_content(f, dst, &md, "the source written between pieces");
+	fx_close_img(f, dst);
+	e = fx_open_name(f, "c/short", 0);
+	expect_content(f, e, &me, "one piece, grown, reopened");
+	fx_close_img(f, e);
+	fx_verify_clean(f, "after the pieces");
+	model_free(&ms);
+	model_free(&md);
+	model_free(&me);
+}
+
 /* ==== 13. patches =========================================================== */
 
 /* The content key of chunk i of m. */
@@ -2656,6 +2732,7 @@ int main(void)
 		BOTH(test_threads),
 		BOTH(test_small_cache),
 		BOTH(test_copy_range),
+		BOTH(test_copy_pieces),
 		BOTH(test_patches),
 		BOTH(test_patch_shapes),
 		ON_DIR_ONLY(test_store_features),
