@@ -9,7 +9,9 @@
 #include "store_image.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /*
  * Key's chunk with a reference: from the cache, from a load another
@@ -232,24 +234,27 @@ void image_map_set(struct image *im, uint64_t i, const uint8_t *key)
  * Store data as chunk i of im (key it; a patch of p's base when p, may be
  * NULL, makes that worth it); the message names im and i.
  */
+/* ret, with a message naming im and chunk i: storing it failed. */
+static int store_chunk_err(struct image *im, uint64_t i, int ret,
+			   struct snap_err *err)
+{
+	char label[64];
+
+	image_label(im, label, sizeof(label));
+	return snap_err_set(err, ret, "%s: offset %llu: storing a chunk: %s",
+			    label, (unsigned long long)i * im->s->chunk_size,
+			    strerror(-ret));
+}
+
 static int store_chunk(struct image *im, uint64_t i, const uint8_t *data,
 		       struct chunk_patch *p, uint8_t key[SNAP_KEY_LEN],
 		       struct snap_err *err)
 {
-	struct snap_store *s = im->s;
-	char label[64];
 	bool stored;
 	int ret;
 
-	ret = chunk_store(s, data, p, key, &stored);
-	if (ret) {
-		image_label(im, label, sizeof(label));
-		return snap_err_set(err, ret, "%s: offset %llu: storing a "
-				    "chunk: %s", label,
-				    (unsigned long long)i * s->chunk_size,
-				    strerror(-ret));
-	}
-	return 0;
+	ret = chunk_store(im->s, data, p, key, &stored);
+	return ret ? store_chunk_err(im, i, ret, err) : 0;
 }
 
 int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
@@ -376,25 +381,101 @@ int image_set_size(struct image *im, uint64_t size)
 	return ret;
 }
 
+/* Under im->lock: chunk i is now the whole chunk key, already stored. */
+static void image_take_whole(struct image *im, uint64_t i,
+			     const uint8_t key[SNAP_KEY_LEN])
+{
+	if (im->dirty[i]) {
+		chunk_put(im->s->cache, im->dirty[i]);
+		im->dirty[i] = NULL;
+		im->ndirty--;
+	}
+	if (memcmp(im->map[i], key, SNAP_KEY_LEN))
+		image_map_set(im, i, key);
+}
+
 /* Under im->lock: chunk i is now data (a whole chunk), stored at once. */
 static int store_whole(struct image *im, uint64_t i, const uint8_t *data,
 		       struct snap_err *err)
 {
-	struct snap_store *s = im->s;
 	uint8_t key[SNAP_KEY_LEN];
 	int ret;
 
-	if (im->dirty[i]) {
-		chunk_put(s->cache, im->dirty[i]);
-		im->dirty[i] = NULL;
-		im->ndirty--;
-	}
 	ret = store_chunk(im, i, data, NULL, key, err);
-	if (ret)
-		return ret;
-	if (memcmp(im->map[i], key, SNAP_KEY_LEN))
-		image_map_set(im, i, key);
-	return 0;
+	if (!ret)
+		image_take_whole(im, i, key);
+	return ret;
+}
+
+/* ---- whole chunks keyed and stored in parallel ----------------------------- */
+
+/* Threads a write of many whole chunks keys and stores them on. */
+#define WHOLE_THREADS_MAX	8
+
+struct whole_job {
+	struct snap_store *s;
+	const uint8_t *data;		/* the first chunk's bytes */
+	uint8_t (*keys)[SNAP_KEY_LEN];
+	uint64_t count;
+	uint64_t next;			/* the next chunk to take */
+	int ret;			/* the first error */
+};
+
+static void *whole_worker(void *arg)
+{
+	struct whole_job *j = arg;
+	uint32_t cs = j->s->chunk_size;
+	uint64_t k;
+	bool stored;
+	int ret;
+
+	while ((k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) <
+	       j->count) {
+		ret = chunk_store(j->s, j->data + k * cs, NULL, j->keys[k],
+				  &stored);
+		if (ret) {
+			int zero = 0;
+
+			__atomic_compare_exchange_n(&j->ret, &zero, ret, false,
+						    __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static unsigned whole_threads(uint64_t count)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n > WHOLE_THREADS_MAX)
+		n = WHOLE_THREADS_MAX;
+	if (n < 1)
+		n = 1;
+	return (uint64_t)n < count ? (unsigned)n : (unsigned)count;
+}
+
+/*
+ * Key and store count whole chunks at data into keys, on as many threads
+ * as there are CPUs (the caller's one of them). Without im->lock: the
+ * hashing and compression of a large write is most of its time, and
+ * other readers and writers of the image go on meanwhile.
+ */
+static int store_wholes(struct snap_store *s, const uint8_t *data,
+			uint64_t count, uint8_t (*keys)[SNAP_KEY_LEN])
+{
+	struct whole_job j = { s, data, keys, count, 0, 0 };
+	pthread_t t[WHOLE_THREADS_MAX];
+	unsigned n = whole_threads(count), started = 0;
+
+	while (started + 1 < n &&
+	       !pthread_create(&t[started], NULL, whole_worker, &j))
+		started++;
+	whole_worker(&j);
+	while (started)
+		pthread_join(t[--started], NULL);
+	return j.ret;
 }
 
 ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
@@ -406,27 +487,52 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 	size_t done = 0;
 	int ret = 0;
 
+	uint32_t cs = s->chunk_size;
+	/* The whole chunks the write covers: [first, first + nwhole). */
+	uint64_t first = off / cs + (off % cs != 0), nwhole = 0;
+	uint8_t (*keys)[SNAP_KEY_LEN] = NULL;
+
 	if (!h->write)
 		return image_not_writable(im, err);
 	if (off + len < off)
 		return snap_err_set(err, -EFBIG, "write past 2^64");
+	if ((off + len) / cs > first)
+		nwhole = (off + len) / cs - first;
 	pthread_rwlock_rdlock(&s->gc_lock);
+	/* Several whole chunks are keyed and stored first, in parallel,
+	 * straight from the caller's buffer; the map takes their keys
+	 * below, in order with the rest of the write. */
+	if (nwhole >= 2) {
+		keys = malloc(nwhole * SNAP_KEY_LEN);
+		if (!keys)
+			ret = snap_err_set(err, -ENOMEM, "out of memory");
+		else if ((ret = store_wholes(s, p + (first * cs - off), nwhole,
+					     keys)))
+			ret = store_chunk_err(im, first, ret, err);
+	}
 	pthread_mutex_lock(&im->lock);
-	if (off + len > im->size)
+	if (!ret && off + len > im->size) {
 		ret = image_set_size(im, off + len);
-	if (ret)
-		ret = snap_err_set(err, ret, "write at %llu: %s",
-				   (unsigned long long)off, strerror(-ret));
+		if (ret)
+			ret = snap_err_set(err, ret, "write at %llu: %s",
+					   (unsigned long long)off,
+					   strerror(-ret));
+	}
 	while (!ret && done < len) {
-		uint64_t pos = off + done, i = pos / s->chunk_size;
-		size_t in = (size_t)(pos % s->chunk_size);
-		size_t n = s->chunk_size - in;
+		uint64_t pos = off + done, i = pos / cs;
+		size_t in = (size_t)(pos % cs);
+		size_t n = cs - in;
 
 		if (n > len - done)
 			n = len - done;
+		if (keys && i >= first && i < first + nwhole) {
+			image_take_whole(im, i, keys[i - first]);
+			done += n;
+			continue;
+		}
 		/* A whole chunk is stored straight from the caller's buffer:
 		 * no copy, no buffer to fault in. */
-		if (n == s->chunk_size) {
+		if (n == cs) {
 			ret = store_whole(im, i, p + done, err);
 			if (ret)
 				break;
@@ -446,6 +552,7 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 	im->meta_pending = true;
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);
+	free(keys);
 	return ret ? ret : (ssize_t)done;
 }
 
