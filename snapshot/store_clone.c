@@ -165,7 +165,7 @@ static int image_flatten_locked(struct image *im, struct snap_err *err)
 	if (!nonzero)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < n; i++)
-		if (!key_is_zero(im->map[i])) {
+		if (!key_is_zero(map_get(im, i))) {
 			bit_set(nonzero, i);
 			count++;
 		}
@@ -298,6 +298,7 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 	struct image_info di = d->info;
 	uint32_t cs = s->chunk_size;
 	uint64_t from = d->size / cs, n = chunks_for(s, size), cut = size / cs;
+	uint64_t end;
 	struct delta_frame f = { .has_parent = true, .size = size };
 	uint8_t frozen[SNAP_ID_LEN], tail[SNAP_KEY_LEN];
 	bool first = !d->adopted || d->size == 0;
@@ -315,43 +316,58 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 		memcpy(frozen, d->adopt_from, SNAP_ID_LEN);
 	if (!ret && size < im->size && size % cs) {
 		ret = image_cut_key(im, size, tail, err);
-		f.n = !key_is_zero(tail) || !key_is_zero(im->map[cut]);
+		f.n = !key_is_zero(tail) || !key_is_zero(map_get(im, cut));
 	}
 	if (ret)
 		return ret;
-	if (store_new_id(di.head))
-		return snap_err_set(err, -errno, "getrandom: %m");
-	memcpy(f.parent, frozen, SNAP_ID_LEN);
+	/* The map's pages that take entries one by one, made d's own now
+	 * so that nothing fails once the files are written. */
+	end = f.n ? cut : n;
+	if ((from % MAP_PAGE && map_own(d, from)) ||
+	    (end % MAP_PAGE && map_own(d, end)) || (f.n && map_own(d, cut)))
+		return snap_err_set(err, -ENOMEM, "out of memory");
 	f.mtime_ns = store_now_ns();
-	f.indexes = &cut;
-	f.keys = tail;
-	ret = meta_delta_encode(&f, &buf, &len);
-	if (ret)
-		return snap_err_set(err, ret, "out of memory");
-	/* Durable with d's next sync, as a copied file is. */
-	store_id_path(s, "deltas", di.head, path, sizeof(path));
-	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
-			    FRAME_NOREPLACE, err);
-	free(buf);
-	if (!ret)
-		ret = image_info_write(s, &di, false, 0, err);
-	if (!ret && first)
-		ret = image_ws_copy(s, im->info.id, di.id, err);
-	if (ret)
-		return ret;
-	d->meta_fresh = true;
-	head_moved(d, di.head, frozen, len, f.n);
-	d->meta_pending = false;
 	if (first) {
+		/* Durable with d's next sync, as a copied file is. */
+		if (store_new_id(di.head))
+			return snap_err_set(err, -errno, "getrandom: %m");
+		memcpy(f.parent, frozen, SNAP_ID_LEN);
+		f.indexes = &cut;
+		f.keys = tail;
+		ret = meta_delta_encode(&f, &buf, &len);
+		if (ret)
+			return snap_err_set(err, ret, "out of memory");
+		store_id_path(s, "deltas", di.head, path, sizeof(path));
+		ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
+				    FRAME_NOREPLACE, err);
+		free(buf);
+		if (!ret)
+			ret = image_info_write(s, &di, false, 0, err);
+		if (!ret)
+			ret = image_ws_copy(s, im->info.id, di.id, err);
+		if (ret)
+			return ret;
+		d->meta_fresh = true;
+		head_moved(d, di.head, frozen, len, f.n);
 		bits_clear(d->pending, d->nmap);
 		d->npending = 0;
-		from = 0;
-	} else if (from < d->nmap) {	/* the chunk the last piece cut */
-		d->own[from / 8] &= (uint8_t)~(1u << (from % 8));
+	} else {
+		/*
+		 * A later piece touches no file: d's head delta (its own:
+		 * nothing froze it since) stays the last piece's, a copy cut
+		 * short there, until adopt_settle() rewrites it at d's next
+		 * commit. An appended frame could not do: a size once
+		 * journaled cuts what the parent holds above it.
+		 */
+		if (from < d->nmap)	/* the chunk the last piece cut */
+			d->own[from / 8] &= (uint8_t)~(1u << (from % 8));
+		d->adopt_pending = true;
 	}
-	memcpy(d->map[from], im->map[from], (size_t)(n - from) * SNAP_KEY_LEN);
+	d->meta_pending = false;
+	/* Neither fails: the pages they write are d's own (above). */
+	map_share(d, im, from, end);
 	if (f.n) {
-		memcpy(d->map[cut], tail, SNAP_KEY_LEN);
+		map_put(d, cut, tail);
 		bit_set(d->own, cut);
 	}
 	d->size = size;
@@ -396,8 +412,9 @@ static int share_chunks(struct image *im, uint64_t ps, struct image *d,
 			d->dirty[j] = NULL;
 			d->ndirty--;
 		}
-		if (memcmp(d->map[j], im->map[i], SNAP_KEY_LEN))
-			image_map_set(d, j, im->map[i]);
+		if (memcmp(map_get(d, j), map_get(im, i), SNAP_KEY_LEN) &&
+		    image_map_set(d, j, map_get(im, i)))
+			return snap_err_set(err, -ENOMEM, "out of memory");
 		*n += cs;
 	}
 	d->mtime_ns = store_now_ns();

@@ -18,13 +18,84 @@
 
 #include "frame.h"
 
+/* p (old bytes) grown to new bytes, the new ones zero. From calloc: a
+ * large array is fresh zero pages, touched only where it is written. */
 static void *grow(void *p, size_t old, size_t new)
 {
-	uint8_t *q = realloc(p, new ? new : 1);
+	uint8_t *q = calloc(1, new ? new : 1);
 
-	if (q && new > old)
-		memset(q + old, 0, new - old);
+	if (q && old)
+		memcpy(q, p, old);
+	if (q)
+		free(p);
 	return q;
+}
+
+static void page_put(struct map_page *p)
+{
+	if (p && __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(p);
+}
+
+int map_own(struct image *im, uint64_t i)
+{
+	struct map_page **pp = &im->map[i >> MAP_SHIFT], *p = *pp, *q;
+
+	if (p && __atomic_load_n(&p->refs, __ATOMIC_ACQUIRE) == 1)
+		return 0;
+	q = p ? malloc(sizeof(*q)) : calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	if (p)
+		memcpy(q->keys, p->keys, sizeof(q->keys));
+	q->refs = 1;
+	page_put(p);
+	*pp = q;
+	return 0;
+}
+
+int map_put(struct image *im, uint64_t i, const uint8_t *key)
+{
+	int ret;
+
+	if (!im->map[i >> MAP_SHIFT] && key_is_zero(key))
+		return 0;
+	ret = map_own(im, i);
+	if (!ret)
+		memcpy(im->map[i >> MAP_SHIFT]->keys[i & (MAP_PAGE - 1)], key,
+		       SNAP_KEY_LEN);
+	return ret;
+}
+
+int map_share(struct image *d, const struct image *im, uint64_t from,
+	      uint64_t n)
+{
+	uint64_t i = from, end = (n + MAP_PAGE - 1) & ~(uint64_t)(MAP_PAGE - 1);
+	int ret = 0;
+
+	while (i < end && !ret) {
+		uint64_t pg = i >> MAP_SHIFT;
+		struct map_page *p = im->map[pg];
+
+		if (i % MAP_PAGE == 0 && i + MAP_PAGE <= n) {
+			/* a whole page: take it */
+			if (p)
+				__atomic_add_fetch(&p->refs, 1,
+						   __ATOMIC_RELAXED);
+			page_put(d->map[pg]);
+			d->map[pg] = p;
+			i += MAP_PAGE;
+			continue;
+		}
+		ret = map_put(d, i, i < n ? map_get(im, i) : map_zero);
+		i++;
+	}
+	return ret;
+}
+
+static uint64_t map_pages(uint64_t entries)
+{
+	return (entries + MAP_PAGE - 1) >> MAP_SHIFT;
 }
 
 /* Make the arrays hold n entries; new entries are zero. */
@@ -49,7 +120,11 @@ int image_reserve(struct image *im, uint64_t n)
 			return -ENOMEM;					\
 		im->field = p;						\
 	} while (0)
-	GROW(map, 8 * SNAP_KEY_LEN);
+	p = grow(im->map, (size_t)map_pages(im->nmap) * sizeof(*im->map),
+		 (size_t)map_pages(cap) * sizeof(*im->map));
+	if (!p)
+		return -ENOMEM;
+	im->map = p;
 	GROW(dirty, 8 * sizeof(struct chunk *));
 	GROW(own, 1);
 	GROW(pending, 1);
@@ -68,6 +143,8 @@ static void image_free(struct image *im)
 	if (im->jfd >= 0)
 		close(im->jfd);
 	pthread_mutex_destroy(&im->lock);
+	for (uint64_t i = 0; im->map && i < map_pages(im->nmap); i++)
+		page_put(im->map[i]);
 	free(im->map);
 	free(im->own);
 	free(im->pending);
@@ -312,7 +389,7 @@ void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 	st->recorded = im->rec ? image_recorded(im) : 0;
 	n = chunks_for(im->s, im->size);
 	for (uint64_t i = 0; i < n; i++) {
-		bool set = im->dirty[i] || !key_is_zero(im->map[i]);
+		bool set = im->dirty[i] || !key_is_zero(map_get(im, i));
 
 		st->chunks += set;
 		st->own_chunks += set && (im->dirty[i] || bit_get(im->own, i));
@@ -347,8 +424,8 @@ int image_mark_open(struct snap_store *s,
 		pthread_mutex_lock(&im->lock);
 		ret = image(arg, im->info.id, im->info.head);
 		for (uint64_t i = 0; i < im->nmap && !ret; i++)
-			if (!key_is_zero(im->map[i]))
-				ret = key(arg, im->map[i]);
+			if (!key_is_zero(map_get(im, i)))
+				ret = key(arg, map_get(im, i));
 		pthread_mutex_unlock(&im->lock);
 	}
 	pthread_mutex_unlock(&s->images_lock);
@@ -368,9 +445,9 @@ int image_map_each(struct snap_image *h,
 	pthread_mutex_lock(&im->lock);
 	n = chunks_for(im->s, im->size);
 	for (uint64_t i = 0; i < n && !ret; i++) {
-		if (key_is_zero(im->map[i]))
+		if (key_is_zero(map_get(im, i)))
 			continue;
-		memcpy(key, im->map[i], SNAP_KEY_LEN);
+		memcpy(key, map_get(im, i), SNAP_KEY_LEN);
 		/* fn may take its time (verify loads the chunk) */
 		pthread_mutex_unlock(&im->lock);
 		ret = fn(arg, i, key);

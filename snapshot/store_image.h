@@ -24,6 +24,24 @@
 
 #include <string.h>
 
+/*
+ * An image's map, from chunk index to key, in pages of MAP_PAGE entries.
+ * A page of zeros is NULL, so the memory a map takes follows the chunks
+ * it names, and pages are shared: a copy of a whole image (image_adopt)
+ * takes its source's pages, and an image copies a shared page before it
+ * sets one of its entries (map_put). refs counts the images holding a
+ * page; an image holding the only reference may write it in place.
+ */
+#define MAP_SHIFT	10
+#define MAP_PAGE	(1u << MAP_SHIFT)
+
+struct map_page {
+	unsigned refs;			/* atomic */
+	uint8_t keys[MAP_PAGE][SNAP_KEY_LEN];
+};
+
+static const uint8_t map_zero[SNAP_KEY_LEN];
+
 struct image {
 	struct image *next;		/* s->images */
 	struct snap_store *s;
@@ -33,7 +51,7 @@ struct image {
 	uint64_t size, mtime_ns;
 	unsigned depth;
 	uint64_t nmap;			/* entries the arrays below hold */
-	uint8_t (*map)[SNAP_KEY_LEN];
+	struct map_page **map;		/* nmap / MAP_PAGE pages, rounded up */
 	uint8_t *own;			/* bit: set by the head delta */
 	uint8_t *pending;		/* bit: changed since the last frame */
 	uint8_t *seen;			/* bit: read since open */
@@ -58,6 +76,7 @@ struct image {
 	 * its frozen delta, and the times and size that say whether d and
 	 * the source are still as that copy left them. */
 	bool adopted;
+	bool adopt_pending;	/* its head delta is a piece behind */
 	uint8_t adopt_from[SNAP_ID_LEN];
 	uint64_t adopt_mtime, adopt_src_mtime, adopt_src_size;
 };
@@ -85,6 +104,14 @@ static inline void bits_clear(uint8_t *b, uint64_t n)
 		memset(b, 0, (size_t)(n / 8));
 }
 
+/* Under im->lock: the key of entry i (below nmap). */
+static inline const uint8_t *map_get(const struct image *im, uint64_t i)
+{
+	const struct map_page *p = im->map[i >> MAP_SHIFT];
+
+	return p ? p->keys[i & (MAP_PAGE - 1)] : map_zero;
+}
+
 static inline uint64_t chunks_for(const struct snap_store *s, uint64_t size)
 {
 	return (size + s->chunk_size - 1) / s->chunk_size;
@@ -92,9 +119,15 @@ static inline uint64_t chunks_for(const struct snap_store *s, uint64_t size)
 
 static inline uint64_t count_bits(const uint8_t *b, uint64_t n)
 {
-	uint64_t c = 0;
+	uint64_t c = 0, i = 0;
 
-	for (uint64_t i = 0; i < n; i++)
+	for (; i + 64 <= n; i += 64) {
+		uint64_t w;
+
+		memcpy(&w, b + i / 8, sizeof(w));
+		c += (uint64_t)__builtin_popcountll(w);
+	}
+	for (; i < n; i++)
 		c += bit_get(b, i);
 	return c;
 }
@@ -103,6 +136,21 @@ static inline uint64_t count_bits(const uint8_t *b, uint64_t n)
 
 /* Make the arrays hold n entries (new ones zero); -EFBIG or -ENOMEM. */
 int image_reserve(struct image *im, uint64_t n);
+
+/* Under im->lock: the page of entry i is im's alone, to write; -ENOMEM. */
+int map_own(struct image *im, uint64_t i);
+
+/* Under im->lock: entry i (below nmap) is key; -ENOMEM (a page to make). */
+int map_put(struct image *im, uint64_t i, const uint8_t *key);
+
+/*
+ * Under both locks: d's entries [from, n) become im's, sharing whole
+ * pages (both hold at least n entries); entries of d from n to the end of
+ * n's page become zero. -ENOMEM, never when d owns (map_own) the pages
+ * of from and of n that the range does not cover whole.
+ */
+int map_share(struct image *d, const struct image *im, uint64_t from,
+	      uint64_t n);
 
 /* "image <hex id>" into buf, for messages. */
 void image_label(const struct image *im, char *buf, size_t size);
@@ -122,8 +170,8 @@ int image_not_writable(struct image *im, struct snap_err *err);
 
 /* ---- store_io.c ---------------------------------------------------------- */
 
-/* Under im->lock: chunk i of the head delta is now key. */
-void image_map_set(struct image *im, uint64_t i, const uint8_t *key);
+/* Under im->lock: chunk i of the head delta is now key; -ENOMEM. */
+int image_map_set(struct image *im, uint64_t i, const uint8_t *key);
 
 /* Under im->lock: store dirty chunk i and put its key in the map. */
 int image_flush_one(struct image *im, uint64_t i, struct snap_err *err);
@@ -145,6 +193,13 @@ int image_cut_key(struct image *im, uint64_t size, uint8_t key[SNAP_KEY_LEN],
 
 /* Before im is shared: resolve its chain from its head into im->map. */
 int image_load(struct image *im, struct snap_err *err);
+
+/*
+ * Under im->lock: when the copy of pieces left the head delta behind
+ * (image_adopt defers it), rewrite it as one frame of im's size and own
+ * entries above its source's frozen delta.
+ */
+int adopt_settle(struct image *im, struct snap_err *err);
 
 /* Under im->lock: open the head journal for appending, once. */
 int journal_open(struct image *im, struct snap_err *err);

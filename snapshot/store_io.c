@@ -79,7 +79,7 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 			*pi = im->dirty[i]->patch;
 		return 0;
 	}
-	memcpy(key, im->map[i], SNAP_KEY_LEN);
+	memcpy(key, map_get(im, i), SNAP_KEY_LEN);
 	if (!bit_get(im->seen, i)) {
 		bit_set(im->seen, i);
 		im->nseen++;
@@ -123,10 +123,10 @@ static uint64_t load_ahead(struct image *im, uint64_t first, uint64_t end)
 	uint64_t n = chunks_for(s, im->size), queued = 0;
 
 	for (uint64_t j = first; j < end && j < n; j++) {
-		if (im->dirty[j] || key_is_zero(im->map[j]) ||
-		    chunk_cache_has(s->cache, im->map[j]))
+		if (im->dirty[j] || key_is_zero(map_get(im, j)) ||
+		    chunk_cache_has(s->cache, map_get(im, j)))
 			continue;
-		if (!fetch_ahead(s->pool, im->map[j]))
+		if (!fetch_ahead(s->pool, map_get(im, j)))
 			break;
 		queued++;
 	}
@@ -149,8 +149,8 @@ static void read_ahead(struct image *im, uint64_t first, uint64_t end)
 	uint64_t last = im->last_miss;
 
 	if (first >= chunks_for(s, im->size) || im->dirty[first] ||
-	    key_is_zero(im->map[first]) ||
-	    chunk_cache_has(s->cache, im->map[first]))
+	    key_is_zero(map_get(im, first)) ||
+	    chunk_cache_has(s->cache, map_get(im, first)))
 		return;
 	im->last_miss = end;
 	if (last && first + CLUSTER >= last && first <= last + CLUSTER)
@@ -220,14 +220,18 @@ uint64_t snap_image_prefetch(struct snap_image *h, uint64_t index,
 /* ---- storing what was written -------------------------------------------- */
 
 /* Under im->lock: chunk i of the head delta is now key. */
-void image_map_set(struct image *im, uint64_t i, const uint8_t *key)
+int image_map_set(struct image *im, uint64_t i, const uint8_t *key)
 {
-	memcpy(im->map[i], key, SNAP_KEY_LEN);
+	int ret = map_put(im, i, key);
+
+	if (ret)
+		return ret;
 	bit_set(im->own, i);
 	if (!bit_get(im->pending, i)) {
 		bit_set(im->pending, i);
 		im->npending++;
 	}
+	return 0;
 }
 
 /*
@@ -268,7 +272,9 @@ int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
 	ret = store_chunk(im, i, ch->data, &ch->patch, ch->key, err);
 	if (ret)
 		return ret;
-	image_map_set(im, i, ch->key);
+	ret = image_map_set(im, i, ch->key);
+	if (ret)
+		return snap_err_set(err, ret, "out of memory");
 	im->dirty[i] = NULL;
 	im->ndirty--;
 	if (key_is_zero(ch->key))
@@ -309,7 +315,7 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 		/* The lock drops while loading: start again if the chunk
 		 * changed meanwhile. */
 		do {
-			memcpy(key, im->map[i], SNAP_KEY_LEN);
+			memcpy(key, map_get(im, i), SNAP_KEY_LEN);
 			ret = chunk_read_locked(im, i, ch->data, 0,
 						s->chunk_size, false,
 						&ch->patch, err);
@@ -321,7 +327,7 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 				chunk_put(s->cache, ch);
 				return 0;
 			}
-		} while (memcmp(key, im->map[i], SNAP_KEY_LEN));
+		} while (memcmp(key, map_get(im, i), SNAP_KEY_LEN));
 	}
 	im->dirty[i] = ch;
 	im->ndirty++;
@@ -341,14 +347,14 @@ int image_cut_key(struct image *im, uint64_t size, uint8_t key[SNAP_KEY_LEN],
 	ret = image_flush_one(im, i, err);
 	if (ret)
 		return ret;
-	if (key_is_zero(im->map[i])) {
+	if (key_is_zero(map_get(im, i))) {
 		memset(key, 0, SNAP_KEY_LEN);
 		return 0;
 	}
 	ch = chunk_alloc(s->cache);
 	if (!ch)
 		return snap_err_set(err, -ENOMEM, "out of memory");
-	ret = chunk_get(s, im->map[i], &src, &missed, err);
+	ret = chunk_get(s, map_get(im, i), &src, &missed, err);
 	if (ret) {
 		chunk_put(s->cache, ch);
 		return ret;
@@ -382,16 +388,18 @@ int image_set_size(struct image *im, uint64_t size)
 }
 
 /* Under im->lock: chunk i is now the whole chunk key, already stored. */
-static void image_take_whole(struct image *im, uint64_t i,
-			     const uint8_t key[SNAP_KEY_LEN])
+static int image_take_whole(struct image *im, uint64_t i,
+			    const uint8_t key[SNAP_KEY_LEN], struct snap_err *err)
 {
 	if (im->dirty[i]) {
 		chunk_put(im->s->cache, im->dirty[i]);
 		im->dirty[i] = NULL;
 		im->ndirty--;
 	}
-	if (memcmp(im->map[i], key, SNAP_KEY_LEN))
-		image_map_set(im, i, key);
+	if (memcmp(map_get(im, i), key, SNAP_KEY_LEN) &&
+	    image_map_set(im, i, key))
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	return 0;
 }
 
 /* Under im->lock: chunk i is now data (a whole chunk), stored at once. */
@@ -402,9 +410,7 @@ static int store_whole(struct image *im, uint64_t i, const uint8_t *data,
 	int ret;
 
 	ret = store_chunk(im, i, data, NULL, key, err);
-	if (!ret)
-		image_take_whole(im, i, key);
-	return ret;
+	return ret ? ret : image_take_whole(im, i, key, err);
 }
 
 /* ---- whole chunks keyed and stored in parallel ----------------------------- */
@@ -526,7 +532,9 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 		if (n > len - done)
 			n = len - done;
 		if (keys && i >= first && i < first + nwhole) {
-			image_take_whole(im, i, keys[i - first]);
+			ret = image_take_whole(im, i, keys[i - first], err);
+			if (ret)
+				break;
 			done += n;
 			continue;
 		}
@@ -571,23 +579,21 @@ int snap_image_truncate(struct snap_image *h, uint64_t size,
 	n_new = chunks_for(s, size);
 	n_old = chunks_for(s, im->size);
 	/* What is cut off reads as zeros if the image grows again. */
-	for (i = n_new; i < n_old; i++) {
+	for (i = n_new; i < n_old && !ret; i++) {
 		if (im->dirty[i]) {
 			chunk_put(s->cache, im->dirty[i]);
 			im->dirty[i] = NULL;
 			im->ndirty--;
 		}
-		if (!key_is_zero(im->map[i])) {
-			static const uint8_t zero[SNAP_KEY_LEN];
-
-			image_map_set(im, i, zero);
-		}
+		if (!key_is_zero(map_get(im, i)) &&
+		    image_map_set(im, i, map_zero))
+			ret = snap_err_set(err, -ENOMEM, "out of memory");
 	}
 	if (size < im->size && size % s->chunk_size) {
 		size_t in = (size_t)(size % s->chunk_size);
 
 		i = size / s->chunk_size;
-		if (im->dirty[i] || !key_is_zero(im->map[i])) {
+		if (im->dirty[i] || !key_is_zero(map_get(im, i))) {
 			ret = dirty_get(im, i, false, err);
 			if (!ret) {
 				memset(im->dirty[i]->data + in, 0,

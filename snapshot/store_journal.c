@@ -150,24 +150,27 @@ int image_load(struct image *im, struct snap_err *err)
 			}
 		}
 		entries = 0;
-		for (size_t k = h.n; k-- > 0;) {
+		for (size_t k = h.n; k-- > 0 && !ret;) {
 			struct held_frame *f = &h.f[k];
 			uint64_t n = chunks_for(s, f->size);
 
 			if (n < limit)
 				limit = n;
-			for (size_t i = f->n; i-- > 0;) {
+			for (size_t i = f->n; i-- > 0 && !ret;) {
 				uint64_t idx = f->indexes[i];
 
 				entries++;
 				if (idx >= limit || bit_get(set, idx))
 					continue;
 				bit_set(set, idx);
-				memcpy(im->map[idx], f->keys + SNAP_KEY_LEN * i,
-				       SNAP_KEY_LEN);
+				ret = map_put(im, idx, f->keys + SNAP_KEY_LEN * i);
 				if (im->depth == 1)
 					bit_set(im->own, idx);
 			}
+		}
+		if (ret) {
+			snap_err_set(err, ret, "%s: out of memory", label);
+			break;
 		}
 		if (im->depth == 1)
 			im->jentries = entries;
@@ -184,15 +187,18 @@ int image_load(struct image *im, struct snap_err *err)
 int journal_open(struct image *im, struct snap_err *err)
 {
 	char path[4096], label[64];
+	int ret;
 
 	if (im->jfd >= 0)
 		return 0;
+	ret = adopt_settle(im, err);
+	if (ret)
+		return ret;
 	store_id_path(im->s, "deltas", im->info.head, path, sizeof(path));
 	im->jfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	/* Drop a torn append of a killed writer before adding to it. */
 	if (im->jfd < 0 || ftruncate(im->jfd, (off_t)im->jbytes)) {
-		int ret = -errno;
-
+		ret = -errno;
 		image_label(im, label, sizeof(label));
 		if (im->jfd >= 0)
 			close(im->jfd);
@@ -229,7 +235,7 @@ int journal_frame(struct image *im, const uint8_t *which, uint64_t count,
 		if (!which || !bit_get(which, i))
 			continue;
 		f.indexes[n] = i;
-		memcpy(keys + SNAP_KEY_LEN * n, im->map[i], SNAP_KEY_LEN);
+		memcpy(keys + SNAP_KEY_LEN * n, map_get(im, i), SNAP_KEY_LEN);
 		n++;
 	}
 	f.n = n;
@@ -296,6 +302,36 @@ static int meta_sync(struct image *im, struct snap_err *err)
 	return 0;
 }
 
+int adopt_settle(struct image *im, struct snap_err *err)
+{
+	uint64_t count;
+	char path[4096], label[64];
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	if (!im->adopt_pending)
+		return 0;
+	count = count_bits(im->own, im->nmap);
+	ret = journal_frame(im, im->own, count, im->adopt_from, &buf, &len);
+	if (ret)
+		return snap_err_set(err, ret, "out of memory");
+	store_id_path(im->s, "deltas", im->info.head, path, sizeof(path));
+	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR, 0, err);
+	free(buf);
+	if (ret) {
+		image_label(im, label, sizeof(label));
+		return snap_err_prefix(err, ret, "%s", label);
+	}
+	head_moved(im, im->info.head, im->adopt_from, len, count);
+	bits_clear(im->pending, im->nmap);
+	im->npending = 0;
+	im->meta_pending = false;
+	im->meta_fresh = true;
+	im->adopt_pending = false;
+	return 0;
+}
+
 /*
  * Under im->lock: flush, and append a frame of what changed. durable:
  * the chunks are made durable before the frame, and the frame before the
@@ -311,6 +347,8 @@ int image_commit(struct image *im, bool durable, struct snap_err *err)
 	int ret;
 
 	ret = image_flush(im, err);
+	if (!ret)
+		ret = adopt_settle(im, err);
 	if (ret)
 		return ret;
 	append = im->npending || im->meta_pending;
