@@ -27,10 +27,12 @@ struct args {
 	char *cache_size;		/* -o cache_size=N[KMG] */
 	unsigned readahead_kb;		/* -o readahead_kb=N */
 	unsigned ws_window;		/* -o ws_window=SECONDS */
+	char *gc_bytes;			/* -o gc_bytes=N[KMG] */
 	bool rdonly;			/* -o ro */
 };
 
 #define READAHEAD_DEFAULT	1024	/* KiB: one request, 1 MiB */
+#define GC_BYTES_DEFAULT	(64u << 20)	/* gc.c: the bound's floor */
 #define WS_WINDOW_DEFAULT	30	/* seconds */
 
 enum { KEY_RO = 1 };
@@ -57,6 +59,12 @@ static void help(void)
 	       "    -o ws_window=SECONDS    how long a working set is "
 	       "recorded at most\n"
 	       "                            (default 30; docs/snapfs.md)\n"
+	       "    -o gc_bytes=N[K|M|G]    a background gc after this many "
+	       "chunk bytes\n"
+	       "                            written, or a quarter of what "
+	       "the last kept\n"
+	       "                            (default 64M; 0: none; "
+	       "docs/snapfs.md)\n"
 	       "    -o ro                   read-only: beside another "
 	       "process writing the store\n\n");
 	fflush(stdout);		/* libfuse writes to stderr and runs helpers */
@@ -90,6 +98,7 @@ static const struct fuse_opt snapfs_opts[] = {
 	{ "cache_size=%s", offsetof(struct args, cache_size), 0 },
 	{ "readahead_kb=%u", offsetof(struct args, readahead_kb), 0 },
 	{ "ws_window=%u", offsetof(struct args, ws_window), 0 },
+	{ "gc_bytes=%s", offsetof(struct args, gc_bytes), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END
 };
@@ -188,6 +197,28 @@ static int open_store(struct args *a, struct snap_store **store)
 	return 0;
 }
 
+/* The background gc, as -o gc_bytes says; one line when it cannot be. */
+static int start_gc(struct fs *fs, const struct args *a)
+{
+	size_t bytes = GC_BYTES_DEFAULT;
+	int ret;
+
+	if (a->gc_bytes && strcmp(a->gc_bytes, "0") &&
+	    parse_size(a->gc_bytes, &bytes)) {
+		fprintf(stderr, "%s: gc_bytes=%s: not a size (N, NK, NM or "
+			"NG; 0: no background gc)\n", SNAPFS_NAME,
+			a->gc_bytes);
+		return -1;
+	}
+	if (a->gc_bytes && !strcmp(a->gc_bytes, "0"))
+		bytes = 0;
+	ret = fs_gc_start(fs, bytes);
+	if (ret)
+		fprintf(stderr, "%s: background gc: %s\n", SNAPFS_NAME,
+			strerror(-ret));
+	return ret;
+}
+
 static int run_loop(struct fuse_session *se,
 		    const struct fuse_cmdline_opts *opts)
 {
@@ -257,6 +288,8 @@ int main(int argc, char **argv)
 	}
 
 	fs->ws_window = a.ws_window;
+	if (start_gc(fs, &a))
+		goto out_tree;
 	se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), fs);
 	if (!se)
 		goto out_tree;		/* libfuse said why */
@@ -290,12 +323,14 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_tree:
+	fs_gc_stop(fs);
 	/* Every image the kernel still held is synced as it closes. */
 	fs_destroy(fs);
 	snap_store_close(store);
 out_args:
 	free(opts.mountpoint);
 	free(a.cache_size);
+	free(a.gc_bytes);
 	fuse_opt_free_args(&args);
 	return status;
 }

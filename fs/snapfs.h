@@ -15,6 +15,7 @@
  *   workingset.c  a file's working set: recorded at one open, pushed
  *            into the page cache at the next (docs/snapfs.md)
  *   readahead.c   the mount's read-ahead (its bdi in sysfs)
+ *   gc.c     garbage collection while mounted: background and asked
  *
  * The root lists the store's snapshots; each snapshot is a directory of
  * files, and each file is an image of the store. A node's fuse_ino_t is
@@ -83,6 +84,16 @@ struct fs {
 	struct node root;
 	size_t nbuckets;
 	struct node **buckets;
+	/* gc.c: gc_lock guards the rest, and one gc runs at a time */
+	pthread_mutex_t gc_lock;
+	pthread_cond_t gc_wake;
+	pthread_t gc_tid;
+	bool gc_ready, gc_started, gc_stop;
+	uint64_t gc_bytes;		/* -o gc_bytes: the bound's floor */
+	uint64_t gc_put;		/* put bytes at the last gc */
+	uint64_t gc_kept;		/* bytes the last gc kept */
+	uint64_t gc_runs;
+	char gc_last[256];		/* the last gc's result */
 };
 
 /* ---- node.c ---- */
@@ -146,6 +157,18 @@ void ws_node_gone(struct fs *fs, struct node *n);
 /* user.snapfs.workingset: its value, and what setting it does. */
 int ws_describe(struct fs *fs, struct node *n, char *buf, size_t size);
 int ws_control(struct fs *fs, struct node *n, const char *value, size_t len);
+
+/* ---- gc.c ---- */
+
+/* Start the background gc (bytes: the bound's floor; 0: none). */
+int fs_gc_start(struct fs *fs, uint64_t bytes);
+
+/* Stop it (before the store closes); fs may be NULL. */
+void fs_gc_stop(struct fs *fs);
+
+/* One gc now (user.snapfs.gc set); its result, and what it said. */
+int fs_gc_now(struct fs *fs);
+int fs_gc_describe(struct fs *fs, char *buf, size_t size);
 
 /* ---- readahead.c ---- */
 

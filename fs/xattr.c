@@ -8,7 +8,8 @@
  * daemon opened it); the daemon's work for a file (the READs it
  * answered, the chunks those waited for, the chunks a working set pushed
  * ahead); and the file's working set, which is the one attribute that
- * can be set (workingset.c). Values are plain text without a trailing
+ * can be set (workingset.c); and on the root, user.snapfs.gc: setting it
+ * runs a gc, reading it says what the last one did (gc.c). Values are plain text without a trailing
  * newline or NUL. A snapshot without a decodable manifest.bin (one being
  * written) has no lineage attributes.
  */
@@ -20,7 +21,7 @@
 #include "manifest.h"
 #include "snapfs.h"
 
-#define XATTR_VALUE_MAX	64
+#define XATTR_VALUE_MAX	256
 
 struct xattr_ctx {
 	struct fs *fs;
@@ -110,6 +111,18 @@ static int set_workingset(struct xattr_ctx *c, const char *value, size_t len)
 	return ws_control(c->fs, c->n, value, len);
 }
 
+static int get_gc(struct xattr_ctx *c, char *buf)
+{
+	return fs_gc_describe(c->fs, buf, XATTR_VALUE_MAX);
+}
+
+/* Any value runs one gc now; the reply waits for it. */
+static int set_gc(struct xattr_ctx *c, const char *value, size_t len)
+{
+	return fs_gc_now(c->fs);
+}
+
+#define ON_ROOT	(1u << SNAPFS_ROOT)
 #define ON_SNAP	(1u << SNAPFS_SNAP)
 #define ON_FILE	(1u << SNAPFS_FILE)
 
@@ -124,6 +137,7 @@ static const struct xattr_def xattrs[] = {
 	{ "user.snapfs.prefetched",   ON_FILE, false, get_prefetched, NULL },
 	{ "user.snapfs.workingset",   ON_FILE, false, get_workingset,
 	  set_workingset },
+	{ "user.snapfs.gc",	      ON_ROOT, false, get_gc, set_gc },
 };
 
 #define N_XATTRS (sizeof(xattrs) / sizeof(xattrs[0]))

@@ -289,6 +289,7 @@ int chunk_store(struct snap_store *s, const void *data,
 	ret = b->ops->put(b->ctx, key, obj, n);
 	if (ret)
 		return ret;
+	__atomic_add_fetch(&s->put_bytes, n, __ATOMIC_RELAXED);
 	*stored = true;
 	if (!patch)
 		patch_whole(p, key);

@@ -79,6 +79,11 @@ uint64_t store_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t snap_store_put_bytes(struct snap_store *s)
+{
+	return __atomic_load_n(&s->put_bytes, __ATOMIC_RELAXED);
+}
+
 uint32_t snap_store_chunk_size(const struct snap_store *s)
 {
 	return s->chunk_size;
@@ -237,10 +242,41 @@ fail:
 	return ret;
 }
 
+void store_fresh_add(struct snap_store *s, const uint8_t id[SNAP_ID_LEN])
+{
+	pthread_mutex_lock(&s->images_lock);
+	if (s->nfresh == s->capfresh) {
+		size_t cap = s->capfresh ? 2 * s->capfresh : 16;
+		void *p = realloc(s->fresh, cap * SNAP_ID_LEN);
+
+		if (!p) {	/* unlikely; then only a name protects it */
+			pthread_mutex_unlock(&s->images_lock);
+			return;
+		}
+		s->fresh = p;
+		s->capfresh = cap;
+	}
+	memcpy(s->fresh[s->nfresh++], id, SNAP_ID_LEN);
+	pthread_mutex_unlock(&s->images_lock);
+}
+
+void store_fresh_drop(struct snap_store *s, const uint8_t id[SNAP_ID_LEN])
+{
+	pthread_mutex_lock(&s->images_lock);
+	for (size_t i = 0; i < s->nfresh; i++)
+		if (!memcmp(s->fresh[i], id, SNAP_ID_LEN)) {
+			memcpy(s->fresh[i], s->fresh[--s->nfresh],
+			       SNAP_ID_LEN);
+			break;
+		}
+	pthread_mutex_unlock(&s->images_lock);
+}
+
 void snap_store_close(struct snap_store *s)
 {
 	if (!s)
 		return;
+	free(s->fresh);
 	fetch_pool_free(s->pool);
 	image_close_all(s);
 	chunk_cache_free(s->cache);
@@ -357,6 +393,7 @@ int snap_store_link(struct snap_store *s, const char *path,
 	if (ret)
 		return ret;
 	store_ref_path(s, id, ref, sizeof(ref));
+	store_fresh_drop(s, id);
 	if (link(ref, p)) {
 		char hex[2 * SNAP_ID_LEN + 1];
 

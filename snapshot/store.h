@@ -315,7 +315,15 @@ struct snap_gc_stats {
 	uint64_t bytes;
 	uint64_t deltas;
 	uint64_t images;
+	uint64_t kept_chunks;	/* what is left */
+	uint64_t kept_bytes;
 };
+
+/*
+ * Bytes of chunks this handle has put into the backend since it opened:
+ * what gc may have to free one day, so a daemon can bound its garbage.
+ */
+uint64_t snap_store_put_bytes(struct snap_store *s);
 
 /*
  * Free every chunk, delta and image that no name and no open image holds.

@@ -133,6 +133,7 @@ int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 		image_label(im, label, sizeof(label));
 		snap_err_prefix(err, ret, "clone of %s", label);
 	} else {
+		store_fresh_add(s, ci.id);
 		memcpy(id, ci.id, SNAP_ID_LEN);
 	}
 	pthread_mutex_unlock(&im->lock);

@@ -389,8 +389,11 @@ static int sweep_chunk(void *arg, const uint8_t key[SNAP_KEY_LEN],
 	struct sweep *sw = arg;
 	struct snap_backend *b = &sw->l->s->backend;
 
-	if (keyset_has(&sw->l->keys, key))
+	if (keyset_has(&sw->l->keys, key)) {
+		sw->st->kept_chunks++;
+		sw->st->kept_bytes += size;
 		return 0;
+	}
 	if (b->ops->del(b->ctx, key) == 0) {
 		sw->st->chunks++;
 		sw->st->bytes += size;

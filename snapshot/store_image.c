@@ -251,6 +251,8 @@ int snap_image_create(struct snap_store *s, uint64_t size,
 	ret = delta_create(s, ii.head, NULL, size, ii.created_ns, 0, NULL, err);
 	if (!ret)
 		ret = image_info_write(s, &ii, true, 0, err);
+	if (!ret)
+		store_fresh_add(s, ii.id);
 	pthread_rwlock_unlock(&s->gc_lock);
 	if (!ret)
 		memcpy(id, ii.id, SNAP_ID_LEN);
@@ -427,6 +429,16 @@ int image_mark_open(struct snap_store *s,
 			if (!key_is_zero(map_get(im, i)))
 				ret = key(arg, map_get(im, i));
 		pthread_mutex_unlock(&im->lock);
+	}
+	/* Images made here and not named yet: their files say their head. */
+	for (size_t i = 0; i < s->nfresh && !ret; i++) {
+		struct image_info ii;
+		struct snap_err e;
+		char path[4096];
+
+		store_id_path(s, "images", s->fresh[i], path, sizeof(path));
+		if (meta_image_read(path, &ii, &e) == 0)
+			ret = image(arg, ii.id, ii.head);
 	}
 	pthread_mutex_unlock(&s->images_lock);
 	return ret;

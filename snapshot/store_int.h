@@ -259,6 +259,7 @@ struct snap_store {
 	struct chunk_cache *cache;
 	struct fetch_pool *pool;
 	bool patches;		/* store.bin requires FEATURE_PATCHES */
+	uint64_t put_bytes;	/* atomic: chunk bytes put since open */
 	pthread_mutex_t info_lock;	/* store.bin's rewrite */
 	int lock_fd;		/* STORE/lock: shared while open, gc: excl */
 	int write_fd;		/* STORE/lock.write: held by the writer */
@@ -269,7 +270,18 @@ struct snap_store {
 	pthread_rwlock_t gc_lock;
 	pthread_mutex_t images_lock;
 	struct image *images;
+	/* Images made here (create, clone) that no name holds yet, under
+	 * images_lock: gc here keeps them, as the caller is about to link
+	 * one (a daemon's gc runs between its create and its link). */
+	uint8_t (*fresh)[SNAP_ID_LEN];
+	size_t nfresh, capfresh;
 };
+
+/* An image made here, not named yet: gc spares it until it is. */
+void store_fresh_add(struct snap_store *s, const uint8_t id[SNAP_ID_LEN]);
+
+/* It has a name now (or is gone). */
+void store_fresh_drop(struct snap_store *s, const uint8_t id[SNAP_ID_LEN]);
 
 /* "STORE/sub/hex(id)" into buf. */
 void store_id_path(const struct snap_store *s, const char *sub,

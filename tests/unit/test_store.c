@@ -2505,6 +2505,42 @@ static void test_copy_pieces(void **state)
 	model_free(&me);
 }
 
+/*
+ * gc in the process that made an image and has not named it yet (a
+ * daemon between its create and its link, or a clone and its link)
+ * keeps it; once named and then unnamed, gc frees it.
+ */
+static void test_gc_fresh(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	uint8_t a[SNAP_ID_LEN], b[SNAP_ID_LEN], c[SNAP_ID_LEN];
+	struct snap_gc_stats gs;
+	struct snap_image *img;
+
+	img = fx_new(f, "g/a", 4 * CHUNK, a);
+	model_truncate(&m, 4 * CHUNK);
+	img_fill(f, img, &m, 4 * CHUNK, 0, 1700);
+	fx_close_img(f, img);
+	CHECK(f, snap_image_create(f->s, 3 * CHUNK, b, &f->err));
+	CHECK(f, snap_image_clone(f->s, a, c, &f->err));
+	CHECK(f, snap_store_gc(f->s, &gs, &f->err));
+	assert_int_equal(gs.images, 0);
+	CHECK(f, snap_store_link(f->s, "g/b", b, &f->err));
+	CHECK(f, snap_store_link(f->s, "g/c", c, &f->err));
+	img = fx_open_name(f, "g/c", 0);
+	expect_content(f, img, &m, "a clone gc ran before its link");
+	fx_close_img(f, img);
+	img = fx_open_name(f, "g/b", 0);
+	assert_int_equal(img_size(img), 3 * CHUNK);
+	fx_close_img(f, img);
+	CHECK(f, snap_store_unlink(f->s, "g/b", &f->err));
+	CHECK(f, snap_store_gc(f->s, &gs, &f->err));
+	assert_int_equal(gs.images, 1);
+	fx_verify_clean(f, "after the fresh images");
+	model_free(&m);
+}
+
 /* ==== 13. patches =========================================================== */
 
 /* The content key of chunk i of m. */
@@ -2759,6 +2795,7 @@ int main(void)
 		BOTH(test_small_cache),
 		BOTH(test_copy_range),
 		BOTH(test_copy_pieces),
+		BOTH(test_gc_fresh),
 		BOTH(test_patches),
 		BOTH(test_patch_shapes),
 		ON_DIR_ONLY(test_store_features),

@@ -8,10 +8,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 
 #include "json.h"
 #include "snapdir.h"
@@ -386,19 +389,79 @@ int store_verify_run(const struct snapctl_cmd *cmd, int argc, char **argv)
 
 /* ---- store gc ----------------------------------------------------------- */
 
+/*
+ * The mount point of a snapfs serving the store at dir (its fsname is the
+ * store's real path, /proc/self/mountinfo says), into mnt; false if none.
+ */
+static bool find_mount(const char *dir, char *mnt, size_t size)
+{
+	char real[PATH_MAX], line[3 * PATH_MAX], point[PATH_MAX];
+	char type[64], source[PATH_MAX];
+	bool found = false;
+	FILE *f;
+
+	if (!realpath(dir, real) || !(f = fopen("/proc/self/mountinfo", "r")))
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		const char *rest = strstr(line, " - ");
+
+		/* id parent maj:min root POINT options ... - TYPE SOURCE */
+		if (!rest || sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 ||
+		    sscanf(rest, " - %63s %4095s", type, source) != 2)
+			continue;
+		/* mountinfo escapes blanks and backslashes as \ooo: such
+		 * paths never match, and the store path had none. */
+		found = !strcmp(type, "fuse.snapfs") && !strcmp(source, real);
+	}
+	fclose(f);
+	if (found)
+		snprintf(mnt, size, "%s", point);
+	return found;
+}
+
+/* gc by the daemon that has the store mounted (user.snapfs.gc). */
+static int gc_by_mount(const struct snapctl_cmd *cmd, const char *store,
+		       const char *mnt)
+{
+	char result[512];
+	struct snap_err err;
+	ssize_t n;
+
+	if (setxattr(mnt, "user.snapfs.gc", "now", 3, 0)) {
+		int e = errno;
+
+		n = getxattr(mnt, "user.snapfs.gc", result,
+			     sizeof(result) - 1);
+		if (n > 0)
+			result[n] = 0;
+		snprintf(err.msg, sizeof(err.msg), "gc by the snapfs mounted "
+			 "at %.200s: %.250s", mnt, n > 0 ? result : strerror(e));
+		return cli_fail(cmd, store, -e, &err);
+	}
+	n = getxattr(mnt, "user.snapfs.gc", result, sizeof(result) - 1);
+	result[n > 0 ? n : 0] = 0;
+	printf("%s: by the snapfs mounted at %s: %s\n", store, mnt, result);
+	return SNAPCTL_EXIT_OK;
+}
+
 int store_gc_run(const struct snapctl_cmd *cmd, int argc, char **argv)
 {
+	struct snap_store_opts opts = { 0 };
 	struct snap_err err = { .msg = "" };
 	struct snap_gc_stats st = { 0 };
-	char size[FMT_SIZE_LEN];
+	char size[FMT_SIZE_LEN], mnt[PATH_MAX];
 	struct snap_store *s;
 	const char *store;
 	int status, ret;
 
 	if (!cli_parse(cmd, argc, argv, NULL, 0, &store, 1, &status))
 		return status;
-	if (cli_store_open(cmd, store, 0, &s))
-		return SNAPCTL_EXIT_FAIL;
+	ret = snap_store_open(store, &opts, &s, &err);
+	/* A mounted snapfs is the store's writer: it collects, if asked. */
+	if (ret == -EBUSY && find_mount(store, mnt, sizeof(mnt)))
+		return gc_by_mount(cmd, store, mnt);
+	if (ret)
+		return cli_fail(cmd, store, ret, &err);
 	ret = snap_store_gc(s, &st, &err);
 	snap_store_close(s);
 	if (ret)
