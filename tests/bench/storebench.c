@@ -1113,7 +1113,7 @@ static void bench_space(const char *dir, const struct content *c)
 		if (snap_store_gc(s, &gs, &err))
 			failed("gc");
 	}
-	printf("  (design target: x image <= 1.15; the rewritten bytes alone, "
+	printf("  (target: x image <= 1.5 scattered; the rewritten bytes alone, "
 	       "random, make at least %.2f;\n   added/rewritten: the bytes a "
 	       "clone adds to the store per byte it rewrote)\n",
 	       (double)(base.stored_bytes + NCLONES * dirtied) /
