@@ -34,7 +34,7 @@ static int gc_run(struct fs *fs, const char *why)
 	fs->gc_runs++;
 	fs->gc_put = put;
 	if (ret) {
-		snprintf(fs->gc_last, sizeof(fs->gc_last), "%s: failed: %s",
+		snprintf(fs->gc_last, sizeof(fs->gc_last), "%s: failed: %.200s",
 			 why, err.msg);
 		return ret;
 	}

@@ -253,7 +253,7 @@ kpid=$!
 ( while :; do setfattr -n user.snapfs.gc -v now "$MNT" 2>/dev/null; sleep 0.05; done ) &
 gcl=$!
 sleep 3
-kill -KILL "$pid"
+[ -n "$pid" ] && kill -KILL "$pid"
 kill "$gcl" 2>/dev/null
 wait "$kpid" 2>/dev/null
 wait "$gcl" 2>/dev/null
