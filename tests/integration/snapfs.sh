@@ -6,7 +6,8 @@
 # chunks; the refusals (EPERM, long names, ENOTEMPTY, symlinks); data that
 # survives a remount and a kill -9; eight concurrent readers; mmap private
 # and shared; a corrupt chunk (EIO, named in the daemon's log); SIGTERM,
-# SIGINT and fusermount3 -u; -o ro; snapctl store gc of a mounted store (done by its daemon); a second daemon refused.
+# SIGINT and fusermount3 -u; -o ro; snapctl store gc of a mounted store
+# (done by its daemon); a second daemon refused.
 # Prints TAP.
 #
 # Needs $BUILD/snapfs, $BUILD/snapctl and $BUILD/tests/mksnap (BUILD
