@@ -190,7 +190,10 @@ static size_t patch_cap(uint32_t chunk_size)
 	       chunk_size / 2;
 }
 
-/* Compress src into obj + CHUNK_HDR (cap bytes there); codec in obj[cb]. */
+/*
+ * src (n bytes) into obj + at, zstd when that saves at least 1/64, else
+ * raw (cap bytes there); its codec into obj[cb]. The bytes written.
+ */
 static size_t pack(ZSTD_CCtx *cctx, int level, uint8_t *obj, size_t at,
 		   size_t cap, const void *src, size_t n, size_t cb)
 {
@@ -219,16 +222,6 @@ static bool patches_allowed(struct snap_store *s)
 		__atomic_store_n(&s->patches, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->info_lock);
 	return s->patches;
-}
-
-/* p (may be NULL): the bytes are base's with no page of their own. */
-static void patch_whole(struct chunk_patch *p, const uint8_t *base)
-{
-	if (!p)
-		return;
-	p->valid = true;
-	memcpy(p->base, base, SNAP_KEY_LEN);
-	memset(p->pages, 0, sizeof(p->pages));
 }
 
 int chunk_store(struct snap_store *s, const void *data,
@@ -340,10 +333,10 @@ static const char *decode(struct snap_store *s, const uint8_t *key,
 	const char *why;
 	uint8_t *obj, *pages;
 
-	*ret = -EIO;
+	*ret = -ENOMEM;
 	obj = thread_buf(depth, cap + SNAP_KEY_LEN + PATCH_PAGES_MAX / 8);
 	if (!obj)
-		return *ret = -ENOMEM, "out of memory";
+		return "out of memory";
 	*ret = b->ops->get(b->ctx, key, obj, cap, &len);
 	if (*ret == -ENOENT)
 		return "missing";
@@ -393,8 +386,10 @@ static const char *decode(struct snap_store *s, const uint8_t *key,
 	}
 	/* The base read reused no buffer of this depth: obj still holds. */
 	pages = thread_buf(BUF_PAGES, (size_t)np * STORE_PAGE);
-	if (!pages)
-		return *ret = -ENOMEM, "out of memory";
+	if (!pages) {
+		*ret = -ENOMEM;
+		return "out of memory";
+	}
 	why = unpack(obj[5], pages, (size_t)np * STORE_PAGE, obj + at, len - at);
 	if (why)
 		return why;

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "backend.h"
 #include "store.h"
@@ -57,6 +58,16 @@ struct chunk_patch {
 	uint8_t base[SNAP_KEY_LEN];
 	uint8_t pages[PATCH_PAGES_MAX / 8];
 };
+
+/* p (may be NULL): the bytes are base's, with no page of their own. */
+static inline void patch_whole(struct chunk_patch *p, const uint8_t *base)
+{
+	if (!p)
+		return;
+	p->valid = true;
+	memcpy(p->base, base, SNAP_KEY_LEN);
+	memset(p->pages, 0, sizeof(p->pages));
+}
 
 /* Pages [off, off + n) of a chunk were written. */
 static inline void patch_mark(struct chunk_patch *p, size_t off, size_t n)

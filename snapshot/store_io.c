@@ -40,16 +40,6 @@ static int chunk_get(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
 	return ret;
 }
 
-/* pi (may be NULL): the bytes are base's, no page of their own. */
-static void patch_whole(struct chunk_patch *pi, const uint8_t *base)
-{
-	if (!pi)
-		return;
-	pi->valid = true;
-	memcpy(pi->base, base, SNAP_KEY_LEN);
-	memset(pi->pages, 0, sizeof(pi->pages));
-}
-
 /*
  * Bytes [in, in + n) of chunk i's current content into out, with im->lock
  * held on entry and on return (dropped while loading); pi (may be NULL)
@@ -234,10 +224,6 @@ int image_map_set(struct image *im, uint64_t i, const uint8_t *key)
 	return 0;
 }
 
-/*
- * Store data as chunk i of im (key it; a patch of p's base when p, may be
- * NULL, makes that worth it); the message names im and i.
- */
 /* ret, with a message naming im and chunk i: storing it failed. */
 static int store_chunk_err(struct image *im, uint64_t i, int ret,
 			   struct snap_err *err)
@@ -250,6 +236,10 @@ static int store_chunk_err(struct image *im, uint64_t i, int ret,
 			    strerror(-ret));
 }
 
+/*
+ * Store data as chunk i of im (key it; a patch of p's base when p, may be
+ * NULL, makes that worth it); the message names im and i.
+ */
 static int store_chunk(struct image *im, uint64_t i, const uint8_t *data,
 		       struct chunk_patch *p, uint8_t key[SNAP_KEY_LEN],
 		       struct snap_err *err)
