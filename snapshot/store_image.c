@@ -281,6 +281,8 @@ int snap_image_open(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 		free(h);
 		return ret;
 	}
+	/* Open, it is live; closed without a name, it is garbage again. */
+	store_fresh_drop(s, id);
 	h->write = flags & SNAP_IMAGE_WRITE;
 	pthread_mutex_lock(&s->images_lock);
 	h->next = h->im->handles;

@@ -281,9 +281,10 @@ struct snap_store {
 	pthread_rwlock_t gc_lock;
 	pthread_mutex_t images_lock;
 	struct image *images;
-	/* Images made here (create, clone) that no name holds yet, under
-	 * images_lock: gc here keeps them, as the caller is about to link
-	 * one (a daemon's gc runs between its create and its link). */
+	/* Images made here (create, clone) that no name holds and nobody
+	 * opened yet, under images_lock: gc here keeps them, as the caller
+	 * is about to link or open one (a daemon's gc may run between its
+	 * create and its link). */
 	uint8_t (*fresh)[SNAP_ID_LEN];
 	size_t nfresh, capfresh;
 };
@@ -291,7 +292,7 @@ struct snap_store {
 /* An image made here, not named yet: gc spares it until it is. */
 void store_fresh_add(struct snap_store *s, const uint8_t id[SNAP_ID_LEN]);
 
-/* It has a name now (or is gone). */
+/* It has a name now, or was opened (then open or garbage, as any). */
 void store_fresh_drop(struct snap_store *s, const uint8_t id[SNAP_ID_LEN]);
 
 /* "STORE/sub/hex(id)" into buf. */
