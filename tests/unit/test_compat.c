@@ -144,6 +144,9 @@ static const struct store_fixture {
 	size_t n_files;
 	struct store_file_expect files[STORE_FILES_MAX];
 	uint64_t images, chunks;	/* what verify checks */
+	/* chunk files stored as patches (codec 2), of which over zeros;
+	 * store.bin then requires "chunk-patches" */
+	unsigned patches, zero_based;
 } store_fixtures[] = {
 	{
 		/*
@@ -208,6 +211,57 @@ static const struct store_fixture {
 			},
 		},
 		.images = 5, .chunks = 15,
+	},
+	{
+		/*
+		 * p: chunk patches (tests/compat/README.md says how): page
+		 * and sub-page writes over whole chunks, a clone's page over
+		 * the same base, a page into a zero chunk, and a copy in two
+		 * pieces whose cut chunk was stored with its tail zeroed.
+		 */
+		.name = "2026-12-store-v2-patches",
+		.chunk_size = 16384,
+		.snapshots = { "p", NULL },
+		.n_files = 5,
+		.files = {
+			{
+				.path = "p/base.img", .size = 131072,
+				.sha256 = "5a88238b37cc41586eeb989147676758"
+					  "2aa73110e8abb77caf5bfbd8ec2a5b44",
+				.nlink = 1, .depth = 2,
+				.mtime_ns = 1796601600000000001ull,
+			},
+			{
+				.path = "p/big.img", .size = 1310720,
+				.sha256 = "39ef64aa1662bd652eef0f4287041e57"
+					  "7a2636eddc979adc60cdcfd42ea7cf9e",
+				.nlink = 1, .depth = 2,
+				.mtime_ns = 1796601600000000004ull,
+			},
+			{
+				.path = "p/clone.img", .size = 131072,
+				.sha256 = "66cb03578c033efc4ee5b35fd2aadf73"
+					  "f3ad027597a49092829d14bc47112c42",
+				.nlink = 1, .depth = 2,
+				.mtime_ns = 1796601600000000002ull,
+			},
+			{
+				.path = "p/copy.img", .size = 1310720,
+				.sha256 = "39ef64aa1662bd652eef0f4287041e57"
+					  "7a2636eddc979adc60cdcfd42ea7cf9e",
+				.nlink = 1, .depth = 2,
+				.mtime_ns = 1796601600000000005ull,
+			},
+			{
+				.path = "p/zero.img", .size = 65536,
+				.sha256 = "320cf3d4a61337c0b41d173f7e4c7c1e"
+					  "cdebeaf1662a7833e511de08bdbb968c",
+				.nlink = 1, .depth = 1,
+				.mtime_ns = 1796601600000000003ull,
+			},
+		},
+		.images = 5, .chunks = 13,
+		.patches = 5, .zero_based = 1,
 	},
 };
 
@@ -441,6 +495,68 @@ static void check_store_file(struct snap_store *s, const char *store,
 	assert_int_equal(snap_image_close(img, &err), 0);
 }
 
+/* Codec-2 chunk files under dir/chunks, and how many have a zero base. */
+static void count_patches(const char *dir, unsigned *n, unsigned *zero)
+{
+	char *sub, *file;
+	struct dirent *e, *e2;
+	DIR *d, *d2;
+
+	*n = *zero = 0;
+	if (asprintf(&sub, "%s/chunks", dir) < 0)
+		abort();
+	d = opendir(sub);
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		char *path;
+
+		if (strlen(e->d_name) != 2 ||
+		    asprintf(&path, "%s/%s", sub, e->d_name) < 0)
+			continue;
+		d2 = opendir(path);
+		assert_non_null(d2);
+		while ((e2 = readdir(d2))) {
+			uint8_t hdr[48];
+			static const uint8_t zeros[32];
+			FILE *f;
+
+			if (e2->d_name[0] == '.' ||
+			    asprintf(&file, "%s/%s", path, e2->d_name) < 0)
+				continue;
+			f = fopen(file, "rb");
+			assert_non_null(f);
+			if (fread(hdr, 1, sizeof(hdr), f) == sizeof(hdr) &&
+			    hdr[4] == 2) {
+				(*n)++;
+				*zero += !memcmp(hdr + 16, zeros, 32);
+			}
+			fclose(f);
+			free(file);
+		}
+		closedir(d2);
+		free(path);
+	}
+	closedir(d);
+	free(sub);
+}
+
+/* Whether store.bin at dir names feature (a plain string in it). */
+static bool store_requires(const char *dir, const char *feature)
+{
+	char *path, buf[512];
+	size_t len;
+	FILE *f;
+
+	if (asprintf(&path, "%s/store.bin", dir) < 0)
+		abort();
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	len = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	free(path);
+	return memmem(buf, len, feature, strlen(feature)) != NULL;
+}
+
 static void verify_report(void *arg, const char *line)
 {
 	const char *store = arg;
@@ -467,6 +583,15 @@ static void check_store_fixture(const struct store_fixture *f)
 		abort();
 	copy_tree(src, store);
 	relink_names(store);
+	if (f->patches) {
+		unsigned n, zero;
+
+		count_patches(store, &n, &zero);
+		assert_int_equal(n, f->patches);
+		assert_int_equal(zero, f->zero_based);
+	}
+	assert_int_equal(store_requires(store, "chunk-patches"),
+			 f->patches > 0);
 
 	if (snap_store_open(store, &opts, &s, &err))
 		fail_msg("%s: %s", src, err.msg);
