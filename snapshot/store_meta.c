@@ -72,11 +72,10 @@ int meta_store_write(const char *path, const struct store_info *si,
 	return publish(path, &m.base, FRAME_NOREPLACE | FRAME_DURABLE, err);
 }
 
-int meta_store_require(const char *path, const char *feature,
-		       struct snap_err *err)
+/* store.bin's one frame, decoded (free_unpacked it). */
+static int store_info_unpack(const char *path, Snapfs__Store__StoreInfo **m,
+			     struct snap_err *err)
 {
-	Snapfs__Store__StoreInfo *m;
-	char **req = NULL;
 	uint8_t *buf;
 	size_t len;
 	int ret;
@@ -84,10 +83,23 @@ int meta_store_require(const char *path, const char *feature,
 	ret = frame_read_one(path, "store.bin", &buf, &len, err);
 	if (ret)
 		return ret;
-	m = snapfs__store__store_info__unpack(NULL, len, buf);
+	*m = snapfs__store__store_info__unpack(NULL, len, buf);
 	free(buf);
-	if (!m)
+	if (!*m)
 		return snap_err_set(err, -EBADMSG, "store.bin: undecodable");
+	return 0;
+}
+
+int meta_store_require(const char *path, const char *feature,
+		       struct snap_err *err)
+{
+	Snapfs__Store__StoreInfo *m;
+	char **req = NULL;
+	int ret;
+
+	ret = store_info_unpack(path, &m, err);
+	if (ret)
+		return ret;
 	for (size_t i = 0; i < m->n_required_features; i++)
 		if (!strcmp(m->required_features[i], feature))
 			goto out;	/* there already */
@@ -120,17 +132,11 @@ int meta_store_read(const char *path, struct store_info *si,
 		    struct snap_err *err)
 {
 	Snapfs__Store__StoreInfo *m;
-	uint8_t *buf;
-	size_t len;
 	int ret;
 
-	ret = frame_read_one(path, "store.bin", &buf, &len, err);
+	ret = store_info_unpack(path, &m, err);
 	if (ret)
 		return ret;
-	m = snapfs__store__store_info__unpack(NULL, len, buf);
-	free(buf);
-	if (!m)
-		return snap_err_set(err, -EBADMSG, "store.bin: undecodable");
 	ret = check_id(&m->id, "store.bin", "id", si->id, err);
 	if (!ret)
 		ret = check_features(m->required_features,
