@@ -104,7 +104,7 @@ ctl() { r=$("$SNAPVM" ctl "$S" "$@"); crc=$?; }
 sums() { (cd "$1" && sha256sum manifest.bin state.bin memory.bin); }
 
 # A restore that goes on where its snapshot was: no boot, ticks from
-# after the saved one, and within 30 s a pass of every CPU's worker over
+# after the saved one, and within 90 s a pass of every CPU's worker over
 # its memory with no mismatch. Leaves the VM running ($pid).
 restored() {	# NAME SNAPSHOT CPUS [restore options]
 	name=$1 snap=$2 cpus=$3; shift 3
@@ -112,7 +112,7 @@ restored() {	# NAME SNAPSHOT CPUS [restore options]
 	ok=1
 	wait_for "$T/out" '^tick ' 3 60 || ok=0
 	for c in $(seq 0 $((cpus - 1))); do
-		wait_for "$T/out" "^snapfs-guest pass .* cpu=$c .*mismatches=0" 1 30 || ok=0
+		wait_for "$T/out" "^snapfs-guest pass .* cpu=$c .*mismatches=0" 1 90 || ok=0
 	done
 	check "$name: ticks go on from tick $(first_tick "$T/out"), every CPU passes its checks" \
 		'[ $ok -eq 1 ] && [ "$(first_tick "$T/out")" -gt 0 ] && clean "$T/out"'
