@@ -427,9 +427,14 @@ int image_mark_open(struct snap_store *s,
 	for (struct image *im = s->images; im && !ret; im = im->next) {
 		pthread_mutex_lock(&im->lock);
 		ret = image(arg, im->info.id, im->info.head);
-		for (uint64_t i = 0; i < im->nmap && !ret; i++)
+		for (uint64_t i = 0; i < im->nmap && !ret; i++) {
+			if (!im->map[i >> MAP_SHIFT]) {	/* all zero */
+				i |= MAP_PAGE - 1;
+				continue;
+			}
 			if (!key_is_zero(map_get(im, i)))
 				ret = key(arg, map_get(im, i));
+		}
 		pthread_mutex_unlock(&im->lock);
 	}
 	/* Images made here and not named yet: their files say their head. */

@@ -2678,6 +2678,126 @@ static void test_store_features(void **state)
 		fail_msg("\"%s\" does not name the feature", f->err.msg);
 }
 
+/* Store buf as key's value in place of what the backend holds. */
+static void fx_put_raw(struct fx *f, const uint8_t key[SNAP_KEY_LEN],
+		       const void *buf, size_t len)
+{
+	char path[4096];
+	int fd;
+
+	if (f->mem) {
+		f->held.inner.ops->del(f->held.inner.ctx, key);
+		assert_int_equal(f->held.inner.ops->put(f->held.inner.ctx, key,
+							buf, len), 0);
+		return;
+	}
+	chunk_file(f, key, path, sizeof(path));
+	unlink(path);
+	*strrchr(path, '/') = '\0';
+	mkdir(path, 0755);	/* the key's first byte's directory */
+	path[strlen(path)] = '/';
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0444);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+/* A patch object: header, base, a bitmap of 16 pages, raw pages. */
+static size_t make_patch(uint8_t *obj, const uint8_t base[SNAP_KEY_LEN],
+			 uint16_t mask, uint8_t page_codec)
+{
+	size_t n = 16 + SNAP_KEY_LEN + 2;
+
+	memset(obj, 0, n);
+	memcpy(obj, "SNCK", 4);
+	obj[4] = 2;
+	obj[5] = page_codec;
+	obj[8] = (uint8_t)CHUNK;
+	obj[9] = (uint8_t)(CHUNK >> 8);
+	obj[10] = (uint8_t)(CHUNK >> 16);
+	memcpy(obj + 16, base, SNAP_KEY_LEN);
+	obj[48] = (uint8_t)mask;
+	obj[49] = (uint8_t)(mask >> 8);
+	for (unsigned i = 0; i < 16; i++)
+		if (mask >> i & 1) {
+			memset(obj + n, 0x5a, 4096);
+			n += 4096;
+		}
+	return n;
+}
+
+/*
+ * Hostile patches, each stored in place of a chunk an image maps: a read
+ * of that chunk is EIO naming the image, the offset and what is wrong,
+ * never a crash or bytes from elsewhere; verify counts it.
+ */
+static void test_hostile_patches(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	uint8_t id[SNAP_ID_LEN], k[SNAP_KEY_LEN], b[SNAP_KEY_LEN];
+	uint8_t deep[4][SNAP_KEY_LEN];
+	uint8_t *obj = malloc(2 * CHUNK);
+	struct snap_image *img;
+	const struct {
+		const char *what, *says;
+		int base;		/* 0 a real chunk, 1 itself, 2 none */
+		uint16_t mask;
+		uint8_t codec;
+		size_t cut;		/* bytes cut off the end */
+	} cases[] = {
+		{ "no page", "bad page bitmap", 0, 0, 0, 0 },
+		{ "more than half the pages", "bad page bitmap", 0, 0x1ff, 0,
+		  0 },
+		{ "a patch of itself", "patch of itself", 1, 1, 0, 0 },
+		{ "a missing base", "its base is unreadable", 2, 1, 0, 0 },
+		{ "pages of an unknown codec", "unknown codec", 0, 1, 7, 0 },
+		{ "pages cut short", "raw payload of the wrong size", 0, 3, 0,
+		  100 },
+		{ "a header cut short", "shorter than its header", 0, 1, 0,
+		  4096 + 10 },
+	};
+
+	assert_non_null(obj);
+	img = fx_new(f, "h/a", 3 * CHUNK, id);
+	model_truncate(&m, 3 * CHUNK);
+	img_fill(f, img, &m, 2 * CHUNK, 0, 1800);
+	fx_close_img(f, img);
+	model_key(&m, 0, b);
+	model_key(&m, 1, k);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		size_t n;
+
+		memset(deep[0], 0xee, SNAP_KEY_LEN);
+		n = make_patch(obj, cases[i].base == 0 ? b :
+				    cases[i].base == 1 ? k : deep[0],
+			       cases[i].mask, cases[i].codec);
+		fx_put_raw(f, k, obj, n - cases[i].cut);
+		fx_reopen(f);
+		img = fx_open_id(f, id, 0);
+		expect_eio(f, img, id, 1, cases[i].what);
+		if (!strstr(f->err.msg, cases[i].says))
+			fail_msg("%s: \"%s\" does not say \"%s\"",
+				 cases[i].what, f->err.msg, cases[i].says);
+		fx_close_img(f, img);
+		expect_verify_bad(f, 2, cases[i].what);
+	}
+
+	/* Bases of bases in a loop: a read follows at most 4, then EIO. */
+	for (int d = 0; d < 4; d++)
+		memset(deep[d], 0x10 + d, SNAP_KEY_LEN);
+	fx_put_raw(f, k, obj, make_patch(obj, deep[0], 1, 0));
+	for (int d = 0; d < 3; d++)
+		fx_put_raw(f, deep[d], obj, make_patch(obj, deep[d + 1], 1, 0));
+	fx_put_raw(f, deep[3], obj, make_patch(obj, deep[0], 1, 0));
+	fx_reopen(f);
+	img = fx_open_id(f, id, 0);
+	expect_eio(f, img, id, 1, "patches of patches in a loop");
+	fx_close_img(f, img);
+	model_free(&m);
+	free(obj);
+}
+
 /*
  * Writes of every shape (a few bytes, a page, runs of pages across chunk
  * boundaries, whole chunks), with clones, flattens, syncs and reopens
@@ -2799,6 +2919,7 @@ int main(void)
 		BOTH(test_patches),
 		BOTH(test_patch_shapes),
 		ON_DIR_ONLY(test_store_features),
+		BOTH(test_hostile_patches),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
