@@ -763,6 +763,14 @@ static int set_tsc_khz(struct vcpu_ctx *c)
 	return 0;
 }
 
+/*
+ * How far apart two readings of a TSC around a reading or setting of
+ * kvmclock may be (Linux's clocksource watchdog calls the TSC unstable
+ * when the two disagree by a few hundred), and how often to try.
+ */
+#define CLOCK_WINDOW_US		50u
+#define CLOCK_TRIES		8u
+
 static uint64_t wall_ns(void)
 {
 	struct timespec ts;
@@ -904,32 +912,106 @@ static int set_chip(int vm_fd, struct kvm_irqchip *chip, struct snap_err *err)
 			    chip_names[chip->chip_id], strerror(errno));
 }
 
-/* vCPU fd's TSC now into v's saved MSR_IA32_TSC, if it has one. */
-static int reread_tsc(int fd, struct snap_vcpu *v, struct snap_err *err)
+/* Where v saved MSR_IA32_TSC, or NULL. */
+static struct snap_msr *saved_tsc(const struct snap_vcpu *v)
 {
-	struct kvm_msrs *m;
+	for (uint32_t i = 0; i < v->n_msrs; i++)
+		if (v->msrs[i].index == MSR_IA32_TSC)
+			return &v->msrs[i];
+	return NULL;
+}
+
+/* vCPU fd's TSC now into *tsc. */
+static int read_tsc(int fd, uint32_t id, uint64_t *tsc, struct snap_err *err)
+{
+	struct {
+		struct kvm_msrs head;
+		struct kvm_msr_entry entry;
+	} m = { .head.nmsrs = 1, .entry.index = MSR_IA32_TSC };
 	int n;
 
-	for (uint32_t i = 0; i < v->n_msrs; i++) {
-		if (v->msrs[i].index != MSR_IA32_TSC)
-			continue;
-		m = msrs_new(1);
-		if (!m)
-			return snap_err_set(err, -ENOMEM, "out of memory");
-		m->nmsrs = 1;
-		m->entries[0].index = MSR_IA32_TSC;
-		n = ioctl(fd, KVM_GET_MSRS, m);
-		if (n == 1)
-			v->msrs[i].value = m->entries[0].data;
-		free(m);
-		if (n != 1)
-			return snap_err_set(err, n < 0 ? -errno : -EIO, "vcpu %u: "
-					    "KVM_GET_MSRS: the TSC: %s", v->id,
-					    n < 0 ? strerror(errno) :
-					    "not read");
+	n = ioctl(fd, KVM_GET_MSRS, &m);
+	if (n == 1) {
+		*tsc = m.entry.data;
 		return 0;
 	}
-	return 0;
+	return snap_err_set(err, n < 0 ? -errno : -EIO, "vcpu %u: KVM_GET_MSRS: "
+			    "the TSC: %s", id, n < 0 ? strerror(errno) :
+			    "not read");
+}
+
+/* TSC ticks at khz in CLOCK_WINDOW_US; 0 when the rate is unknown. */
+static uint64_t window_ticks(uint64_t khz)
+{
+	return khz * CLOCK_WINDOW_US / 1000u;
+}
+
+/*
+ * kvmclock into *clock and every vCPU's TSC into its saved MSR, for one
+ * instant. The TSCs are read before and after KVM_GET_CLOCK and each is
+ * taken halfway; should the two readings of one be further apart than
+ * CLOCK_WINDOW_US (a host that took the CPU away in between), the three
+ * are read again, and the closest of CLOCK_TRIES is kept.
+ */
+static int save_clock(int vm_fd, const int *vcpu_fds, struct snap_state *s,
+		      struct kvm_clock_data *clock, struct snap_err *err)
+{
+	uint32_t n = vcpu_fds ? s->n_vcpus : 0;
+	uint64_t *before, *after, *best;
+	uint64_t best_gap = UINT64_MAX;
+	struct kvm_clock_data now;
+	int ret = 0;
+
+	before = calloc(3 * (size_t)n + 1, sizeof(*before));
+	if (!before)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	after = before + n;
+	best = after + n;
+	for (unsigned int t = 0; !ret && t < CLOCK_TRIES; t++) {
+		uint64_t gap = 0;
+
+		for (uint32_t i = 0; !ret && i < n; i++)
+			if (saved_tsc(&s->vcpus[i]))
+				ret = read_tsc(vcpu_fds[i], s->vcpus[i].id,
+					       &before[i], err);
+		memset(&now, 0, sizeof(now));
+		if (!ret && ioctl(vm_fd, KVM_GET_CLOCK, &now) < 0)
+			ret = snap_err_set(err, -errno, "KVM_GET_CLOCK: %s",
+					   strerror(errno));
+		/* Without KVM's reading of the wall clock at that instant,
+		 * ours, a moment later: a restore puts the clocks forward
+		 * from it. */
+		if (!(now.flags & KVM_CLOCK_REALTIME))
+			now.realtime = wall_ns();
+		for (uint32_t i = 0; !ret && i < n; i++) {
+			uint64_t w;
+
+			if (!saved_tsc(&s->vcpus[i]))
+				continue;
+			ret = read_tsc(vcpu_fds[i], s->vcpus[i].id, &after[i],
+				       err);
+			w = window_ticks(s->vcpus[i].tsc_khz);
+			if (!ret && w && after[i] - before[i] > w &&
+			    (after[i] - before[i]) / w > gap)
+				gap = (after[i] - before[i]) / w;
+		}
+		if (ret || gap >= best_gap)
+			continue;
+		best_gap = gap;
+		*clock = now;
+		for (uint32_t i = 0; i < n; i++)
+			best[i] = before[i] + (after[i] - before[i]) / 2;
+		if (!gap)
+			break;
+	}
+	for (uint32_t i = 0; !ret && i < n; i++) {
+		struct snap_msr *tsc = saved_tsc(&s->vcpus[i]);
+
+		if (tsc)
+			tsc->value = best[i];
+	}
+	free(before);
+	return ret;
 }
 
 int vstate_vm_save(int vm_fd, const int *vcpu_fds, struct snap_state *s,
@@ -959,24 +1041,11 @@ int vstate_vm_save(int vm_fd, const int *vcpu_fds, struct snap_state *s,
 	s->has_pit = ret;
 	if (ret)
 		vstate_pit_to_snap(&pit, &s->pit);
-	memset(&clock, 0, sizeof(clock));
-	if (ioctl(vm_fd, KVM_GET_CLOCK, &clock) < 0)
-		return snap_err_set(err, -errno, "KVM_GET_CLOCK: %s",
-				    strerror(errno));
-	/* Without KVM's reading of the wall clock at that instant, ours, a
-	 * moment later: a restore puts the clocks forward from it. */
-	if (!(clock.flags & KVM_CLOCK_REALTIME))
-		clock.realtime = wall_ns();
+	ret = save_clock(vm_fd, vcpu_fds, s, &clock, err);
+	if (ret)
+		return ret;
 	vstate_clock_to_snap(&clock, &s->clock);
 	s->has_clock = true;
-	/* The TSCs again, so that they and kvmclock stand for one instant:
-	 * the vCPUs' saves read them milliseconds before, which a restore
-	 * would make a gap between the two that the guest sees. */
-	for (uint32_t i = 0; vcpu_fds && i < s->n_vcpus; i++) {
-		ret = reread_tsc(vcpu_fds[i], &s->vcpus[i], err);
-		if (ret)
-			return ret;
-	}
 	return 0;
 }
 
@@ -1035,21 +1104,62 @@ uint64_t vstate_saved_at(const struct snap_state *s, uint64_t created_ns)
 	return created_ns;
 }
 
-int vstate_vm_restore_clock(int vm_fd, const struct snap_state *s,
-			    uint64_t since_ns, struct snap_err *err)
+/*
+ * kvmclock's value for vCPU 0's TSC now (read into *tsc): the saved value
+ * plus the ticks since the saved TSC at the rate KVM gives the vCPU. False
+ * when that cannot be known (nothing saved, a rate unknown, a TSC behind
+ * the saved one): the wall clock then serves.
+ */
+static bool clock_at_tsc(int vcpu_fd, const struct snap_state *s,
+			 uint64_t *tsc, uint64_t *clock)
+{
+	const struct snap_msr *saved;
+	struct snap_err ignored;
+	int khz;
+
+	if (vcpu_fd < 0 || !s->n_vcpus)
+		return false;
+	saved = saved_tsc(&s->vcpus[0]);
+	khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	if (!saved || khz <= 0 ||
+	    read_tsc(vcpu_fd, s->vcpus[0].id, tsc, &ignored) ||
+	    *tsc < saved->value)
+		return false;
+	*clock = s->clock.clock + (uint64_t)((unsigned __int128)
+					     (*tsc - saved->value) *
+					     1000000u / (unsigned int)khz);
+	return true;
+}
+
+int vstate_vm_restore_clock(int vm_fd, int vcpu_fd,
+			    const struct snap_state *s, uint64_t since_ns,
+			    struct snap_err *err)
 {
 	struct kvm_clock_data clock;
+	uint64_t before, after, value;
+	struct snap_err ignored;
 
 	if (!s->has_clock)
 		return 0;
 	vstate_clock_to_kvm(&s->clock, &clock);
-	if (since_ns)
-		clock.clock += wall_since(since_ns);
 	clock.flags = 0;	/* not KVM_CLOCK_REALTIME: see vstate.h */
 	clock.realtime = 0;
 	clock.host_tsc = 0;
-	if (ioctl(vm_fd, KVM_SET_CLOCK, &clock) < 0)
-		return snap_err_set(err, -errno, "KVM_SET_CLOCK: %s",
-				    strerror(errno));
+	for (unsigned int t = 0; t < CLOCK_TRIES; t++) {
+		bool by_tsc = clock_at_tsc(vcpu_fd, s, &before, &value);
+
+		if (by_tsc)
+			clock.clock = value;
+		else if (since_ns)
+			clock.clock = s->clock.clock + wall_since(since_ns);
+		if (ioctl(vm_fd, KVM_SET_CLOCK, &clock) < 0)
+			return snap_err_set(err, -errno, "KVM_SET_CLOCK: %s",
+					    strerror(errno));
+		/* Set; again if the TSC moved too far meanwhile. */
+		if (!by_tsc ||
+		    read_tsc(vcpu_fd, s->vcpus[0].id, &after, &ignored) ||
+		    after - before <= window_ticks(s->vcpus[0].tsc_khz))
+			break;
+	}
 	return 0;
 }
