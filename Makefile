@@ -39,7 +39,7 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test run-tests test-linux run-test-linux demo run-demo bench \
+.PHONY: all install uninstall deps test run-tests test-linux run-test-linux demo run-demo bench \
 	check-proto proto-lock clean
 .SECONDARY:
 
@@ -104,6 +104,26 @@ $(BUILD)/protolock: $(BUILD)/tools/protolock.o $(LIBSNAP)
 
 PROGRAMS := $(BUILD)/snapctl $(BUILD)/snapvm $(BUILD)/snapfs
 all: $(PROGRAMS)
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs and their
+# manual pages (docs/man; tests/integration/manuals.sh checks them).
+PREFIX ?= /usr/local
+BINDIR := $(PREFIX)/bin
+MANDIR := $(PREFIX)/share/man
+MAN1   := docs/man/snapvm.1 docs/man/snapctl.1
+MAN8   := docs/man/snapfs.8
+
+install: $(PROGRAMS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS))) \
+	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+	      $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 
 # ---- tests -------------------------------------------------------------------
 

@@ -40,17 +40,26 @@ enum { KEY_RO = 1 };
 #define USAGE "usage: " SNAPFS_NAME " STORE MOUNTPOINT [-f] [-d] [-s] " \
 	"[-o OPTIONS]\n"
 
+/*
+ * The options a user of snapfs needs, libfuse's among them; libfuse's own
+ * listing (fuse_cmdline_help, fuse_lowlevel_help) also shows knobs of its
+ * internals that snapfs sets itself. The same as snapfs(8), which a test
+ * checks.
+ */
 static void help(void)
 {
 	printf(USAGE "\n"
 	       "Serve the memory store STORE (snapctl store init makes one) "
 	       "at MOUNTPOINT:\none directory per snapshot, one file per "
 	       "image.\n\n"
-	       "    -f    stay in the foreground\n"
+	       "    -f    stay in the foreground (default: a daemon once "
+	       "mounted)\n"
 	       "    -d    debug: foreground, trace every request\n"
 	       "    -s    single-threaded\n"
-	       "    -o    mount options (see below)\n\n"
-	       "snapfs options:\n"
+	       "    -o    mount options, comma-separated (below)\n"
+	       "    -h, --help       this text\n"
+	       "    -V, --version    snapfs's and libfuse's versions\n\n"
+	       "options:\n"
 	       "    -o cache_size=N[K|M|G]  decompressed chunks kept in "
 	       "memory (default 256M)\n"
 	       "    -o readahead_kb=N       the mount's read-ahead in KiB "
@@ -66,8 +75,17 @@ static void help(void)
 	       "                            (default 64M; 0: none; "
 	       "docs/snapfs.md)\n"
 	       "    -o ro                   read-only: beside another "
-	       "process writing the store\n\n");
-	fflush(stdout);		/* libfuse writes to stderr and runs helpers */
+	       "process writing the store\n"
+	       "    -o allow_other          let other users in (default: "
+	       "only the user who\n"
+	       "                            mounted; modes are always "
+	       "checked)\n"
+	       "    -o max_threads=N        threads serving requests at "
+	       "most (default 10)\n"
+	       "    -o auto_unmount         unmount when snapfs dies "
+	       "(through fusermount3)\n\n"
+	       "exit status: 0 unmounted cleanly, 1 failure, 2 wrong usage\n");
+	fflush(stdout);
 }
 
 /* The first two arguments that are not options are STORE and MOUNTPOINT;
@@ -259,8 +277,6 @@ int main(int argc, char **argv)
 	}
 	if (opts.show_help) {
 		help();
-		fuse_cmdline_help();
-		fuse_lowlevel_help();
 		status = 0;
 		goto out_args;
 	}

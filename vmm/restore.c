@@ -78,29 +78,44 @@ static void restore_usage(FILE *f)
 		"[--vsock PATH]\n                      "
 		"[--disk-dir DIR] [--trust-disks]\n"
 		"                      [--shared] [--debug] "
-		"[--clock now|continue]\n"
-		"\n"
-		"  --vsock PATH    the host socket of the snapshot's "
-		"virtio-vsock device (each\n"
-		"                  restored VM its own); needed when it has "
-		"one\n"
-		"  --disk-dir DIR  where the VM's own copies of the snapshot's "
-		"writable disks\n"
-		"                  go (new files named as in the snapshot); "
-		"needed when it has any\n"
-		"  --trust-disks   check the disks' sizes but not their "
-		"digests (which reads\n"
-		"                  them whole): for a store that checks what it "
-		"reads, as snapfs does\n"
-		"  --clock now|continue\n"
-		"                  the guest's clocks: now (the default) puts its "
-		"TSC and kvmclock\n"
-		"                  forward by the wall time since the snapshot, "
-		"as after a long\n"
-		"                  stop; continue goes on from the snapshot's "
-		"time, the time\n"
-		"                  between unseen (its RTC reads the wall clock "
-		"either way)\n");
+		"[--clock now|continue]\n");
+}
+
+/* Every option with its default; the same as snapvm(1), which a test
+ * checks. */
+static void restore_help(void)
+{
+	restore_usage(stdout);
+	fputs("\n"
+"Run a VM from the snapshot directory DIR (a snapfs mount's or a plain\n"
+"one): RAM, vCPUs, devices and command line all come from it, and it is\n"
+"never changed. Its console (ttyS0) is this terminal.\n"
+"\n"
+"  --control SOCKET  listen for pause, resume, snapshot and quit on this\n"
+"                    unix socket, mode 0600 (default: none; see snapvm ctl)\n"
+"  --vsock PATH      the host socket of the snapshot's virtio-vsock device\n"
+"                    (each restored VM its own); needed when it has one\n"
+"  --disk-dir DIR    where the VM's own copies of the snapshot's writable\n"
+"                    disks go (new files named as in the snapshot); needed\n"
+"                    when it has any\n"
+"  --trust-disks     check the disks' sizes but not their digests (which\n"
+"                    reads them whole): for a store that checks what it\n"
+"                    reads, as snapfs does (default: digests checked)\n"
+"  --shared          map memory.bin shared: the VM runs in place and its\n"
+"                    writes go to the snapshot's file (default: private,\n"
+"                    pages load as the guest touches them)\n"
+"  --clock now|continue\n"
+"                    the guest's clocks: now (the default) puts its TSC and\n"
+"                    kvmclock forward by the wall time since the snapshot,\n"
+"                    as after a long stop; continue goes on from the\n"
+"                    snapshot's time, the time between unseen (its RTC\n"
+"                    reads the wall clock either way)\n"
+"  --debug           say on stderr how the VM was built, when the guest\n"
+"                    first runs and, at the end, the I/O ports it used\n"
+"  --help            this text\n"
+"\n"
+"exit status: 0 when the guest resets or powers off or on quit, 1 failure,\n"
+"2 wrong usage\n", stdout);
 }
 
 static int bad_usage(const char *what, const char *problem)
@@ -145,7 +160,7 @@ static int parse_restore(int argc, char **argv, struct restore_config *cfg)
 			cfg->clock_continue = !strcmp(optarg, "continue");
 			break;
 		case OPT_HELP:
-			restore_usage(stdout);
+			restore_help();
 			return -1;
 		case ':':
 			return bad_usage(argv[optind - 1], "needs a value");

@@ -64,10 +64,49 @@ static const struct option run_options[] = {
 static void run_usage(FILE *f)
 {
 	fprintf(f, "usage: snapvm run --kernel PATH [--initrd PATH] "
-		"[--cmdline STRING] [--mem SIZE]\n"
-		"                  [--mem-file PATH] [--cpus N] "
-		"[--control SOCKET] [--disk PATH[,ro]]...\n"
-		"                  [--rng] [--vsock PATH [--cid N]] [--debug]\n");
+		"[--cmdline STRING]\n"
+		"                  [--mem SIZE] [--mem-file PATH] [--cpus N]\n"
+		"                  [--control SOCKET] [--disk PATH[,ro]]... "
+		"[--rng]\n"
+		"                  [--vsock PATH [--cid N]] [--debug]\n");
+}
+
+/* Every option with its default; the same as snapvm(1), which a test
+ * checks. */
+static void run_help(void)
+{
+	run_usage(stdout);
+	fputs("\n"
+"Boot a kernel in a new KVM virtual machine whose console (ttyS0) is this\n"
+"terminal. snapvm ends when the guest resets or powers off, or on quit.\n"
+"\n"
+"  --kernel PATH     the kernel: a bzImage, or an ELF with a PVH entry\n"
+"                    (required)\n"
+"  --initrd PATH     an initramfs for the kernel (default: none)\n"
+"  --cmdline STRING  the kernel's command line, e.g. \"console=ttyS0\"\n"
+"                    (default: empty)\n"
+"  --mem SIZE        guest RAM, a multiple of 4K, from 2M to 1T, with an\n"
+"                    optional K, M or G suffix (default: 256M)\n"
+"  --mem-file PATH   keep guest RAM in this file, mapped shared: made when\n"
+"                    missing, else it must be SIZE bytes; in a snapfs mount\n"
+"                    it lives in the store (default: anonymous memory)\n"
+"  --cpus N          vCPUs, 1 to 254 (default: 1)\n"
+"  --control SOCKET  listen for pause, resume, snapshot and quit on this\n"
+"                    unix socket, mode 0600 (default: none; see snapvm ctl)\n"
+"  --disk PATH[,ro]  a virtio-blk disk over a raw image file, read-only\n"
+"                    with ,ro; repeat for more, up to 8 (default: none)\n"
+"  --rng             a virtio-rng device fed from the host's getrandom\n"
+"                    (default: none)\n"
+"  --vsock PATH      a virtio-vsock device; host programs reach the guest\n"
+"                    through the unix socket PATH (default: none)\n"
+"  --cid N           the guest's vsock address, 3 to 4294967294, only with\n"
+"                    --vsock (default: 3)\n"
+"  --debug           say on stderr how the VM was built, when the guest\n"
+"                    first runs and, at the end, the I/O ports it used\n"
+"  --help            this text\n"
+"\n"
+"exit status: 0 when the guest resets or powers off or on quit, 1 failure,\n"
+"2 wrong usage\n", stdout);
 }
 
 static int bad_usage(const char *what, const char *problem)
@@ -221,7 +260,7 @@ static int parse_run(int argc, char **argv, struct run_config *cfg)
 			cfg->debug = true;
 			break;
 		case OPT_HELP:
-			run_usage(stdout);
+			run_help();
 			return -1;
 		case ':':
 			return bad_usage(argv[optind - 1], "needs a value");

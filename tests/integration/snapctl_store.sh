@@ -486,11 +486,13 @@ usage_errors_exit_2() {
 	usage_fails export "$STORE" base "$work/u1" "$work/u2" || return 1
 	[ ! -e "$work/u1" ] ||
 		{ echo "export with extra arguments wrote"; return 1; }
-	run_snapctl --help
+	run_snapctl
 	status_is 2 || return 1
 	err_has "^  store gc STORE " || return 1
-	err_has "^  import DIR STORE NAME " || return 1
-	err_has "^  export STORE NAME DIR "
+	run_snapctl --help
+	status_is 0 || return 1
+	out_has "^  import DIR STORE NAME " || return 1
+	out_has "^  export STORE NAME DIR "
 }
 
 # ---- driver ------------------------------------------------------------------

@@ -29,7 +29,7 @@ static const struct snapctl_cmd commands[] = {
 	{ "store verify", "STORE",
 	  "check every name, image and chunk of a store", store_verify_run },
 	{ "store gc", "STORE",
-	  "free what no snapshot uses (needs the store to itself)",
+	  "free what no snapshot uses (a mounted store's daemon does it)",
 	  store_gc_run },
 };
 
@@ -128,7 +128,12 @@ int main(int argc, char **argv)
 	const struct snapctl_cmd *cmd;
 	int used;
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+	if (argc == 2 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return finish_stdout(SNAPCTL_EXIT_OK);
+	}
+	if (argc < 2) {
 		usage(stderr);
 		return SNAPCTL_EXIT_USAGE;
 	}
