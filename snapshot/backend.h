@@ -18,6 +18,8 @@
  * - each calls fn(arg, key, size) once per stored key, in no order, and
  *   stops early when fn returns non-zero (returning that value).
  * - sync makes every put and del before it durable.
+ * - compact, which a backend may leave NULL, gives back the room of what
+ *   del removed, when that is not immediate (gc calls it last).
  * - Every operation is safe to call from several threads at once.
  * All return 0 (or what is said above) or a negative errno.
  */
@@ -43,6 +45,7 @@ struct snap_backend_ops {
 					 uint64_t size),
 		    void *arg);
 	int (*sync)(void *ctx);
+	int (*compact)(void *ctx);
 	void (*free)(void *ctx);
 };
 
@@ -51,12 +54,19 @@ struct snap_backend {
 	void *ctx;
 };
 
+/* Flags of snap_backend_dir(). */
+#define SNAP_BACKEND_PACKS	(1u << 0)	/* put into pack files */
+#define SNAP_BACKEND_RDONLY	(1u << 1)	/* never put or del */
+
 /*
- * Chunks as files under dir: dir/ab/abcdef... (the key in hex, its first
- * byte naming the subdirectory). A put writes a temporary file and renames
- * it into place; sync is syncfs(2) of dir's filesystem. dir must exist.
+ * Chunks under dir. With SNAP_BACKEND_PACKS, puts append to pack files,
+ * dir/packs/<seq>.pack with an index beside each (pack.h); without, each
+ * chunk is a file dir/ab/abcdef... (the key in hex, its first byte naming
+ * the subdirectory), written as a temporary and renamed into place. Reads
+ * find a chunk in either. sync is syncfs(2) of dir's filesystem (after the
+ * packs' indexes). dir must exist.
  */
-int snap_backend_dir(const char *dir, struct snap_backend *b,
+int snap_backend_dir(const char *dir, unsigned flags, struct snap_backend *b,
 		     struct snap_err *err);
 
 /* Chunks in this process's memory: for tests, lost at free. */

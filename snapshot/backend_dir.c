@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The directory backend: one file per chunk, dir/ab/abcdef...64 hex.
+ * The directory backend: pack files (pack.c) in stores that require them,
+ * else one file per chunk, dir/ab/abcdef...64 hex, which every store can
+ * still hold from before.
  *
  * A put writes dir/tmp/<hex>.<random> and renames it into place, so a
  * chunk file under its final name is always whole; a crash can leave a
@@ -20,9 +22,11 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "pack.h"
 
 struct dir_backend {
 	int dfd;
+	struct packs *packs;	/* NULL: one file per chunk */
 };
 
 static void key_name(const uint8_t key[SNAP_KEY_LEN], char name[68])
@@ -58,6 +62,8 @@ static int dir_put(void *ctx, const uint8_t key[SNAP_KEY_LEN],
 	uint64_t rnd;
 	int fd, ret;
 
+	if (d->packs)
+		return packs_put(d->packs, key, buf, len);
 	key_name(key, name);
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return -errno;
@@ -101,6 +107,12 @@ static int dir_get(void *ctx, const uint8_t key[SNAP_KEY_LEN], void *buf,
 	char name[68];
 	int fd, ret = 0;
 
+	if (d->packs) {
+		ret = packs_get(d->packs, key, buf, cap, len);
+		if (ret != -ENOENT)
+			return ret;
+		ret = 0;
+	}
 	key_name(key, name);
 	fd = openat(d->dfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -137,8 +149,11 @@ static int dir_has(void *ctx, const uint8_t key[SNAP_KEY_LEN])
 {
 	struct dir_backend *d = ctx;
 	struct stat st;
+	uint64_t size;
 	char name[68];
 
+	if (d->packs && packs_size(d->packs, key, &size) == 0)
+		return 1;
 	key_name(key, name);
 	if (fstatat(d->dfd, name, &st, 0) == 0)
 		return 1;
@@ -152,6 +167,8 @@ static int dir_size(void *ctx, const uint8_t key[SNAP_KEY_LEN],
 	struct stat st;
 	char name[68];
 
+	if (d->packs && packs_size(d->packs, key, size) == 0)
+		return 0;
 	key_name(key, name);
 	if (fstatat(d->dfd, name, &st, 0))
 		return -errno;
@@ -163,7 +180,13 @@ static int dir_del(void *ctx, const uint8_t key[SNAP_KEY_LEN])
 {
 	struct dir_backend *d = ctx;
 	char name[68];
+	int ret;
 
+	if (d->packs) {
+		ret = packs_del(d->packs, key);
+		if (ret != -ENOENT)
+			return ret;
+	}
 	key_name(key, name);
 	return unlinkat(d->dfd, name, 0) ? -errno : 0;
 }
@@ -227,6 +250,8 @@ static int dir_each(void *ctx,
 	struct dir_backend *d = ctx;
 	int ret = 0;
 
+	if (d->packs)
+		ret = packs_each(d->packs, fn, arg);
 	for (int i = 0; i < 256 && !ret; i++) {
 		char sub[3];
 
@@ -240,7 +265,16 @@ static int dir_sync(void *ctx)
 {
 	struct dir_backend *d = ctx;
 
+	if (d->packs)
+		return packs_sync(d->packs);	/* ends with syncfs */
 	return syncfs(d->dfd) ? -errno : 0;
+}
+
+static int dir_compact(void *ctx)
+{
+	struct dir_backend *d = ctx;
+
+	return d->packs ? packs_compact(d->packs) : 0;
 }
 
 static void dir_free(void *ctx)
@@ -248,6 +282,7 @@ static void dir_free(void *ctx)
 	struct dir_backend *d = ctx;
 
 	if (d) {
+		packs_free(d->packs);
 		close(d->dfd);
 		free(d);
 	}
@@ -261,22 +296,31 @@ static const struct snap_backend_ops dir_ops = {
 	.del = dir_del,
 	.each = dir_each,
 	.sync = dir_sync,
+	.compact = dir_compact,
 	.free = dir_free,
 };
 
-int snap_backend_dir(const char *dir, struct snap_backend *b,
+int snap_backend_dir(const char *dir, unsigned flags, struct snap_backend *b,
 		     struct snap_err *err)
 {
 	struct dir_backend *d = calloc(1, sizeof(*d));
+	int ret;
 
 	if (!d)
 		return snap_err_set(err, -ENOMEM, "%s: out of memory", dir);
 	d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->dfd < 0) {
-		int ret = snap_err_set(err, -errno, "%s: %m", dir);
-
+		ret = snap_err_set(err, -errno, "%s: %m", dir);
 		free(d);
 		return ret;
+	}
+	if (flags & SNAP_BACKEND_PACKS) {
+		ret = packs_open(d->dfd, dir, flags & SNAP_BACKEND_RDONLY,
+				 &d->packs, err);
+		if (ret) {
+			dir_free(d);
+			return ret;
+		}
 	}
 	b->ops = &dir_ops;
 	b->ctx = d;

@@ -81,6 +81,26 @@ const struct snap_io snap_io_posix = {
 	.rmdir = posix_rmdir,
 };
 
+int snap_io_read_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;	/* the file shrank under us */
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
 int snap_io_write_all(const struct snap_io *io, int fd, const void *buf,
 		      size_t len, uint64_t off)
 {

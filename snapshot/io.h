@@ -34,6 +34,9 @@ struct snap_io {
 
 extern const struct snap_io snap_io_posix;
 
+/* pread len bytes at off, retrying short reads; -EIO at a premature end. */
+int snap_io_read_all(int fd, void *buf, size_t len, uint64_t off);
+
 /* pwrite all of buf at off, retrying short writes. */
 int snap_io_write_all(const struct snap_io *io, int fd, const void *buf,
 		      size_t len, uint64_t off);

@@ -40,7 +40,7 @@
 #define ZSTD_DEFAULT	1
 
 static const char *const store_dirs[] = {
-	"chunks", "images", "deltas", "snapshots",
+	"chunks", "chunks/packs", "images", "deltas", "snapshots",
 };
 
 void snap_id_hex(const uint8_t id[SNAP_ID_LEN], char out[2 * SNAP_ID_LEN + 1])
@@ -114,7 +114,7 @@ static bool dir_is_empty(const char *dir)
 int snap_store_init(const char *dir, uint32_t chunk_size,
 		    struct snap_err *err)
 {
-	struct store_info si = { .chunk_size = chunk_size };
+	struct store_info si = { .chunk_size = chunk_size, .packs = true };
 	char path[4096];
 	int ret;
 
@@ -221,7 +221,9 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 		goto fail;
 	if (!s->backend.ops) {
 		snprintf(path, sizeof(path), "%s/chunks", dir);
-		ret = snap_backend_dir(path, &s->backend, err);
+		ret = snap_backend_dir(path, (si.packs ? SNAP_BACKEND_PACKS : 0) |
+				       (s->rdonly ? SNAP_BACKEND_RDONLY : 0),
+				       &s->backend, err);
 		if (ret)
 			goto fail;
 	}

@@ -504,6 +504,8 @@ int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 		ret = sweep_tmp(s);
 	if (!ret)
 		ret = s->backend.ops->sync(s->backend.ctx);
+	if (!ret && s->backend.ops->compact)
+		ret = s->backend.ops->compact(s->backend.ctx);
 	flock(s->lock_fd, LOCK_SH);
 	pthread_rwlock_unlock(&s->gc_lock);
 	keyset_free(&l.keys);

@@ -44,6 +44,7 @@
 #define PATCH_PAGES_MAX		(SNAP_CHUNK_MAX / STORE_PAGE)
 #define PATCH_DEPTH_MAX		4	/* bases of bases a read follows */
 #define FEATURE_PATCHES		"chunk-patches"	/* store.bin */
+#define FEATURE_PACKS		"chunk-packs"	/* store.bin: pack.h */
 
 /*
  * What a chunk's bytes are made of: those of the chunk keyed base (zero:
@@ -194,6 +195,7 @@ struct store_info {
 	uint32_t chunk_size;
 	uint64_t created_ns;
 	bool patches;		/* requires FEATURE_PATCHES */
+	bool packs;		/* requires FEATURE_PACKS */
 };
 
 struct image_info {

@@ -28,15 +28,16 @@ static int check_id(const ProtobufCBinaryData *b, const char *label,
 	return 0;
 }
 
-/* The required features of store.bin this build knows; *patches: whether
- * FEATURE_PATCHES is one of them. */
+/* The required features of store.bin this build knows, into si. */
 static int check_features(char **req, size_t n, const char *label,
-			  bool *patches, struct snap_err *err)
+			  struct store_info *si, struct snap_err *err)
 {
-	*patches = false;
+	si->patches = si->packs = false;
 	for (size_t i = 0; i < n; i++) {
 		if (!strcmp(req[i], FEATURE_PATCHES))
-			*patches = true;
+			si->patches = true;
+		else if (!strcmp(req[i], FEATURE_PACKS))
+			si->packs = true;
 		else
 			return snap_err_set(err, -ENOTSUP, "%s: requires "
 					    "feature '%s', unknown to this "
@@ -64,11 +65,17 @@ int meta_store_write(const char *path, const struct store_info *si,
 		     struct snap_err *err)
 {
 	Snapfs__Store__StoreInfo m = SNAPFS__STORE__STORE_INFO__INIT;
+	char *req[2];
 
 	m.id.data = (uint8_t *)si->id;
 	m.id.len = SNAP_ID_LEN;
 	m.chunk_size = si->chunk_size;
 	m.created_unix_ns = si->created_ns;
+	m.required_features = req;
+	if (si->patches)
+		req[m.n_required_features++] = (char *)FEATURE_PATCHES;
+	if (si->packs)
+		req[m.n_required_features++] = (char *)FEATURE_PACKS;
 	return publish(path, &m.base, FRAME_NOREPLACE | FRAME_DURABLE, err);
 }
 
@@ -140,8 +147,8 @@ int meta_store_read(const char *path, struct store_info *si,
 	ret = check_id(&m->id, "store.bin", "id", si->id, err);
 	if (!ret)
 		ret = check_features(m->required_features,
-				     m->n_required_features, "store.bin",
-				     &si->patches, err);
+				     m->n_required_features, "store.bin", si,
+				     err);
 	if (!ret && (m->chunk_size < SNAP_CHUNK_MIN ||
 		     m->chunk_size > SNAP_CHUNK_MAX ||
 		     (m->chunk_size & (m->chunk_size - 1))))

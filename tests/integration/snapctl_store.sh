@@ -26,6 +26,7 @@ work=$(mktemp -d) || exit 1
 trap 'rm -rf "$work"' EXIT
 trap 'exit 1' HUP INT TERM
 . tests/lib/tap.sh
+. tests/lib/chunks.sh
 err=$work/case.log	# what not_ok shows under a failed case
 
 STORE=$work/store
@@ -428,11 +429,10 @@ import_busy_fails() {
 
 verify_finds_damaged_chunk() {
 	cp -R "$STORE" "$work/damaged" || return 1
-	chunk=$(find "$work/damaged/chunks" -type f -name '[0-9a-f]*' |
-		sort | head -n 1)
-	[ -n "$chunk" ] || { echo "no chunk file under chunks/"; return 1; }
-	size=$(wc -c <"$chunk")
-	flip_byte "$chunk" $((size - 1)) || return 1
+	key=$(any_chunk "$work/damaged") || { echo "no chunk stored"; return 1; }
+	where=$(chunk_where "$work/damaged" "$key") || return 1
+	set -- $where
+	chmod u+w "$1" && flip_byte "$1" $(($2 + $3 - 1)) || return 1
 	run_snapctl store verify "$work/damaged"
 	status_is 1 || return 1
 	out_has "^[1-9][0-9]* chunks checked, [1-9][0-9]* bad\$" || return 1

@@ -55,6 +55,7 @@ derr=		# its stderr
 dn=0		# daemons started
 
 . tests/lib/tap.sh
+. tests/lib/chunks.sh
 err=$work/case.log	# what not_ok shows under a failed case
 
 # ---- daemons -----------------------------------------------------------------
@@ -672,10 +673,11 @@ corrupt_chunk() {
 	# The key of chunk 2 is the SHA-256 of its bytes.
 	key=$(dd if="$work/bad.data" bs="$chunk" skip=2 count=1 2>/dev/null |
 		sha256sum | cut -d' ' -f1)
-	cfile=$STORE/chunks/$(echo "$key" | cut -c1-2)/$key
-	[ -f "$cfile" ] || { echo "no chunk file $cfile"; ls "$STORE/chunks"; return 1; }
-	csize=$(size_of "$cfile")
-	flip "$cfile" $((csize / 2)) || return 1
+	where=$(chunk_where "$STORE" "$key") ||
+		{ echo "chunk $key is not stored"; ls "$STORE/chunks"; return 1; }
+	set -- $where
+	cfile=$1 coff=$(($2 + $3 / 2))
+	flip "$cfile" "$coff" || return 1
 	mount_fs || return 1
 	run cat "$MNT/bad/memory.bin"
 	failed_saying 'Input/output error' || return 1
@@ -702,7 +704,7 @@ corrupt_chunk() {
 		return 1
 	fi
 	umount_fs || return 1
-	flip "$cfile" $((csize / 2)) || return 1
+	flip "$cfile" "$coff" || return 1
 	store_verify || return 1
 	mount_fs || return 1
 	cmp "$work/bad.data" "$MNT/bad/memory.bin" && rm -r "$MNT/bad"

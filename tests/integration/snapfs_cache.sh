@@ -51,6 +51,7 @@ derr=		# its stderr
 dn=0		# daemons started
 
 . tests/lib/tap.sh
+. tests/lib/chunks.sh
 err=$work/case.log	# what not_ok shows under a failed case
 
 # ---- daemons -----------------------------------------------------------------
@@ -493,10 +494,12 @@ corrupt_chunk() {
 	[ "$good" -lt "$MEM" ] || good=$((bad - 4 * MIB))
 	key=$(dd if="$work/mem" bs="$cs" skip=$((bad / cs)) count=1 2>/dev/null |
 		sha256sum | cut -d' ' -f1)
-	cfile=$STORE/chunks/$(echo "$key" | cut -c1-2)/$key
-	[ -f "$cfile" ] || { echo "no chunk file $cfile"; return 1; }
+	where=$(chunk_where "$STORE" "$key") ||
+		{ echo "chunk $key is not stored"; return 1; }
+	set -- $where
+	cfile=$1 coff=$(($2 + $3 / 2))
 	umount_fs || return 1
-	chmod u+w "$cfile" && flip "$cfile" $(($(stat -c %s "$cfile") / 2)) || return 1
+	chmod u+w "$cfile" && flip "$cfile" "$coff" || return 1
 	fresh || return 1
 	"$PY" -c "$CORRUPT_PY" "$f" $((bad + 1000)) "$good" "$work/mem" || return 1
 	short=$(echo "$key" | cut -c1-16)
@@ -505,7 +508,7 @@ corrupt_chunk() {
 	note "the daemon said: $(grep "chunk $short" "$derr" | head -1)"
 	alive "$pid" && ls "$MNT/a" >/dev/null || { echo "the daemon is gone"; return 1; }
 	umount_fs || return 1
-	flip "$cfile" $(($(stat -c %s "$cfile") / 2)) && fresh
+	flip "$cfile" "$coff" && fresh
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

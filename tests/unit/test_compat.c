@@ -147,6 +147,9 @@ static const struct store_fixture {
 	/* chunk files stored as patches (codec 2), of which over zeros;
 	 * store.bin then requires "chunk-patches" */
 	unsigned patches, zero_based;
+	/* pack files, of which with an index; store.bin then requires
+	 * "chunk-packs" */
+	unsigned packs, indexed;
 } store_fixtures[] = {
 	{
 		/*
@@ -262,6 +265,44 @@ static const struct store_fixture {
 		},
 		.images = 5, .chunks = 13,
 		.patches = 5, .zero_based = 1,
+	},
+	{
+		/*
+		 * k: chunks in pack files (tests/compat/README.md says how):
+		 * a.img from a first session, its pack sealed with an index
+		 * by the second; b.img its clone with a chunk rewritten and
+		 * c.img (random, zero, random) in a pack with no index, its
+		 * records found by reading it.
+		 */
+		.name = "2026-12-store-v3-packs",
+		.chunk_size = 16384,
+		.snapshots = { "k", NULL },
+		.n_files = 3,
+		.files = {
+			{
+				.path = "k/a.img", .size = 65536,
+				.sha256 = "9110e8aa0d456675e4e64b1352d65cd9"
+					  "8ecca7f7004201053930eb4d8ce2b80e",
+				.nlink = 1, .depth = 2,
+				.mtime_ns = 1796601600000000001ull,
+			},
+			{
+				.path = "k/b.img", .size = 65536,
+				.sha256 = "c43b309d9d91695622665e72de843b1a"
+					  "315adc87f4c985d373ad85701c66fff1",
+				.nlink = 1, .depth = 2,
+				.mtime_ns = 1796601600000000002ull,
+			},
+			{
+				.path = "k/c.img", .size = 49152,
+				.sha256 = "9dd1b835449c47a3b27559f3939990bd"
+					  "c625d12978ab1b99f814217dd30490d2",
+				.nlink = 1, .depth = 1,
+				.mtime_ns = 1796601600000000003ull,
+			},
+		},
+		.images = 3, .chunks = 7,
+		.packs = 2, .indexed = 1,
 	},
 };
 
@@ -540,6 +581,28 @@ static void count_patches(const char *dir, unsigned *n, unsigned *zero)
 	free(sub);
 }
 
+/* Files of dir/chunks/packs whose names end in ext. */
+static unsigned count_files(const char *dir, const char *ext)
+{
+	struct dirent *e;
+	unsigned n = 0;
+	char *sub;
+	DIR *d;
+
+	if (asprintf(&sub, "%s/chunks/packs", dir) < 0)
+		abort();
+	d = opendir(sub);
+	free(sub);
+	while (d && (e = readdir(d))) {
+		size_t len = strlen(e->d_name), x = strlen(ext);
+
+		n += len > x && !strcmp(e->d_name + len - x, ext);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 /* Whether store.bin at dir names feature (a plain string in it). */
 static bool store_requires(const char *dir, const char *feature)
 {
@@ -592,6 +655,9 @@ static void check_store_fixture(const struct store_fixture *f)
 	}
 	assert_int_equal(store_requires(store, "chunk-patches"),
 			 f->patches > 0);
+	assert_int_equal(count_files(store, ".pack"), f->packs);
+	assert_int_equal(count_files(store, ".idx"), f->indexed);
+	assert_int_equal(store_requires(store, "chunk-packs"), f->packs > 0);
 
 	if (snap_store_open(store, &opts, &s, &err))
 		fail_msg("%s: %s", src, err.msg);

@@ -495,74 +495,30 @@ static int count_key(void *arg, const uint8_t key[SNAP_KEY_LEN],
 	return 0;
 }
 
-static bool is_hex(const char *s, size_t n)
-{
-	if (strlen(s) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		      (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/* Chunks the backend holds (dir: files chunks/ab/<64 hex>). */
+/* Chunks the backend holds (dir: as a new process finds them). */
 static uint64_t fx_stored(struct fx *f)
 {
 	uint64_t n = 0;
-	char path[4096];
-	struct dirent *e, *e2;
-	DIR *d, *d2;
 
 	if (f->mem) {
 		assert_int_equal(f->held.inner.ops->each(f->held.inner.ctx,
 							 count_key, &n), 0);
 		return n;
 	}
-	snprintf(path, sizeof(path), "%s/chunks", f->dir);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		if (!is_hex(e->d_name, 2))
-			continue;
-		snprintf(path, sizeof(path), "%s/chunks/%s", f->dir,
-			 e->d_name);
-		d2 = opendir(path);
-		assert_non_null(d2);
-		while ((e2 = readdir(d2)))
-			n += is_hex(e2->d_name, 2 * SNAP_KEY_LEN) &&
-			     !strncmp(e2->d_name, e->d_name, 2);
-		closedir(d2);
-	}
-	closedir(d);
-	return n;
+	return test_chunk_count(f->dir);
 }
 
-static void chunk_file(struct fx *f, const uint8_t key[SNAP_KEY_LEN],
-		       char *path, size_t size)
-{
-	char hex[2 * SNAP_KEY_LEN + 1];
-
-	snap_hex(key, SNAP_KEY_LEN, hex);
-	snprintf(path, size, "%s/chunks/%.2s/%s", f->dir, hex, hex);
-}
-
-/* Whether the backend holds key (dir: at chunks/ab/<hex>). */
+/* Whether the backend holds key. */
 static bool fx_has_chunk(struct fx *f, const uint8_t key[SNAP_KEY_LEN])
 {
-	char path[4096];
-
 	if (f->mem)
 		return f->held.inner.ops->has(f->held.inner.ctx, key) == 1;
-	chunk_file(f, key, path, sizeof(path));
-	return access(path, F_OK) == 0;
+	return test_chunk_has(f->dir, key);
 }
 
 /* Length of key's stored value. */
 static size_t fx_chunk_len(struct fx *f, const uint8_t key[SNAP_KEY_LEN])
 {
-	char path[4096];
-	struct stat st;
 	size_t len = 0;
 	uint8_t *buf;
 
@@ -574,9 +530,9 @@ static size_t fx_chunk_len(struct fx *f, const uint8_t key[SNAP_KEY_LEN])
 		free(buf);
 		return len;
 	}
-	chunk_file(f, key, path, sizeof(path));
-	assert_int_equal(stat(path, &st), 0);
-	return (size_t)st.st_size;
+	len = test_chunk_len(f->dir, key);
+	assert_true(len > 0);
+	return len;
 }
 
 /* XOR byte at of the file at path with x, in place. */
@@ -596,29 +552,28 @@ static void xor_byte(const char *path, size_t at, uint8_t x)
 static void fx_flip_chunk(struct fx *f, const uint8_t key[SNAP_KEY_LEN],
 			  size_t at, bool on)
 {
-	char path[4096];
-
 	if (f->mem) {
 		f->held.flip = on;
 		memcpy(f->held.bad, key, SNAP_KEY_LEN);
 		f->held.flip_at = at;
 		return;
 	}
-	chunk_file(f, key, path, sizeof(path));
-	xor_byte(path, at, 0x55);
+	test_chunk_xor(f->dir, key, at, 0x55);
 }
 
+/* Remove key's chunk behind the store's back (it is opened again). */
 static void fx_del_chunk(struct fx *f, const uint8_t key[SNAP_KEY_LEN])
 {
-	char path[4096];
-
 	if (f->mem) {
 		assert_int_equal(f->held.inner.ops->del(f->held.inner.ctx,
 							key), 0);
 		return;
 	}
-	chunk_file(f, key, path, sizeof(path));
-	assert_int_equal(unlink(path), 0);
+	assert_true(test_chunk_has(f->dir, key));
+	fx_close(f);
+	test_chunk_replace(f->dir, key, NULL, 0);
+	CHECK(f, fx_open(f));
+	assert_false(test_chunk_has(f->dir, key));
 }
 
 /* ==== 1. round trip ========================================================= */
@@ -2340,67 +2295,83 @@ static int each_one(void *arg, const uint8_t key[SNAP_KEY_LEN],
 	return c->n == c->stop_at ? 7 : 0;
 }
 
-/* backend.h's contract, for both backends. */
+/* backend.h's contract for b. */
+static void backend_contract(struct snap_backend *b)
+{
+	uint8_t key[3][SNAP_KEY_LEN], buf[300], out[300];
+	struct each_count c = { 0 };
+	size_t len = 0;
+
+	for (int i = 0; i < 3; i++)
+		snap_sha256(&i, sizeof(i), key[i]);
+	fill_random(buf, sizeof(buf), 900);
+	assert_int_equal(b->ops->put(b->ctx, key[0], buf, 100), 0);
+	assert_int_equal(b->ops->put(b->ctx, key[0], buf, 100), 0);
+	assert_int_equal(b->ops->put(b->ctx, key[1], buf + 1, 200), 0);
+	assert_int_equal(b->ops->put(b->ctx, key[2], buf, 0), 0);
+	assert_int_equal(b->ops->has(b->ctx, key[0]), 1);
+	assert_int_equal(b->ops->has(b->ctx, key[2]), 1);
+	assert_int_equal(b->ops->get(b->ctx, key[1], out, 200, &len), 0);
+	assert_int_equal(len, 200);
+	assert_memory_equal(out, buf + 1, 200);
+	assert_int_equal(b->ops->get(b->ctx, key[1], out, 199, &len), -EFBIG);
+	assert_int_equal(b->ops->get(b->ctx, key[2], out, 10, &len), 0);
+	assert_int_equal(len, 0);
+	assert_int_equal(b->ops->each(b->ctx, each_one, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.bytes, 300);
+	c = (struct each_count){ .stop_at = 2 };
+	assert_int_equal(b->ops->each(b->ctx, each_one, &c), 7);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(b->ops->sync(b->ctx), 0);
+	assert_int_equal(b->ops->del(b->ctx, key[0]), 0);
+	assert_int_equal(b->ops->del(b->ctx, key[0]), -ENOENT);
+	assert_int_equal(b->ops->has(b->ctx, key[0]), 0);
+	assert_int_equal(b->ops->get(b->ctx, key[0], buf, sizeof(buf), &len),
+			 -ENOENT);
+	c = (struct each_count){ 0 };
+	assert_int_equal(b->ops->each(b->ctx, each_one, &c), 0);
+	assert_int_equal(c.n, 2);
+	if (b->ops->compact)
+		assert_int_equal(b->ops->compact(b->ctx), 0);
+	assert_int_equal(b->ops->get(b->ctx, key[1], out, 200, &len), 0);
+	assert_memory_equal(out, buf + 1, 200);
+}
+
+/* For both backends, and the directory's two layouts. */
 static void test_backend_contract(void **state)
 {
 	struct fx *f = *state;
 	struct snap_backend b;
-	uint8_t key[3][SNAP_KEY_LEN], buf[300];
-	struct each_count c = { 0 };
-	size_t len = 0;
-	char path[4096], hex[2 * SNAP_KEY_LEN + 1];
+	char path[4096], file[8192], hex[2 * SNAP_KEY_LEN + 1];
+	uint8_t key[SNAP_KEY_LEN];
+	int one = 1;
 
-	snprintf(path, sizeof(path), "%s/chunks2", f->tmp);
 	if (f->mem) {
 		assert_int_equal(snap_backend_mem(&b), 0);
-	} else {
-		EXPECT_ERR(f, -ENOENT, snap_backend_dir(path, &b, &f->err));
-		assert_int_equal(mkdir(path, 0755), 0);
-		CHECK(f, snap_backend_dir(path, &b, &f->err));
+		backend_contract(&b);
+		b.ops->free(b.ctx);
+		return;
 	}
-	for (int i = 0; i < 3; i++)
-		snap_sha256(&i, sizeof(i), key[i]);
-	fill_random(buf, sizeof(buf), 900);
-	assert_int_equal(b.ops->put(b.ctx, key[0], buf, 100), 0);
-	assert_int_equal(b.ops->put(b.ctx, key[0], buf, 100), 0);
-	assert_int_equal(b.ops->put(b.ctx, key[1], buf + 1, 200), 0);
-	assert_int_equal(b.ops->put(b.ctx, key[2], buf, 0), 0);
-	assert_int_equal(b.ops->has(b.ctx, key[0]), 1);
-	assert_int_equal(b.ops->has(b.ctx, key[2]), 1);
-	{
-		uint8_t out[300];
-
-		assert_int_equal(b.ops->get(b.ctx, key[1], out, 200, &len), 0);
-		assert_int_equal(len, 200);
-		assert_memory_equal(out, buf + 1, 200);
-		assert_int_equal(b.ops->get(b.ctx, key[1], out, 199, &len),
-				 -EFBIG);
-		assert_int_equal(b.ops->get(b.ctx, key[2], out, 10, &len), 0);
-		assert_int_equal(len, 0);
-	}
-	if (!f->mem) {
-		char file[8192];
-
-		snap_hex(key[1], SNAP_KEY_LEN, hex);
-		snprintf(file, sizeof(file), "%s/%.2s/%s", path, hex, hex);
-		assert_int_equal(access(file, F_OK), 0);
-	}
-	assert_int_equal(b.ops->each(b.ctx, each_one, &c), 0);
-	assert_int_equal(c.n, 3);
-	assert_int_equal(c.bytes, 300);
-	c = (struct each_count){ .stop_at = 2 };
-	assert_int_equal(b.ops->each(b.ctx, each_one, &c), 7);
-	assert_int_equal(c.n, 2);
-	assert_int_equal(b.ops->sync(b.ctx), 0);
-	assert_int_equal(b.ops->del(b.ctx, key[0]), 0);
-	assert_int_equal(b.ops->del(b.ctx, key[0]), -ENOENT);
-	assert_int_equal(b.ops->has(b.ctx, key[0]), 0);
-	assert_int_equal(b.ops->get(b.ctx, key[0], buf, sizeof(buf), &len),
-			 -ENOENT);
-	c = (struct each_count){ 0 };
-	assert_int_equal(b.ops->each(b.ctx, each_one, &c), 0);
-	assert_int_equal(c.n, 2);
+	snprintf(path, sizeof(path), "%s/chunks2", f->tmp);
+	EXPECT_ERR(f, -ENOENT, snap_backend_dir(path, 0, &b, &f->err));
+	assert_int_equal(mkdir(path, 0755), 0);
+	CHECK(f, snap_backend_dir(path, 0, &b, &f->err));
+	backend_contract(&b);
 	b.ops->free(b.ctx);
+	snap_sha256(&one, sizeof(one), key);
+	snap_hex(key, SNAP_KEY_LEN, hex);
+	snprintf(file, sizeof(file), "%s/%.2s/%s", path, hex, hex);
+	assert_int_equal(access(file, F_OK), 0);	/* a file each */
+
+	snprintf(path, sizeof(path), "%s/chunks3", f->tmp);
+	assert_int_equal(mkdir(path, 0755), 0);
+	CHECK(f, snap_backend_dir(path, SNAP_BACKEND_PACKS, &b, &f->err));
+	backend_contract(&b);
+	b.ops->free(b.ctx);
+	snprintf(file, sizeof(file), "%s/%.2s", path, hex);
+	assert_int_equal(access(file, F_OK), -1);	/* in packs */
+	assert_int_equal(test_count_entries(path), 1);
 }
 
 /*
@@ -2682,24 +2653,15 @@ static void test_store_features(void **state)
 static void fx_put_raw(struct fx *f, const uint8_t key[SNAP_KEY_LEN],
 		       const void *buf, size_t len)
 {
-	char path[4096];
-	int fd;
-
 	if (f->mem) {
 		f->held.inner.ops->del(f->held.inner.ctx, key);
 		assert_int_equal(f->held.inner.ops->put(f->held.inner.ctx, key,
 							buf, len), 0);
 		return;
 	}
-	chunk_file(f, key, path, sizeof(path));
-	unlink(path);
-	*strrchr(path, '/') = '\0';
-	mkdir(path, 0755);	/* the key's first byte's directory */
-	path[strlen(path)] = '/';
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0444);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, buf, len), (ssize_t)len);
-	close(fd);
+	fx_close(f);
+	test_chunk_replace(f->dir, key, buf, len);
+	CHECK(f, fx_open(f));
 }
 
 /* A patch object: header, base, a bitmap of 16 pages, raw pages. */

@@ -534,28 +534,6 @@ static void fx_make(struct fx *f, const char *name, uint64_t nchunks,
 		free(buf);
 }
 
-static void chunk_path(struct fx *f, const uint8_t key[SNAP_KEY_LEN],
-		       char *path, size_t size)
-{
-	char hex[2 * SNAP_KEY_LEN + 1];
-
-	snap_hex(key, SNAP_KEY_LEN, hex);
-	snprintf(path, size, "%s/chunks/%.2s/%s", f->dir, hex, hex);
-}
-
-/* XOR byte at of the file at path with x, in place. */
-static void xor_byte(const char *path, size_t at, uint8_t x)
-{
-	int fd = open(path, O_RDWR);
-	uint8_t b;
-
-	if (fd < 0 || pread(fd, &b, 1, (off_t)at) != 1)
-		abort();
-	b ^= x;
-	if (pwrite(fd, &b, 1, (off_t)at) != 1 || close(fd))
-		abort();
-}
-
 /*
  * Wait (5 s at most) until key is in the store's cache, loaded: then a
  * claim is a hit with want's bytes (NULL: any).
@@ -655,7 +633,6 @@ static void test_fetch_failure(void **state)
 	uint8_t id[SNAP_ID_LEN], keys[4][SNAP_KEY_LEN], missing[SNAP_KEY_LEN];
 	uint8_t *data, *buf = malloc((size_t)4 * f->cs);
 	struct snap_image *img;
-	char path[4096];
 	size_t len4 = (size_t)4 * f->cs;
 
 	/* One worker: its jobs run in order, so a job queued after another
@@ -671,8 +648,7 @@ static void test_fetch_failure(void **state)
 
 	/* Chunk 1 corrupt: the pool's load fails quietly, the reader's
 	 * does not. */
-	chunk_path(f, keys[1], path, sizeof(path));
-	xor_byte(path, 40, 0x55);
+	test_chunk_xor(f->dir, keys[1], 40, 0x55);
 	fx_reopen(f);
 	assert_true(fetch_ahead(f->s->pool, keys[1]));
 	assert_true(fetch_ahead(f->s->pool, keys[0]));
@@ -690,12 +666,12 @@ static void test_fetch_failure(void **state)
 	img_read(f, img, buf, len4 - 2 * f->cs, 2 * f->cs);
 	assert_memory_equal(buf, data + 2 * f->cs, len4 - 2 * f->cs);
 	fx_close_img(f, img);
-	xor_byte(path, 40, 0x55);
+	test_chunk_xor(f->dir, keys[1], 40, 0x55);
 
 	/* Chunk 2 missing, the same. */
-	chunk_path(f, keys[2], path, sizeof(path));
-	assert_int_equal(unlink(path), 0);
-	fx_reopen(f);
+	fx_close(f);
+	test_chunk_replace(f->dir, keys[2], NULL, 0);
+	CHECK(f, fx_open(f));
 	assert_true(fetch_ahead(f->s->pool, keys[2]));
 	assert_true(fetch_ahead(f->s->pool, keys[3]));
 	wait_cached(f, keys[3], data + 3 * f->cs, "chunk 3, after a missing");

@@ -8,7 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "digest.h"
+#include "pack.h"
 
 /* A small deterministic generator (xorshift64*). */
 static uint64_t next(uint64_t *x)
@@ -225,4 +229,145 @@ void test_write_file(const char *path, const void *buf, size_t len)
 
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || close(fd))
 		abort();
+}
+
+/* ---- a store's chunks ---------------------------------------------------- */
+
+/* The store's chunks as a new process sees them (flags: the backend's). */
+static void chunks_open(const char *store, unsigned flags,
+			struct snap_backend *b)
+{
+	char path[4096];
+	struct snap_err err;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/chunks/packs", store);
+	if (stat(path, &st) == 0)
+		flags |= SNAP_BACKEND_PACKS;
+	snprintf(path, sizeof(path), "%s/chunks", store);
+	if (snap_backend_dir(path, flags, b, &err)) {
+		fprintf(stderr, "%s\n", err.msg);
+		abort();
+	}
+}
+
+static int count_one(void *arg, const uint8_t *key, uint64_t size)
+{
+	(void)key;
+	(void)size;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+uint64_t test_chunk_count(const char *store)
+{
+	struct snap_backend b;
+	uint64_t n = 0;
+
+	chunks_open(store, SNAP_BACKEND_RDONLY, &b);
+	if (b.ops->each(b.ctx, count_one, &n))
+		abort();
+	b.ops->free(b.ctx);
+	return n;
+}
+
+bool test_chunk_has(const char *store, const uint8_t key[SNAP_KEY_LEN])
+{
+	return test_chunk_len(store, key) > 0;
+}
+
+size_t test_chunk_len(const char *store, const uint8_t key[SNAP_KEY_LEN])
+{
+	struct snap_backend b;
+	uint64_t size = 0;
+
+	chunks_open(store, SNAP_BACKEND_RDONLY, &b);
+	if (b.ops->size(b.ctx, key, &size))
+		size = 0;
+	b.ops->free(b.ctx);
+	return (size_t)size;
+}
+
+/* XOR byte at of the file at path with x, in place. */
+static void xor_at(const char *path, uint64_t at, uint8_t x)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t c;
+
+	if (fd < 0 || pread(fd, &c, 1, (off_t)at) != 1)
+		abort();
+	c ^= x;
+	if (pwrite(fd, &c, 1, (off_t)at) != 1 || close(fd))
+		abort();
+}
+
+/* XOR byte at of each record of key in the pack at path; how many. */
+static int xor_in_pack(const char *path, const uint8_t *key, size_t at,
+		       uint8_t x)
+{
+	size_t len, hits = 0;
+	uint8_t *buf = test_read_file(path, &len);
+
+	for (size_t i = PACK_HDR; i + PACK_REC_HDR <= len; i++) {
+		uint32_t n;
+
+		if (memcmp(buf + i, PACK_REC_MAGIC, 4) ||
+		    memcmp(buf + i + 12, key, SNAP_KEY_LEN))
+			continue;
+		memcpy(&n, buf + i + 4, 4);
+		if (at < n && i + PACK_REC_HDR + n <= len) {
+			xor_at(path, i + PACK_REC_HDR + at, x);
+			hits++;
+		}
+	}
+	free(buf);
+	return (int)hits;
+}
+
+void test_chunk_xor(const char *store, const uint8_t key[SNAP_KEY_LEN],
+		    size_t at, uint8_t x)
+{
+	char path[4096 + 300], hex[2 * SNAP_KEY_LEN + 1];
+	struct dirent *e;
+	int hits = 0;
+	DIR *d;
+
+	snap_hex(key, SNAP_KEY_LEN, hex);
+	snprintf(path, sizeof(path), "%s/chunks/%.2s/%s", store, hex, hex);
+	if (access(path, F_OK) == 0) {
+		xor_at(path, at, x);
+		hits++;
+	}
+	snprintf(path, sizeof(path), "%s/chunks/packs", store);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (n < 5 || strcmp(e->d_name + n - 5, ".pack"))
+			continue;
+		snprintf(path, sizeof(path), "%s/chunks/packs/%s", store,
+			 e->d_name);
+		hits += xor_in_pack(path, key, at, x);
+	}
+	if (d)
+		closedir(d);
+	if (!hits)
+		abort();
+}
+
+void test_chunk_replace(const char *store, const uint8_t key[SNAP_KEY_LEN],
+			const void *buf, size_t len)
+{
+	struct snap_backend b;
+	int ret;
+
+	chunks_open(store, 0, &b);
+	ret = b.ops->del(b.ctx, key);
+	if (ret && ret != -ENOENT)
+		abort();
+	if (buf && b.ops->put(b.ctx, key, buf, len))
+		abort();
+	if (b.ops->sync(b.ctx))
+		abort();
+	b.ops->free(b.ctx);
 }

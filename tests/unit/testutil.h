@@ -7,8 +7,10 @@
  * sample snapshots and scratch directories.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "manifest.h"
 #include "snapdir.h"
 #include "state.h"
@@ -44,5 +46,24 @@ uint8_t *test_read_file(const char *path, size_t *len);
 
 /* Replace a file's contents; aborts on failure. */
 void test_write_file(const char *path, const void *buf, size_t len);
+
+/*
+ * A memory store's chunks on disk (store is its directory), whichever way
+ * they are kept: one file each, or records of pack files. Each reads the
+ * chunks afresh, as a new process would; aborts on failure.
+ */
+uint64_t test_chunk_count(const char *store);
+bool test_chunk_has(const char *store, const uint8_t key[SNAP_KEY_LEN]);
+/* The stored value's length (0 when not stored). */
+size_t test_chunk_len(const char *store, const uint8_t key[SNAP_KEY_LEN]);
+/* XOR byte at of key's stored value, every copy of it, with x. */
+void test_chunk_xor(const char *store, const uint8_t key[SNAP_KEY_LEN],
+		    size_t at, uint8_t x);
+/*
+ * Store buf (len bytes) as key's value in place of what it was, or remove
+ * key (buf NULL), durably. Nothing may have the store open to write.
+ */
+void test_chunk_replace(const char *store, const uint8_t key[SNAP_KEY_LEN],
+			const void *buf, size_t len);
 
 #endif

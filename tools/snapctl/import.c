@@ -11,6 +11,7 @@
  * A failure or a signal removes the temporary; its images are gc's to
  * free.
  */
+#include "io.h"
 #include "snapctl.h"
 
 #include <errno.h>
@@ -142,7 +143,7 @@ static int copy_file(struct import *im, size_t i, struct snap_image *img)
 		}
 		len = (size_t)(size - off < TRANSFER_BLOCK ? size - off :
 			       TRANSFER_BLOCK);
-		ret = transfer_pread(fd, im->buf, len, off);
+		ret = snap_io_read_all(fd, im->buf, len, off);
 		if (ret)
 			return snap_err_set(&im->err, ret, "read at %llu: %s",
 					    (unsigned long long)off,

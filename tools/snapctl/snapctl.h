@@ -200,8 +200,6 @@ size_t transfer_next_run(const uint8_t *buf, size_t len, size_t unit,
 int transfer_snapshot_exists(struct snap_store *s, const char *name,
 			     struct snap_err *err);
 
-/* Read len bytes at off, retrying short reads; -EIO at a premature end. */
-int transfer_pread(int fd, void *buf, size_t len, uint64_t off);
 
 /*
  * A progress bar on stderr, drawn only when stderr is a terminal: bytes

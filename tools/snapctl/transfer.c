@@ -48,26 +48,6 @@ size_t transfer_next_run(const uint8_t *buf, size_t len, size_t unit,
 	return p - *start;
 }
 
-int transfer_pread(int fd, void *buf, size_t len, uint64_t off)
-{
-	unsigned char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;	/* the file shrank under us */
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 static int name_is(void *arg, const char *entry)
 {
 	return !strcmp(entry, (const char *)arg);

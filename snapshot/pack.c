@@ -1,0 +1,1092 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pack files: chunks appended to a few large files instead of one file
+ * each. A chunk file costs an inode, a temporary name and a rename, about
+ * 100 us on ext4 (far more for a while after a large delete, when ext4
+ * skips recently freed inodes one by one), and threads creating them
+ * queue on the directory's lock; an append costs the copy of its bytes.
+ *
+ *   packs/<seq>.pack   PACK_HDR bytes ("SNAPPACK", version 1), then
+ *                      records: "SNPK", u32 len, u32 ~len, the 32-byte
+ *                      key, then len bytes of value (little-endian)
+ *   packs/<seq>.idx    one frame (frame.h): PackIndex, where each record
+ *                      of the pack is, up to `end`
+ *
+ * Only the store's one writer appends, and only to packs it made. A put
+ * reserves the record's place under the lock, writes the value and then
+ * the header outside it (so that a reader in another process never finds
+ * a header before its value), and enters the key once both are written.
+ * Several puts write at once, so a record may be whole while one before
+ * it is not yet: sync therefore publishes the index of every pack that
+ * changed (the records whole at that moment) before syncfs, and what a
+ * sync covered is found through the index after a crash whatever was left
+ * torn around it. Records past an index's `end` are read one by one and
+ * the first that is not whole ends the pack: puts no sync covered may be
+ * lost, as the backend contract allows.
+ *
+ * A pack is sealed (nothing appended any more) once PACK_MAX bytes are
+ * reserved and its last put is done; a writer seals every pack it finds at
+ * open, so that packs are only read through indexes. A delete forgets the
+ * key, and the next sync writes its pack's index without it; the bytes
+ * stay until compaction (gc) copies the live records of mostly dead or
+ * small sealed packs into the current one and removes those packs after
+ * syncfs.
+ *
+ * The keys live in one open-addressing table (48 bytes a chunk), hashed
+ * with a per-process random seed over all 32 bytes of the key, so that
+ * indexes on disk cannot choose collisions. Sizes read from disk are
+ * checked against the pack file's real size before anything is entered.
+ */
+#include "pack.h"
+
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "io.h"
+#include "store.pb-c.h"
+
+#define SLOT_EMPTY	UINT32_MAX
+#define SLOT_GONE	(UINT32_MAX - 1)
+#define PACKS_NONE	UINT32_MAX
+#define SMALL_PACK	(PACK_MAX / 8)
+
+struct ent {
+	uint8_t key[SNAP_KEY_LEN];
+	uint64_t off;
+	uint32_t len;
+	uint32_t pack;		/* index in packs->pk, or SLOT_* */
+};
+
+/* A record of an unsealed pack, for its next index. */
+struct rec {
+	uint8_t key[SNAP_KEY_LEN];
+	uint64_t off;
+	uint32_t len;
+};
+
+struct pack {
+	uint32_t seq;
+	int fd;
+	uint64_t end;		/* next record's offset (reserved or read) */
+	uint64_t size;		/* bytes of whole records and header */
+	uint64_t live;		/* bytes of records a key points to */
+	unsigned inflight;	/* puts between reserve and enter */
+	bool sealed, full, dirty, mine;
+	struct rec *recs;	/* unsealed: every record entered */
+	size_t nrecs, caprecs;
+	struct stat idx_st;	/* a reader's: the index last read */
+};
+
+struct packs {
+	int dfd;		/* dir/packs */
+	char *dir;		/* its path, for frame_publish */
+	bool rdonly;
+	uint64_t seed;
+	pthread_rwlock_t lock;
+	struct ent *tab;
+	size_t cap, used, gone;
+	struct pack **pk;
+	uint32_t npk, cappk;
+	uint32_t active;	/* PACKS_NONE: none yet */
+	uint32_t next_seq;
+};
+
+/* ---- the key table ------------------------------------------------------- */
+
+static uint64_t key_hash(const struct packs *ps, const uint8_t *key)
+{
+	uint64_t h = ps->seed, w;
+
+	for (int i = 0; i < SNAP_KEY_LEN; i += 8) {
+		memcpy(&w, key + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 31;
+	}
+	return h;
+}
+
+/* The slot holding key, or SIZE_MAX. */
+static size_t find(const struct packs *ps, const uint8_t *key)
+{
+	size_t mask = ps->cap - 1;
+
+	if (!ps->cap)
+		return SIZE_MAX;
+	for (size_t i = key_hash(ps, key) & mask;; i = (i + 1) & mask) {
+		const struct ent *e = &ps->tab[i];
+
+		if (e->pack == SLOT_EMPTY)
+			return SIZE_MAX;
+		if (e->pack != SLOT_GONE && !memcmp(e->key, key, SNAP_KEY_LEN))
+			return i;
+	}
+}
+
+static void place(struct packs *ps, const struct ent *e)
+{
+	size_t mask = ps->cap - 1, i = key_hash(ps, e->key) & mask;
+
+	while (ps->tab[i].pack != SLOT_EMPTY && ps->tab[i].pack != SLOT_GONE)
+		i = (i + 1) & mask;
+	if (ps->tab[i].pack == SLOT_GONE)
+		ps->gone--;
+	ps->tab[i] = *e;
+	ps->used++;
+}
+
+/* Room for one more key: rehash at 3/4 full, counting deleted slots. */
+static int reserve_slot(struct packs *ps)
+{
+	struct ent *old = ps->tab;
+	size_t oldcap = ps->cap, cap = oldcap ? oldcap : 1024;
+
+	if ((ps->used + ps->gone + 1) * 4 <= oldcap * 3)
+		return 0;
+	while ((ps->used + 1) * 2 > cap)
+		cap *= 2;
+	ps->tab = malloc(cap * sizeof(*ps->tab));
+	if (!ps->tab) {
+		ps->tab = old;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cap; i++)
+		ps->tab[i].pack = SLOT_EMPTY;
+	ps->cap = cap;
+	ps->used = ps->gone = 0;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].pack != SLOT_EMPTY && old[i].pack != SLOT_GONE)
+			place(ps, &old[i]);
+	free(old);
+	return 0;
+}
+
+static int add_rec(struct pack *p, const uint8_t *key, uint64_t off,
+		   uint32_t len)
+{
+	if (p->nrecs == p->caprecs) {
+		size_t cap = p->caprecs ? 2 * p->caprecs : 64;
+		struct rec *r = realloc(p->recs, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		p->recs = r;
+		p->caprecs = cap;
+	}
+	memcpy(p->recs[p->nrecs].key, key, SNAP_KEY_LEN);
+	p->recs[p->nrecs].off = off;
+	p->recs[p->nrecs].len = len;
+	p->nrecs++;
+	return 0;
+}
+
+/*
+ * Enter key at (pack pi, off, len): a key already known keeps its place,
+ * and the new record is dead weight. 1 when entered, 0 when known.
+ */
+static int enter(struct packs *ps, uint32_t pi, const uint8_t *key,
+		 uint64_t off, uint32_t len)
+{
+	struct pack *p = ps->pk[pi];
+	struct ent e = { .off = off, .len = len, .pack = pi };
+	int ret;
+
+	if (find(ps, key) != SIZE_MAX)
+		return 0;
+	ret = reserve_slot(ps);
+	if (!ret && !p->sealed && !ps->rdonly)	/* for its next index */
+		ret = add_rec(p, key, off, len);
+	if (ret)
+		return ret;
+	memcpy(e.key, key, SNAP_KEY_LEN);
+	place(ps, &e);
+	p->live += PACK_REC_HDR + (uint64_t)len;
+	return 1;
+}
+
+/* ---- reading packs ------------------------------------------------------- */
+
+static int pack_name(char *buf, size_t n, uint32_t seq, const char *ext)
+{
+	return snprintf(buf, n, "%010u.%s", seq, ext);
+}
+
+static int new_pack(struct packs *ps, uint32_t seq, int fd, uint32_t *pi)
+{
+	struct pack *p;
+
+	if (ps->npk == ps->cappk) {
+		uint32_t cap = ps->cappk ? 2 * ps->cappk : 16;
+		struct pack **pk = realloc(ps->pk, cap * sizeof(*pk));
+
+		if (!pk)
+			return -ENOMEM;
+		ps->pk = pk;
+		ps->cappk = cap;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->seq = seq;
+	p->fd = fd;
+	p->end = p->size = PACK_HDR;
+	*pi = ps->npk;
+	ps->pk[ps->npk++] = p;
+	if (seq >= ps->next_seq)
+		ps->next_seq = seq + 1;
+	return 0;
+}
+
+static bool rec_hdr_ok(const uint8_t *h, uint32_t *len)
+{
+	uint32_t n, cpl;
+
+	memcpy(&n, h + 4, 4);
+	memcpy(&cpl, h + 8, 4);
+	n = le32toh(n);
+	cpl = le32toh(cpl);
+	*len = n;
+	return !memcmp(h, PACK_REC_MAGIC, 4) && n == ~cpl &&
+	       n <= PACK_VALUE_MAX;
+}
+
+/* Enter the whole records of pack pi from p->end to file_size. */
+static int scan(struct packs *ps, uint32_t pi, uint64_t file_size)
+{
+	struct pack *p = ps->pk[pi];
+	uint8_t h[PACK_REC_HDR];
+	uint32_t len;
+	int ret;
+
+	while (p->end + PACK_REC_HDR <= file_size) {
+		if (pread(p->fd, h, sizeof(h), (off_t)p->end) !=
+		    (ssize_t)sizeof(h))
+			return -EIO;
+		if (!rec_hdr_ok(h, &len) ||
+		    p->end + PACK_REC_HDR + len > file_size)
+			break;		/* torn, or not yet written */
+		ret = enter(ps, pi, h + 12, p->end, len);
+		if (ret < 0)
+			return ret;
+		p->end += PACK_REC_HDR + (uint64_t)len;
+		p->size = p->end;
+	}
+	return 0;
+}
+
+/* Pack p's index, decoded and its lists of one length; -ENOENT: none. */
+static int index_load(struct packs *ps, struct pack *p,
+		      Snapfs__Store__PackIndex **out, struct snap_err *err)
+{
+	Snapfs__Store__PackIndex *m;
+	char name[32], path[4096 + 32], label[48];
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	pack_name(name, sizeof(name), p->seq, "idx");
+	snprintf(path, sizeof(path), "%s/%s", ps->dir, name);
+	snprintf(label, sizeof(label), "packs/%s", name);
+	if (fstatat(ps->dfd, name, &p->idx_st, 0))
+		return -errno;
+	ret = frame_read_one(path, label, &buf, &len, err);
+	if (ret)
+		return ret;
+	m = snapfs__store__pack_index__unpack(NULL, len, buf);
+	free(buf);
+	if (!m)
+		return snap_err_set(err, -EBADMSG, "%s: undecodable", label);
+	if (m->keys.len != m->n_offsets * SNAP_KEY_LEN ||
+	    m->n_lengths != m->n_offsets) {
+		ret = snap_err_set(err, -EBADMSG, "%s: %zu offsets, %zu "
+				   "lengths and %zu key bytes disagree", label,
+				   m->n_offsets, m->n_lengths, m->keys.len);
+		snapfs__store__pack_index__free_unpacked(m, NULL);
+		return ret;
+	}
+	*out = m;
+	return 0;
+}
+
+/*
+ * Enter what pack pi's index lists (records inside file_size only: a
+ * listed record past the end is absent, as verify then says) and take its
+ * end and seal. -ENOENT when it has no index.
+ */
+static int read_index(struct packs *ps, uint32_t pi, uint64_t file_size,
+		      struct snap_err *err)
+{
+	struct pack *p = ps->pk[pi];
+	Snapfs__Store__PackIndex *m;
+	int ret;
+
+	ret = index_load(ps, p, &m, err);
+	if (ret)
+		return ret;
+	p->sealed = m->sealed;		/* before enter(): no records kept */
+	for (size_t i = 0; i < m->n_offsets; i++) {
+		uint64_t off = m->offsets[i], n = m->lengths[i];
+
+		if (off < PACK_HDR || n > PACK_VALUE_MAX ||
+		    off > file_size || file_size - off < PACK_REC_HDR + n)
+			continue;
+		ret = enter(ps, pi, m->keys.data + i * SNAP_KEY_LEN, off,
+			    (uint32_t)n);
+		if (ret < 0)
+			break;
+		ret = 0;
+	}
+	if (m->end > p->end)
+		p->end = m->end < file_size ? m->end : file_size;
+	p->size = p->end;
+	snapfs__store__pack_index__free_unpacked(m, NULL);
+	return ret;
+}
+
+/* Read pack seq: its header, its index, and the records past the index. */
+static int load_pack(struct packs *ps, uint32_t seq, struct snap_err *err)
+{
+	char name[32], magic[PACK_HDR];
+	struct stat st;
+	uint32_t pi;
+	int fd, ret;
+
+	pack_name(name, sizeof(name), seq, "pack");
+	fd = openat(ps->dfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "packs/%s: %m", name);
+	if (fstat(fd, &st)) {
+		ret = snap_err_set(err, -errno, "packs/%s: %m", name);
+		close(fd);
+		return ret;
+	}
+	ret = new_pack(ps, seq, fd, &pi);
+	if (ret) {
+		close(fd);
+		return snap_err_set(err, ret, "packs: out of memory");
+	}
+	if ((uint64_t)st.st_size < PACK_HDR) {	/* made, never written */
+		ps->pk[pi]->end = PACK_HDR;
+		return 0;
+	}
+	if (pread(fd, magic, PACK_HDR, 0) != PACK_HDR ||
+	    memcmp(magic, PACK_MAGIC, 8))
+		return snap_err_set(err, -EBADMSG, "packs/%s: not a pack",
+				    name);
+	ret = read_index(ps, pi, (uint64_t)st.st_size, err);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (!ps->pk[pi]->sealed)
+		ret = scan(ps, pi, (uint64_t)st.st_size);
+	else
+		ret = 0;
+	if (ret)
+		return snap_err_set(err, ret, "packs/%s: %s", name,
+				    strerror(-ret));
+	return 0;
+}
+
+static struct pack *pack_by_seq(struct packs *ps, uint32_t seq, uint32_t *pi)
+{
+	for (uint32_t i = 0; i < ps->npk; i++)
+		if (ps->pk[i] && ps->pk[i]->seq == seq) {
+			*pi = i;
+			return ps->pk[i];
+		}
+	return NULL;
+}
+
+/* "0000000042.pack" -> 42; false for any other name. */
+static bool parse_name(const char *name, uint32_t *seq)
+{
+	char *end;
+	unsigned long v;
+
+	if (strlen(name) != 15 || strcmp(name + 10, ".pack"))
+		return false;
+	v = strtoul(name, &end, 10);
+	if (end != name + 10 || v >= UINT32_MAX - 1)
+		return false;
+	*seq = (uint32_t)v;
+	return true;
+}
+
+/*
+ * Read every pack not known yet; in a reader, read again the indexes that
+ * changed and the records appended since.
+ */
+static int load_all(struct packs *ps, struct snap_err *err)
+{
+	struct dirent *e;
+	int fd, ret = 0;
+	DIR *d;
+
+	fd = dup(ps->dfd);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "packs: %m");
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return snap_err_set(err, -errno, "packs: %m");
+	}
+	rewinddir(d);
+	while (!ret && (e = readdir(d))) {
+		uint32_t seq, pi;
+		struct pack *p;
+		struct stat st;
+		char name[32];
+
+		if (!parse_name(e->d_name, &seq))
+			continue;
+		p = pack_by_seq(ps, seq, &pi);
+		if (!p) {
+			ret = load_pack(ps, seq, err);
+			continue;
+		}
+		if (p->sealed || p->mine)
+			continue;
+		pack_name(name, sizeof(name), seq, "idx");
+		if (fstatat(ps->dfd, name, &st, 0) == 0 &&
+		    (st.st_ino != p->idx_st.st_ino ||
+		     st.st_mtim.tv_sec != p->idx_st.st_mtim.tv_sec ||
+		     st.st_mtim.tv_nsec != p->idx_st.st_mtim.tv_nsec ||
+		     st.st_size != p->idx_st.st_size)) {
+			struct stat ps_st;
+
+			if (fstat(p->fd, &ps_st))
+				ret = -errno;
+			else
+				ret = read_index(ps, pi, (uint64_t)ps_st.st_size,
+						 err);
+			if (ret == -ENOENT)
+				ret = 0;
+		}
+		if (!ret) {
+			if (fstat(p->fd, &st))
+				ret = snap_err_set(err, -errno, "packs: %m");
+			else
+				ret = scan(ps, pi, (uint64_t)st.st_size);
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void le32_put(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+/*
+ * Publish pack pi's index: those of recs (n) that a key still points to,
+ * the pack's end, and whether it is sealed. Lock held for writing.
+ */
+static int publish_index(struct packs *ps, uint32_t pi, const struct rec *recs,
+			 size_t n, bool seal)
+{
+	Snapfs__Store__PackIndex m = SNAPFS__STORE__PACK_INDEX__INIT;
+	struct pack *p = ps->pk[pi];
+	char name[32], path[4096 + 32];
+	struct snap_err err;
+	uint8_t *buf = NULL;
+	size_t k = 0, len;
+	int ret = -ENOMEM;
+
+	m.keys.data = malloc(n * SNAP_KEY_LEN + 1);
+	m.offsets = malloc((n + 1) * sizeof(*m.offsets));
+	m.lengths = malloc((n + 1) * sizeof(*m.lengths));
+	if (!m.keys.data || !m.offsets || !m.lengths)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		size_t s = find(ps, recs[i].key);
+
+		if (s == SIZE_MAX || ps->tab[s].pack != pi ||
+		    ps->tab[s].off != recs[i].off)
+			continue;	/* deleted, or moved */
+		memcpy(m.keys.data + k * SNAP_KEY_LEN, recs[i].key,
+		       SNAP_KEY_LEN);
+		m.offsets[k] = recs[i].off;
+		m.lengths[k] = recs[i].len;
+		k++;
+	}
+	m.keys.len = k * SNAP_KEY_LEN;
+	m.n_offsets = m.n_lengths = k;
+	m.end = p->end;
+	m.sealed = seal;
+	len = protobuf_c_message_get_packed_size(&m.base);
+	buf = malloc(len + 1);
+	if (!buf)
+		goto out;
+	protobuf_c_message_pack(&m.base, buf);
+	pack_name(name, sizeof(name), p->seq, "idx");
+	snprintf(path, sizeof(path), "%s/%s", ps->dir, name);
+	ret = frame_publish(path, buf, len, 0, &err);
+out:
+	free(buf);
+	free(m.keys.data);
+	free(m.offsets);
+	free(m.lengths);
+	return ret;
+}
+
+/* The records a sealed pack's index lists, to list them again. */
+static int index_recs(struct packs *ps, struct pack *p, struct rec **recs,
+		      size_t *n)
+{
+	Snapfs__Store__PackIndex *m;
+	struct snap_err err;
+	int ret;
+
+	ret = index_load(ps, p, &m, &err);
+	if (ret)
+		return ret;
+	*n = m->n_offsets;
+	*recs = malloc((*n + 1) * sizeof(**recs));
+	for (size_t i = 0; *recs && i < *n; i++) {
+		memcpy((*recs)[i].key, m->keys.data + i * SNAP_KEY_LEN,
+		       SNAP_KEY_LEN);
+		(*recs)[i].off = m->offsets[i];
+		(*recs)[i].len = m->lengths[i];
+	}
+	snapfs__store__pack_index__free_unpacked(m, NULL);
+	return *recs ? 0 : -ENOMEM;
+}
+
+/*
+ * Write pack pi's index again: after puts into it, or deletes from it (so
+ * that a deleted key stays deleted after a restart), sealed when seal is
+ * or it was. Lock held for writing.
+ */
+static int write_index(struct packs *ps, uint32_t pi, bool seal)
+{
+	struct pack *p = ps->pk[pi];
+	struct rec *recs = NULL;
+	size_t n = 0;
+	int ret;
+
+	if (p->sealed) {
+		ret = index_recs(ps, p, &recs, &n);
+		if (!ret)
+			ret = publish_index(ps, pi, recs, n, true);
+		if (!ret || ret == -ENOENT)
+			p->dirty = false;
+		free(recs);
+		return ret == -ENOENT ? 0 : ret;
+	}
+	ret = publish_index(ps, pi, p->recs, p->nrecs, seal);
+	if (ret)
+		return ret;
+	p->dirty = false;
+	if (seal) {
+		p->sealed = true;
+		free(p->recs);
+		p->recs = NULL;
+		p->nrecs = p->caprecs = 0;
+	}
+	return 0;
+}
+
+/* A new pack to append to, as ps->active. Lock held for writing. */
+static int start_pack(struct packs *ps)
+{
+	uint8_t hdr[PACK_HDR] = PACK_MAGIC;
+	char name[32];
+	uint32_t pi;
+	int fd, ret;
+
+	le32_put(hdr + 8, 1);
+	for (;;) {
+		pack_name(name, sizeof(name), ps->next_seq, "pack");
+		fd = openat(ps->dfd, name, O_RDWR | O_CREAT | O_EXCL |
+			    O_CLOEXEC, 0444);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+		ps->next_seq++;	/* left by a writer before us */
+	}
+	if (fd < 0)
+		return -errno;
+	ret = snap_io_write_all(&snap_io_posix, fd, hdr, sizeof(hdr), 0);
+	if (!ret)
+		ret = new_pack(ps, ps->next_seq, fd, &pi);
+	if (ret) {
+		close(fd);
+		unlinkat(ps->dfd, name, 0);
+		return ret;
+	}
+	ps->pk[pi]->mine = true;
+	ps->active = pi;
+	return 0;
+}
+
+/* Seal pack pi once it is full and its last put is done. */
+static void maybe_seal(struct packs *ps, uint32_t pi)
+{
+	struct pack *p = ps->pk[pi];
+
+	if (p->full && !p->inflight && !p->sealed)
+		write_index(ps, pi, true);	/* else sealed at next open */
+}
+
+/*
+ * Append a record of key and value (len bytes) to the active pack: its
+ * place under the lock, its bytes outside, value first. *pi and *off say
+ * where; the caller enters it and ends the put with put_done(), unless
+ * *pi is PACKS_NONE: nothing was reserved.
+ */
+static int append(struct packs *ps, const uint8_t *key, const void *buf,
+		  uint32_t len, uint32_t *pi, uint64_t *off)
+{
+	uint64_t need = PACK_REC_HDR + (uint64_t)len;
+	uint8_t hdr[PACK_REC_HDR];
+	struct pack *p;
+	int ret = 0;
+
+	*pi = PACKS_NONE;
+	pthread_rwlock_wrlock(&ps->lock);
+	p = ps->active == PACKS_NONE ? NULL : ps->pk[ps->active];
+	if (p && p->end > PACK_HDR && p->end + need > PACK_MAX) {
+		p->full = true;
+		maybe_seal(ps, ps->active);
+		p = NULL;
+	}
+	if (!p) {
+		ret = start_pack(ps);
+		if (!ret)
+			p = ps->pk[ps->active];
+	}
+	if (p) {
+		*pi = ps->active;
+		*off = p->end;
+		p->end += need;
+		p->inflight++;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	if (ret)
+		return ret;
+	memcpy(hdr, PACK_REC_MAGIC, 4);
+	le32_put(hdr + 4, len);
+	le32_put(hdr + 8, ~len);
+	memcpy(hdr + 12, key, SNAP_KEY_LEN);
+	ret = snap_io_write_all(&snap_io_posix, p->fd, buf, len,
+				*off + PACK_REC_HDR);
+	if (!ret)
+		ret = snap_io_write_all(&snap_io_posix, p->fd, hdr,
+					sizeof(hdr), *off);
+	return ret;
+}
+
+/* The end of a put to pack pi: lock held for writing. */
+static void put_done(struct packs *ps, uint32_t pi, uint64_t off,
+		     uint32_t len)
+{
+	struct pack *p = ps->pk[pi];
+
+	uint64_t end = off + PACK_REC_HDR + len;
+
+	p->inflight--;
+	if (end > p->size)
+		p->size = end;
+	maybe_seal(ps, pi);
+}
+
+int packs_put(struct packs *ps, const uint8_t key[SNAP_KEY_LEN],
+	      const void *buf, size_t len)
+{
+	uint64_t off;
+	uint32_t pi;
+	int ret;
+
+	if (ps->rdonly)
+		return -EROFS;
+	if (len > PACK_VALUE_MAX)
+		return -EFBIG;
+	pthread_rwlock_rdlock(&ps->lock);
+	ret = find(ps, key) != SIZE_MAX;
+	pthread_rwlock_unlock(&ps->lock);
+	if (ret)
+		return 0;	/* the store only puts a key's one content */
+	ret = append(ps, key, buf, (uint32_t)len, &pi, &off);
+	if (pi == PACKS_NONE)
+		return ret;
+	pthread_rwlock_wrlock(&ps->lock);
+	if (!ret)
+		ret = enter(ps, pi, key, off, (uint32_t)len);
+	ps->pk[pi]->dirty = true;
+	put_done(ps, pi, off, (uint32_t)len);
+	pthread_rwlock_unlock(&ps->lock);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* A reader's second look, for a key another process may have put. */
+static bool look_again(struct packs *ps)
+{
+	struct snap_err err;
+	bool ok;
+
+	if (!ps->rdonly || ps->dfd < 0)
+		return false;
+	pthread_rwlock_wrlock(&ps->lock);
+	ok = load_all(ps, &err) == 0;
+	pthread_rwlock_unlock(&ps->lock);
+	return ok;
+}
+
+/*
+ * fn on key's entry with the lock held for reading (so that its pack
+ * stays), looking again once in a reader; -ENOENT when absent.
+ */
+static int with_entry(struct packs *ps, const uint8_t *key,
+		      int (*fn)(struct packs *ps, const struct ent *e,
+				void *arg),
+		      void *arg)
+{
+	int ret = -ENOENT;
+
+	for (int again = 0; ret == -ENOENT && again < 2; again++) {
+		size_t s;
+
+		if (again && !look_again(ps))
+			break;
+		pthread_rwlock_rdlock(&ps->lock);
+		s = find(ps, key);
+		if (s != SIZE_MAX)
+			ret = fn(ps, &ps->tab[s], arg);
+		pthread_rwlock_unlock(&ps->lock);
+	}
+	return ret;
+}
+
+struct get_arg {
+	void *buf;
+	size_t cap, *len;
+};
+
+static int get_value(struct packs *ps, const struct ent *e, void *arg)
+{
+	struct get_arg *g = arg;
+	int ret;
+
+	if (e->len > g->cap)
+		return -EFBIG;
+	ret = snap_io_read_all(ps->pk[e->pack]->fd, g->buf, e->len,
+			       e->off + PACK_REC_HDR);
+	if (!ret)
+		*g->len = e->len;
+	return ret;
+}
+
+int packs_get(struct packs *ps, const uint8_t key[SNAP_KEY_LEN], void *buf,
+	      size_t cap, size_t *len)
+{
+	struct get_arg g = { buf, cap, len };
+
+	return with_entry(ps, key, get_value, &g);
+}
+
+static int get_size(struct packs *ps, const struct ent *e, void *arg)
+{
+	(void)ps;
+	*(uint64_t *)arg = e->len;
+	return 0;
+}
+
+int packs_size(struct packs *ps, const uint8_t key[SNAP_KEY_LEN],
+	       uint64_t *size)
+{
+	return with_entry(ps, key, get_size, size);
+}
+
+int packs_del(struct packs *ps, const uint8_t key[SNAP_KEY_LEN])
+{
+	struct ent *e;
+	size_t s;
+
+	if (ps->rdonly)
+		return -EROFS;
+	pthread_rwlock_wrlock(&ps->lock);
+	s = find(ps, key);
+	if (s == SIZE_MAX) {
+		pthread_rwlock_unlock(&ps->lock);
+		return -ENOENT;
+	}
+	e = &ps->tab[s];
+	ps->pk[e->pack]->live -= PACK_REC_HDR + (uint64_t)e->len;
+	ps->pk[e->pack]->dirty = true;
+	e->pack = SLOT_GONE;
+	ps->used--;
+	ps->gone++;
+	pthread_rwlock_unlock(&ps->lock);
+	return 0;
+}
+
+struct key_size {
+	uint8_t key[SNAP_KEY_LEN];
+	uint64_t size;
+};
+
+int packs_each(struct packs *ps,
+	       int (*fn)(void *arg, const uint8_t key[SNAP_KEY_LEN],
+			 uint64_t size),
+	       void *arg)
+{
+	struct key_size *ks;
+	size_t n = 0;
+	int ret = 0;
+
+	/* A copy: fn may delete, which takes the lock. */
+	pthread_rwlock_rdlock(&ps->lock);
+	ks = malloc((ps->used + 1) * sizeof(*ks));
+	for (size_t i = 0; ks && i < ps->cap; i++) {
+		const struct ent *e = &ps->tab[i];
+
+		if (e->pack == SLOT_EMPTY || e->pack == SLOT_GONE)
+			continue;
+		memcpy(ks[n].key, e->key, SNAP_KEY_LEN);
+		ks[n++].size = e->len;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	if (!ks)
+		return -ENOMEM;
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = fn(arg, ks[i].key, ks[i].size);
+	free(ks);
+	return ret;
+}
+
+/* ---- sync and compaction ------------------------------------------------- */
+
+int packs_sync(struct packs *ps)
+{
+	int ret = 0;
+
+	if (ps->rdonly)
+		return 0;
+	pthread_rwlock_wrlock(&ps->lock);
+	for (uint32_t i = 0; !ret && i < ps->npk; i++) {
+		struct pack *p = ps->pk[i];
+
+		if (p && p->dirty)
+			ret = write_index(ps, i, false);
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	if (!ret && syncfs(ps->dfd))
+		ret = -errno;
+	return ret;
+}
+
+/*
+ * Whether compaction rewrites pack p: a quarter of it dead (so packs
+ * take at most 4/3 of what they hold, for writing each live byte again at
+ * most three times per byte freed), or small beside other small ones.
+ */
+static bool worth_compacting(const struct packs *ps, const struct pack *p,
+			     uint32_t nsmall)
+{
+	if (!p->sealed ||
+	    (ps->active != PACKS_NONE && p == ps->pk[ps->active]))
+		return false;
+	return p->live * 4 < p->size * 3 ||
+	       (p->size < SMALL_PACK && nsmall > 1);
+}
+
+/* Move the record of key from (pi, off) to the active pack. */
+static int move_record(struct packs *ps, const struct ent *old, void *buf)
+{
+	uint64_t off;
+	uint32_t pi;
+	size_t s;
+	int ret;
+
+	ret = snap_io_read_all(ps->pk[old->pack]->fd, buf, old->len,
+			   old->off + PACK_REC_HDR);
+	if (ret)
+		return ret;
+	ret = append(ps, old->key, buf, old->len, &pi, &off);
+	if (pi == PACKS_NONE)
+		return ret;
+	pthread_rwlock_wrlock(&ps->lock);
+	s = find(ps, old->key);
+	if (!ret && s != SIZE_MAX && ps->tab[s].pack == old->pack &&
+	    ps->tab[s].off == old->off) {
+		struct pack *from = ps->pk[old->pack], *to = ps->pk[pi];
+		uint64_t rec = PACK_REC_HDR + (uint64_t)old->len;
+
+		ret = add_rec(to, old->key, off, old->len);
+		if (!ret) {
+			ps->tab[s].pack = pi;
+			ps->tab[s].off = off;
+			from->live -= rec;
+			to->live += rec;
+			from->dirty = to->dirty = true;
+		}
+	}
+	put_done(ps, pi, off, old->len);
+	pthread_rwlock_unlock(&ps->lock);
+	return ret;
+}
+
+int packs_compact(struct packs *ps)
+{
+	struct ent *moves = NULL;
+	bool *doomed = NULL;
+	uint32_t nsmall = 0, npk;
+	size_t n = 0;
+	void *buf = NULL;
+	int ret = 0;
+
+	if (ps->rdonly)
+		return -EROFS;
+	pthread_rwlock_wrlock(&ps->lock);
+	/* The pack being written holds most of the garbage (what was
+	 * rewritten since the last gc): sealed now, it can go too. */
+	if (ps->active != PACKS_NONE) {
+		struct pack *p = ps->pk[ps->active];
+
+		if (!p->inflight && p->live * 4 < p->size * 3 &&
+		    !write_index(ps, ps->active, true))
+			ps->active = PACKS_NONE;
+	}
+	npk = ps->npk;
+	doomed = calloc(npk + 1, sizeof(*doomed));
+	for (uint32_t i = 0; i < npk; i++)
+		if (ps->pk[i] && ps->pk[i]->sealed &&
+		    ps->pk[i]->size < SMALL_PACK)
+			nsmall++;
+	for (uint32_t i = 0; doomed && i < npk; i++)
+		doomed[i] = ps->pk[i] && worth_compacting(ps, ps->pk[i],
+							  nsmall);
+	moves = doomed ? malloc((ps->used + 1) * sizeof(*moves)) : NULL;
+	for (size_t i = 0; moves && i < ps->cap; i++) {
+		const struct ent *e = &ps->tab[i];
+
+		if (e->pack < npk && doomed[e->pack])
+			moves[n++] = *e;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	buf = malloc(PACK_VALUE_MAX);
+	if (!doomed || !moves || !buf)
+		ret = -ENOMEM;
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = move_record(ps, &moves[i], buf);
+	if (!ret)
+		ret = packs_sync(ps);	/* the copies durable first */
+	pthread_rwlock_wrlock(&ps->lock);
+	for (uint32_t i = 0; !ret && i < npk; i++) {
+		struct pack *p = ps->pk[i];
+		char name[32];
+
+		if (!doomed[i] || !p || p->live)
+			continue;
+		pack_name(name, sizeof(name), p->seq, "idx");
+		unlinkat(ps->dfd, name, 0);
+		pack_name(name, sizeof(name), p->seq, "pack");
+		unlinkat(ps->dfd, name, 0);
+		close(p->fd);
+		free(p->recs);
+		free(p);
+		ps->pk[i] = NULL;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	free(buf);
+	free(moves);
+	free(doomed);
+	return ret;
+}
+
+/* ---- open and free ------------------------------------------------------- */
+
+/* One descriptor per pack stays open: room for them all and some. */
+static void room_for_fds(uint32_t npk)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= 2 * npk + 1024)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+int packs_open(int dfd, const char *dir, bool rdonly, struct packs **out,
+	       struct snap_err *err)
+{
+	struct packs *ps = calloc(1, sizeof(*ps));
+	int ret;
+
+	if (!ps)
+		return snap_err_set(err, -ENOMEM, "packs: out of memory");
+	ps->dfd = -1;
+	ps->rdonly = rdonly;
+	ps->active = PACKS_NONE;
+	pthread_rwlock_init(&ps->lock, NULL);
+	if (getrandom(&ps->seed, sizeof(ps->seed), 0) != sizeof(ps->seed)) {
+		ret = snap_err_set(err, -errno, "getrandom: %m");
+		goto fail;
+	}
+	if (asprintf(&ps->dir, "%s/packs", dir) < 0) {
+		ps->dir = NULL;
+		ret = snap_err_set(err, -ENOMEM, "packs: out of memory");
+		goto fail;
+	}
+	if (!rdonly && mkdirat(dfd, "packs", 0755) && errno != EEXIST) {
+		ret = snap_err_set(err, -errno, "%s: %m", ps->dir);
+		goto fail;
+	}
+	ps->dfd = openat(dfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ps->dfd < 0 && !(rdonly && errno == ENOENT)) {
+		ret = snap_err_set(err, -errno, "%s: %m", ps->dir);
+		goto fail;
+	}
+	ret = ps->dfd < 0 ? 0 : load_all(ps, err);
+	if (ret)
+		goto fail;
+	room_for_fds(ps->npk);
+	/* A writer's packs are its own: the others are sealed as found. */
+	for (uint32_t i = 0; !rdonly && !ret && i < ps->npk; i++)
+		if (!ps->pk[i]->sealed)
+			ret = write_index(ps, i, true);
+	if (ret) {
+		snap_err_set(err, ret, "%s: sealing: %s", ps->dir,
+			     strerror(-ret));
+		goto fail;
+	}
+	*out = ps;
+	return 0;
+fail:
+	packs_free(ps);
+	return ret;
+}
+
+void packs_free(struct packs *ps)
+{
+	if (!ps)
+		return;
+	for (uint32_t i = 0; i < ps->npk; i++) {
+		if (!ps->pk[i])
+			continue;
+		close(ps->pk[i]->fd);
+		free(ps->pk[i]->recs);
+		free(ps->pk[i]);
+	}
+	free(ps->pk);
+	free(ps->tab);
+	free(ps->dir);
+	if (ps->dfd >= 0)
+		close(ps->dfd);
+	pthread_rwlock_destroy(&ps->lock);
+	free(ps);
+}
