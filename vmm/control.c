@@ -224,12 +224,45 @@ static void client_input(struct control *c, struct control_client *cl)
 	}
 }
 
+/*
+ * Only snapvm's own user and root may drive the VM: a request can pause it
+ * or have snapvm write a snapshot wherever snapvm may write. The socket's
+ * mode (0600) keeps other users out already; this holds when someone
+ * widened that mode, or when a connection reached us some other way. A
+ * refused client gets one error line; snapvm logs one line naming it.
+ */
+static bool peer_allowed(const struct control *c, int fd)
+{
+	char line[128];
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int n;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		fprintf(stderr, "snapvm: --control %s: SO_PEERCRED: %s\n",
+			c->path, strerror(errno));
+		return false;
+	}
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	fprintf(stderr, "snapvm: --control %s: refused a client of uid %u "
+		"(pid %d)\n", c->path, (unsigned int)cr.uid, (int)cr.pid);
+	n = snprintf(line, sizeof(line), "error permission denied: uid %u is "
+		     "neither snapvm's user nor root\n", (unsigned int)cr.uid);
+	send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return false;
+}
+
 static void control_accept(struct control *c)
 {
 	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
+	if (!peer_allowed(c, fd)) {
+		close(fd);
+		return;
+	}
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		if (c->clients[i].fd < 0) {
 			c->clients[i].fd = fd;
@@ -311,6 +344,24 @@ static int prepare_path(const char *path, const struct sockaddr_un *addr,
 	return 0;
 }
 
+/*
+ * Bind under umask 0177, so that the socket is 0600 from the moment it
+ * exists whatever snapvm's umask: a chmod after bind() would leave a
+ * moment in which anyone allowed by the umask could connect. The umask is
+ * the process's, not the thread's; this is safe because control_create
+ * runs before snapvm starts any thread (control.h), so nothing else can
+ * create a file under the narrowed umask.
+ */
+static int bind_private(int fd, const struct sockaddr_un *addr)
+{
+	mode_t old = umask(0177);
+	int ret = bind(fd, (const struct sockaddr *)addr, sizeof(*addr));
+	int saved = errno;
+
+	umask(old);
+	return ret < 0 ? -saved : 0;
+}
+
 int control_create(struct control **out, const char *path,
 		   struct snap_err *err)
 {
@@ -338,9 +389,10 @@ int control_create(struct control **out, const char *path,
 				   c->path ? strerror(errno) : "out of memory");
 		goto err_free;
 	}
-	if (bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		ret = snap_err_set(err, -errno, "%s", errno == EADDRINUSE ?
-				   "in use" : strerror(errno));
+	ret = bind_private(c->listen_fd, &addr);
+	if (ret) {
+		ret = snap_err_set(err, ret, "%s", ret == -EADDRINUSE ?
+				   "in use" : strerror(-ret));
 		goto err_free;
 	}
 	if (listen(c->listen_fd, CONTROL_BACKLOG) < 0) {

@@ -23,6 +23,12 @@ struct control;
  * use: an error. A stale one (nobody listening) is replaced. Anything else
  * at path is left alone: an error. Errors say what is wrong ("in use ...");
  * the caller names the path.
+ *
+ * The socket is created 0600 whatever the umask, and only clients of
+ * snapvm's own (effective) uid or uid 0 are served (SO_PEERCRED); others
+ * get "error permission denied: ..." and are closed. Call it while the
+ * process has a single thread: it narrows the process's umask around
+ * bind().
  */
 int control_create(struct control **out, const char *path,
 		   struct snap_err *err);

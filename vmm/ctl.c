@@ -72,13 +72,30 @@ static bool absolute_paths(char **words, int n, char **owned)
 	return true;
 }
 
+/* Write all of buf to fd: 0 or a negative errno. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+	size_t sent = 0;
+
+	while (sent < len) {
+		ssize_t n = send(fd, buf + sent, len - sent, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		sent += (size_t)n;
+	}
+	return 0;
+}
+
 /* Send request, read one line back into resp (without its '\n'). */
 static int control_request(const char *path, const char *request,
 			   char *resp, size_t len, struct snap_err *err)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	size_t got = 0, sent = 0, rlen = strlen(request);
-	int fd, ret = 0;
+	size_t got = 0;
+	int fd, ret = 0, sent_ret;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return snap_err_set(err, -ENAMETOOLONG, "%s: path too long",
@@ -91,18 +108,12 @@ static int control_request(const char *path, const char *request,
 		ret = snap_err_set(err, -errno, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	while (sent < rlen) {
-		ssize_t n = send(fd, request + sent, rlen - sent, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = snap_err_set(err, -errno, "%s: %s", path,
-					   strerror(errno));
-			goto out;
-		}
-		sent += (size_t)n;
-	}
+	/*
+	 * snapvm may refuse a client (its uid, too many clients) and close
+	 * before reading the request: the send then fails, but the refusal's
+	 * line is there to read, and says more than EPIPE.
+	 */
+	sent_ret = send_all(fd, request, strlen(request));
 	shutdown(fd, SHUT_WR);
 	while (got + 1 < len) {
 		ssize_t n = recv(fd, resp + got, len - 1 - got, 0);
@@ -117,7 +128,10 @@ static int control_request(const char *path, const char *request,
 	}
 	resp[got] = '\0';
 	resp[strcspn(resp, "\n")] = '\0';
-	if (!resp[0])
+	if (!resp[0] && sent_ret)
+		ret = snap_err_set(err, sent_ret, "%s: %s", path,
+				   strerror(-sent_ret));
+	else if (!resp[0])
 		ret = snap_err_set(err, -EPROTO, "%s: no response", path);
 out:
 	close(fd);

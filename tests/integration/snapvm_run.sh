@@ -134,6 +134,10 @@ cat >"$tmp/snapvm_run_kvm.sh" <<'KVM'
 . "$(dirname "$0")/kvm.sh"
 GUEST=${GUEST:-./testguest.elf}
 PATCHECK=${PATCHECK:-./patcheck}
+# util-linux's: busybox's setpriv cannot change uids. In the rig it is
+# beside the script (RIG_PROGS).
+SETPRIV=setpriv
+[ -x ./setpriv ] && SETPRIV=./setpriv
 MEM=67108864
 ticks() { grep -c '^tick ' "$T/out"; }
 # Run to the end (finish): rc is its status.
@@ -150,8 +154,12 @@ grep -q "snapfs-guest FAULT" "$T/out" &&
 	res "# the guest faulted: in the rig, check that its CPU has no AVX"
 
 S=$T/vm.sock
+umask 000
 start run --kernel "$GUEST" --mem 64M --cpus 2 --control "$S"
+umask 022
 wait_for "$T/out" "^tick " 2 60
+check "--control under umask 000: the socket is 0600" \
+	'[ "$(stat -c %a "$S")" = 600 ]'
 r=$("$SNAPVM" ctl "$S" status); rc=$?
 check "ctl status: running, cpus and mem" \
 	'[ $rc -eq 0 ] && [ "$r" = "ok running cpus=2 mem=$MEM" ]'
@@ -164,6 +172,25 @@ check "ctl status while paused" '[ "$r" = "ok paused cpus=2 mem=$MEM" ]'
 r=$("$SNAPVM" ctl "$S" resume); rc=$?
 check "ctl resume: ok running" '[ $rc -eq 0 ] && [ "$r" = "ok running" ]'
 check "resumed: ticks again" 'wait_for "$T/out" "^tick " $((b + 3)) 30'
+# Another user: kept out by the socket's mode, and refused by its uid
+# (SO_PEERCRED) once that mode is widened; the VM runs on for root.
+chmod 711 "$T"
+nobody() { "$SETPRIV" --reuid=65534 --regid=65534 --clear-groups "$@"; }
+r=$(nobody "$SNAPVM" ctl "$S" status 2>"$T/ctlerr"); rc=$?
+check "ctl as uid 65534: the socket's mode refuses it" \
+	'[ $rc -eq 1 ] && [ -z "$r" ] &&
+	 grep -q "^snapvm: ctl $S: Permission denied$" "$T/ctlerr"'
+chmod 666 "$S"
+r=$(nobody "$SNAPVM" ctl "$S" pause); rc=$?
+check "ctl as uid 65534 on a widened socket: refused, one line each way" \
+	'[ $rc -eq 1 ] &&
+	 [ "$r" = "error permission denied: uid 65534 is neither snapvm'"'"'s user nor root" ] &&
+	 [ "$(grep -c "^snapvm: --control $S: refused a client of uid 65534 (pid [0-9]*)$" "$T/err")" -eq 1 ]'
+r=$("$SNAPVM" ctl "$S" status); rc=$?
+a=$(ticks)
+check "after the refusal: root is served, the VM runs" \
+	'[ $rc -eq 0 ] && [ "$r" = "ok running cpus=2 mem=$MEM" ] &&
+	 wait_for "$T/out" "^tick " $((a + 2)) 30'
 "$SNAPVM" run --kernel "$GUEST" --control "$S" </dev/null >"$T/out2" 2>"$T/err2"; rc=$?
 check "a second snapvm on the same socket: one line, exit 1" \
 	'[ $rc -eq 1 ] && [ "$(wc -l <"$T/err2")" -eq 1 ] &&
@@ -249,6 +276,7 @@ elif kvm_here; then
 		sh "$tmp/snapvm_run_kvm.sh" >"$tmp/kvm.log" 2>&1
 	rig_results "$tmp/kvm.log"
 elif [ -f "$RIG" ]; then
+	RIG_PROGS="${RIG_PROGS:-} setpriv" \
 	sh "$RIG" --smp 2 "$tmp/snapvm_run_kvm.sh" tests/lib/kvm.sh \
 		"$BUILD/guest/patcheck" >"$tmp/kvm.log" 2>&1
 	rig_results "$tmp/kvm.log"
