@@ -141,7 +141,8 @@ void fs_log(struct fs *fs, int ret, const struct snap_err *err)
 	 * call did. Misuse (ENOENT, EEXIST...) is the caller's business. */
 	if (ret == -EIO || ret == -EBADMSG || ret == -ENOSPC ||
 	    ret == -ENOMEM || fs->debug)
-		fprintf(stderr, "%s: %s\n", SNAPFS_NAME, err->msg);
+		fprintf(stderr, "%s: %s\n", SNAPFS_NAME,
+			err->msg[0] ? err->msg : strerror(-ret));
 }
 
 static void entry_of(struct fs *fs, struct node *n,

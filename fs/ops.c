@@ -78,7 +78,7 @@ static void snapfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	struct fs *fs = snapfs_fs(req);
 	struct node *n = fs_node(fs, ino);
-	struct snap_err err;
+	struct snap_err err = { .msg = "" };
 	struct stat st;
 	int ret;
 
@@ -127,7 +127,7 @@ static void snapfs_open(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs *fs = snapfs_fs(req);
 	struct node *n = fs_node(fs, ino);
-	struct snap_err err;
+	struct snap_err err = { .msg = "" };
 	int ret = 0;
 
 	if (n->kind != SNAPFS_FILE) {
@@ -193,7 +193,7 @@ static void snapfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 {
 	struct fs *fs = snapfs_fs(req);
 	struct node *node = fs_node(fs, ino);
-	struct snap_err err;
+	struct snap_err err = { .msg = "" };
 	ssize_t n;
 	char *buf;
 
@@ -217,7 +217,7 @@ static void snapfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			 size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = snapfs_fs(req);
-	struct snap_err err;
+	struct snap_err err = { .msg = "" };
 	ssize_t n;
 
 	n = snap_image_write(fs_node(fs, ino)->img, buf, size, (uint64_t)off,
@@ -235,7 +235,7 @@ static void snapfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	struct fs *fs = snapfs_fs(req);
 	struct node *n = fs_node(fs, ino);
-	struct snap_err err;
+	struct snap_err err = { .msg = "" };
 	int ret = 0;
 
 	if (n->kind == SNAPFS_FILE && !fs->rdonly)
@@ -251,7 +251,7 @@ static void snapfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	struct fs *fs = snapfs_fs(req);
 	struct node *n = fs_node(fs, ino);
-	struct snap_err err;
+	struct snap_err err = { .msg = "" };
 	int ret;
 
 	ret = snap_store_sync(fs->store, n->kind == SNAPFS_SNAP ? n->dir : NULL,
@@ -288,7 +288,7 @@ static void snapfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 {
 	struct fs *fs = snapfs_fs(req);
 	struct node *in = fs_node(fs, ino_in), *out = fs_node(fs, ino_out);
-	struct snap_err err;
+	struct snap_err err = { .msg = "" };
 	ssize_t n;
 
 	if (in->kind != SNAPFS_FILE || out->kind != SNAPFS_FILE) {

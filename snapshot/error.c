@@ -25,6 +25,9 @@ int snap_err_prefix(struct snap_err *err, int ret, const char *fmt, ...)
 
 	if (!err)
 		return ret;
+	/* A callee that failed without a word: its errno says something. */
+	if (!err->msg[0])
+		snprintf(err->msg, sizeof(err->msg), "%s", strerror(-ret));
 	va_start(ap, fmt);
 	n = (size_t)vsnprintf(joined, SNAP_ERR_MAX, fmt, ap);
 	va_end(ap);

@@ -27,7 +27,11 @@ struct snap_err {
 int snap_err_set(struct snap_err *err, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Prepend "prefix: " to the message already in err. Returns ret. */
+/*
+ * Prepend "prefix: " to the message already in err (empty: strerror of
+ * ret, so an unfilled message still makes a line). Returns ret. A struct
+ * snap_err the caller never cleared holds no message: give it { "" }.
+ */
 int snap_err_prefix(struct snap_err *err, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -49,6 +49,14 @@
 #define SNAP_CHUNK_DEFAULT	(64u << 10)	/* docs/store-chunks.md */
 #define SNAP_STORE_NAME_MAX	255
 
+/*
+ * The largest image, in bytes: the largest memory.bin a snapshot may hold
+ * (manifest.h), and a multiple of every chunk size. Creating, growing or
+ * writing past it is -EFBIG; an image on disk that declares more is
+ * -EBADMSG (docs/store.md, "Images and deltas").
+ */
+#define SNAP_IMAGE_MAX		(UINT64_C(1) << 46)	/* 64 TiB */
+
 struct snap_store;
 struct snap_image;
 
@@ -150,7 +158,8 @@ int snap_store_nlink(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 
 /* ---- images ------------------------------------------------------------ */
 
-/* A new image of size bytes, all zero. It has no name: link it. */
+/* A new image of size bytes (at most SNAP_IMAGE_MAX), all zero. It has no
+ * name: link it. */
 int snap_image_create(struct snap_store *s, uint64_t size,
 		      uint8_t id[SNAP_ID_LEN], struct snap_err *err);
 
@@ -198,10 +207,19 @@ ssize_t snap_image_read_direct(struct snap_image *img, void *buf, size_t len,
 /* img's size in bytes. */
 uint64_t snap_image_size(struct snap_image *img);
 
-/* Write len bytes at off, growing the image when they end past it. */
+/*
+ * Write len bytes at off, growing the image when they end past it. A
+ * write that would end past SNAP_IMAGE_MAX is short, ending there; one at
+ * or past it is -EFBIG.
+ */
 ssize_t snap_image_write(struct snap_image *img, const void *buf, size_t len,
 			 uint64_t off, struct snap_err *err);
 
+/*
+ * Set img's size: bytes cut off read as zeros if it grows again. -EFBIG
+ * past SNAP_IMAGE_MAX. A truncate that fails changes nothing, its
+ * modification time included.
+ */
 int snap_image_truncate(struct snap_image *img, uint64_t size,
 			struct snap_err *err);
 

@@ -43,7 +43,7 @@ int image_move_up(struct image *im, unsigned flags, struct snap_err *err)
 	if (ret)
 		return ret;
 	head_moved(im, ii.head, im->info.head, flen, 0);
-	bits_clear(im->own, im->nmap);
+	bits_clear(im, BIT_OWN);
 	im->depth++;
 	if (!(flags & FRAME_DURABLE))
 		im->meta_fresh = true;
@@ -75,7 +75,7 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 	if (ret)
 		return ret;
 	if (im->head_has_parent && im->ndirty == 0 &&
-	    count_bits(im->own, im->nmap) == 0) {
+	    bits_count(im, BIT_OWN) == 0) {
 		memcpy(frozen, im->head_parent, SNAP_ID_LEN);
 		return 0;
 	}
@@ -144,6 +144,28 @@ out:
 }
 
 /*
+ * Under im->lock: mark (BIT_MARK) every non-zero entry of im's map;
+ * *count gets how many. -ENOMEM with the marks cleared.
+ */
+static int mark_nonzero(struct image *im, uint64_t *count)
+{
+	uint64_t n = chunks_for(im->s, im->size);
+
+	*count = 0;
+	for (uint64_t i = image_next(im, 0, NEXT_MAP); i < n;
+	     i = image_next(im, i + 1, NEXT_MAP)) {
+		if (key_is_zero(map_get(im, i)))
+			continue;
+		if (chunk_bit_set(im, i, BIT_MARK) < 0) {
+			bits_clear(im, BIT_MARK);
+			return -ENOMEM;
+		}
+		(*count)++;
+	}
+	return 0;
+}
+
+/*
  * Under im->lock: write im's resolved map as one parentless delta and
  * move im onto it (durably: its old head may be shared by nothing else,
  * but its parents are still others').
@@ -151,9 +173,9 @@ out:
 static int image_flatten_locked(struct image *im, struct snap_err *err)
 {
 	struct snap_store *s = im->s;
-	uint8_t *nonzero, *buf = NULL;
+	uint8_t *buf = NULL;
 	struct image_info ii;
-	uint64_t n, count = 0;
+	uint64_t count;
 	char path[4096];
 	size_t len;
 	int ret;
@@ -161,21 +183,14 @@ static int image_flatten_locked(struct image *im, struct snap_err *err)
 	ret = image_commit(im, true, err);
 	if (ret)
 		return ret;
-	n = chunks_for(s, im->size);
-	nonzero = calloc(1, (size_t)(im->nmap / 8 + 1));
-	if (!nonzero)
+	if (mark_nonzero(im, &count))
 		return snap_err_set(err, -ENOMEM, "out of memory");
-	for (uint64_t i = 0; i < n; i++)
-		if (!key_is_zero(map_get(im, i))) {
-			bit_set(nonzero, i);
-			count++;
-		}
 	ii = im->info;
 	if (store_new_id(ii.head)) {
 		ret = snap_err_set(err, -errno, "getrandom: %m");
 		goto out;
 	}
-	ret = journal_frame(im, nonzero, count, NULL, &buf, &len);
+	ret = journal_frame(im, BIT_MARK, count, NULL, &buf, &len);
 	if (ret) {
 		ret = snap_err_set(err, ret, "out of memory");
 		goto out;
@@ -188,11 +203,11 @@ static int image_flatten_locked(struct image *im, struct snap_err *err)
 	if (ret)
 		goto out;
 	head_moved(im, ii.head, NULL, len, count);
-	if (im->nmap)
-		memcpy(im->own, nonzero, (size_t)(im->nmap / 8));
+	/* The new head sets every non-zero entry: they are its own. */
+	bits_move(im, BIT_MARK, BIT_OWN);
 	im->depth = 1;
 out:
-	free(nonzero);
+	bits_clear(im, BIT_MARK);
 	free(buf);
 	return ret;
 }
@@ -242,8 +257,7 @@ static void unlock_two(struct image *a, struct image *b)
 /* Under both locks: does d have nothing of its own, and no size? */
 static bool image_empty(const struct image *d)
 {
-	return d->size == 0 && d->ndirty == 0 &&
-	       count_bits(d->own, d->nmap) == 0;
+	return d->size == 0 && d->ndirty == 0 && bits_count(d, BIT_OWN) == 0;
 }
 
 /* A piece of a copy smaller than this many chunks is not adopted. */
@@ -262,8 +276,7 @@ static bool adopt_continues(const struct image *im, const struct image *d)
 	       im->head_has_parent &&
 	       !memcmp(im->head_parent, d->adopt_from, SNAP_ID_LEN) &&
 	       im->mtime_ns == d->adopt_src_mtime && im->ndirty == 0 &&
-	       im->size == d->adopt_src_size &&
-	       count_bits(im->own, im->nmap) == 0;
+	       im->size == d->adopt_src_size && bits_count(im, BIT_OWN) == 0;
 }
 
 /*
@@ -308,9 +321,9 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 	size_t len;
 	int ret;
 
-	ret = image_reserve(d, chunks_for(s, im->size));
+	ret = image_reserve(d, im->size, err);
 	if (ret)
-		return snap_err_set(err, ret, "%s", strerror(-ret));
+		return ret;
 	if (first)
 		ret = image_freeze(im, frozen, err);
 	else
@@ -321,11 +334,11 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 	}
 	if (ret)
 		return ret;
-	/* The map's pages that take entries one by one, made d's own now
-	 * so that nothing fails once the files are written. */
+	/* What the map and the bits of d take below, made d's own now so
+	 * that nothing fails once the files are written. */
 	end = f.n ? cut : n;
-	if ((from % MAP_PAGE && map_own(d, from)) ||
-	    (end % MAP_PAGE && map_own(d, end)) || (f.n && map_own(d, cut)))
+	if (map_share_prepare(d, im, from, end) ||
+	    (f.n && (map_own(d, cut) || state_make(d, cut))))
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	f.mtime_ns = store_now_ns();
 	if (first) {
@@ -350,7 +363,7 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 			return ret;
 		d->meta_fresh = true;
 		head_moved(d, di.head, frozen, len, f.n);
-		bits_clear(d->pending, d->nmap);
+		bits_clear(d, BIT_PENDING);
 		d->npending = 0;
 	} else {
 		/*
@@ -361,7 +374,7 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 		 * journaled cuts what the parent holds above it.
 		 */
 		if (from < d->nmap)	/* the chunk the last piece cut */
-			d->own[from / 8] &= (uint8_t)~(1u << (from % 8));
+			chunk_bit_clear(d, from, BIT_OWN);
 		d->adopt_pending = true;
 	}
 	d->meta_pending = false;
@@ -369,7 +382,7 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 	map_share(d, im, from, end);
 	if (f.n) {
 		map_put(d, cut, tail);
-		bit_set(d->own, cut);
+		chunk_bit_set(d, cut, BIT_OWN);
 	}
 	d->size = size;
 	d->mtime_ns = f.mtime_ns;
@@ -395,32 +408,40 @@ static int share_chunks(struct image *im, uint64_t ps, struct image *d,
 	uint64_t count = len / cs, i = ps / cs, j = pd / cs;
 	int ret;
 
+	*n = 0;
+	if (pd >= SNAP_IMAGE_MAX)
+		return snap_err_set(err, -EFBIG, "copy to %llu: past the "
+				    "largest image, %llu bytes",
+				    (unsigned long long)pd,
+				    (unsigned long long)SNAP_IMAGE_MAX);
 	if (count > (im->size - ps) / cs)
 		count = (im->size - ps) / cs;
-	*n = 0;
-	if (pd + count * cs > d->size) {
-		ret = image_set_size(d, pd + count * cs);
-		if (ret)
-			return snap_err_set(err, ret, "copy: %s",
-					    strerror(-ret));
-	}
-	for (uint64_t k = 0; k < count; k++, i++, j++) {
+	if (count > (SNAP_IMAGE_MAX - pd) / cs)
+		count = (SNAP_IMAGE_MAX - pd) / cs;
+	ret = image_reserve(d, pd + count * cs, err);
+	if (ret)
+		return snap_err_prefix(err, ret, "copy to %llu",
+				       (unsigned long long)pd);
+	for (uint64_t k = 0; k < count && !ret; k++, i++, j++) {
 		ret = image_flush_one(im, i, err);
 		if (ret)
-			return ret;
-		if (d->dirty[j]) {
-			chunk_put(s->cache, d->dirty[j]);
-			d->dirty[j] = NULL;
-			d->ndirty--;
-		}
+			break;
 		if (memcmp(map_get(d, j), map_get(im, i), SNAP_KEY_LEN) &&
-		    image_map_set(d, j, map_get(im, i)))
-			return snap_err_set(err, -ENOMEM, "out of memory");
+		    image_map_set(d, j, map_get(im, i))) {
+			ret = snap_err_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		chunk_put(s->cache, dirty_take(d, j));
 		*n += cs;
 	}
-	d->mtime_ns = store_now_ns();
-	d->meta_pending = true;
-	return 0;
+	/* What was shared counts, even when the rest failed. */
+	if (pd + *n > d->size)
+		d->size = pd + *n;
+	if (*n) {
+		d->mtime_ns = store_now_ns();
+		d->meta_pending = true;
+	}
+	return ret;
 }
 
 ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,
@@ -439,6 +460,10 @@ ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,
 	while (done < len) {
 		uint64_t ps = soff + done, pd = doff + done;
 
+		/* At the largest image's end a copy is short, as a write is
+		 * (the next one is -EFBIG). */
+		if (pd >= SNAP_IMAGE_MAX && done)
+			break;
 		pthread_rwlock_rdlock(&s->gc_lock);
 		lock_two(im, d);
 		if (ps >= im->size) {

@@ -4,9 +4,10 @@
  * images, create, open, close, stat, touch, and what gc and verify ask of
  * an open image.
  *
- * An open image keeps its whole resolved map in memory (32 bytes a chunk:
- * 8 MiB for 16 GiB in 64 KiB chunks), so a read costs one lookup however
- * deep the chain.
+ * An open image keeps its whole resolved map in memory (32 bytes a
+ * non-zero chunk, in pages: 8 MiB for 16 GiB of them in 64 KiB chunks), so
+ * a read costs one lookup however deep the chain; all-zero stretches take
+ * nothing, whatever the image's size (store_image.h, struct map_dir).
  */
 #include "store_image.h"
 
@@ -18,139 +19,15 @@
 
 #include "frame.h"
 
-/* p (old bytes) grown to new bytes, the new ones zero. From calloc: a
- * large array is fresh zero pages, touched only where it is written. */
-static void *grow(void *p, size_t old, size_t new)
-{
-	uint8_t *q = calloc(1, new ? new : 1);
-
-	if (q && old)
-		memcpy(q, p, old);
-	if (q)
-		free(p);
-	return q;
-}
-
-static void page_put(struct map_page *p)
-{
-	if (p && __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		free(p);
-}
-
-int map_own(struct image *im, uint64_t i)
-{
-	struct map_page **pp = &im->map[i >> MAP_SHIFT], *p = *pp, *q;
-
-	if (p && __atomic_load_n(&p->refs, __ATOMIC_ACQUIRE) == 1)
-		return 0;
-	q = p ? malloc(sizeof(*q)) : calloc(1, sizeof(*q));
-	if (!q)
-		return -ENOMEM;
-	if (p)
-		memcpy(q->keys, p->keys, sizeof(q->keys));
-	q->refs = 1;
-	page_put(p);
-	*pp = q;
-	return 0;
-}
-
-int map_put(struct image *im, uint64_t i, const uint8_t *key)
-{
-	int ret;
-
-	if (!im->map[i >> MAP_SHIFT] && key_is_zero(key))
-		return 0;
-	ret = map_own(im, i);
-	if (!ret)
-		memcpy(im->map[i >> MAP_SHIFT]->keys[i & (MAP_PAGE - 1)], key,
-		       SNAP_KEY_LEN);
-	return ret;
-}
-
-int map_share(struct image *d, const struct image *im, uint64_t from,
-	      uint64_t n)
-{
-	uint64_t i = from, end = (n + MAP_PAGE - 1) & ~(uint64_t)(MAP_PAGE - 1);
-	int ret = 0;
-
-	while (i < end && !ret) {
-		uint64_t pg = i >> MAP_SHIFT;
-		struct map_page *p = im->map[pg];
-
-		if (i % MAP_PAGE == 0 && i + MAP_PAGE <= n) {
-			/* a whole page: take it */
-			if (p)
-				__atomic_add_fetch(&p->refs, 1,
-						   __ATOMIC_RELAXED);
-			page_put(d->map[pg]);
-			d->map[pg] = p;
-			i += MAP_PAGE;
-			continue;
-		}
-		ret = map_put(d, i, i < n ? map_get(im, i) : map_zero);
-		i++;
-	}
-	return ret;
-}
-
-static uint64_t map_pages(uint64_t entries)
-{
-	return (entries + MAP_PAGE - 1) >> MAP_SHIFT;
-}
-
-/* Make the arrays hold n entries; new entries are zero. */
-int image_reserve(struct image *im, uint64_t n)
-{
-	uint64_t cap = im->nmap;
-	void *p;
-
-	if (n <= cap)
-		return 0;
-	if (n > (UINT64_C(1) << 40))
-		return -EFBIG;
-	cap = cap ? cap : 16;
-	while (cap < n)
-		cap *= 2;
-	/* cap is a power of two of at least 16: whole bitmap bytes. */
-#define GROW(field, bytes_per_8)					\
-	do {								\
-		p = grow(im->field, (size_t)(im->nmap / 8 * (bytes_per_8)), \
-			 (size_t)(cap / 8 * (bytes_per_8)));		\
-		if (!p)							\
-			return -ENOMEM;					\
-		im->field = p;						\
-	} while (0)
-	p = grow(im->map, (size_t)map_pages(im->nmap) * sizeof(*im->map),
-		 (size_t)map_pages(cap) * sizeof(*im->map));
-	if (!p)
-		return -ENOMEM;
-	im->map = p;
-	GROW(dirty, 8 * sizeof(struct chunk *));
-	GROW(own, 1);
-	GROW(pending, 1);
-	GROW(seen, 1);
-#undef GROW
-	im->nmap = cap;
-	return 0;
-}
-
 static void image_free(struct image *im)
 {
 	if (!im)
 		return;
-	for (uint64_t i = 0; i < im->nmap && im->dirty; i++)
-		chunk_put(im->s->cache, im->dirty[i]);
 	if (im->jfd >= 0)
 		close(im->jfd);
 	pthread_mutex_destroy(&im->lock);
-	for (uint64_t i = 0; im->map && i < map_pages(im->nmap); i++)
-		page_put(im->map[i]);
-	free(im->map);
-	free(im->own);
-	free(im->pending);
-	free(im->seen);
+	map_free(im);
 	image_record_free(im);
-	free(im->dirty);
 	free(im);
 }
 
@@ -241,9 +118,11 @@ int snap_image_create(struct snap_store *s, uint64_t size,
 	ret = store_writable(s, err);
 	if (ret)
 		return ret;
-	if (size > (UINT64_C(1) << 40) * s->chunk_size)
-		return snap_err_set(err, -EFBIG, "image of %llu bytes: too "
-				    "large", (unsigned long long)size);
+	if (size > SNAP_IMAGE_MAX)
+		return snap_err_set(err, -EFBIG, "image of %llu bytes: more "
+				    "than the largest image, %llu bytes",
+				    (unsigned long long)size,
+				    (unsigned long long)SNAP_IMAGE_MAX);
 	if (store_new_id(ii.id) || store_new_id(ii.head))
 		return snap_err_set(err, -errno, "getrandom: %m");
 	pthread_rwlock_rdlock(&s->gc_lock);
@@ -392,11 +271,13 @@ void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 	st->recording = im->rec != NULL;
 	st->recorded = im->rec ? image_recorded(im) : 0;
 	n = chunks_for(im->s, im->size);
-	for (uint64_t i = 0; i < n; i++) {
-		bool set = im->dirty[i] || !key_is_zero(map_get(im, i));
+	for (uint64_t i = image_next(im, 0, NEXT_MAP | NEXT_DIRTY); i < n;
+	     i = image_next(im, i + 1, NEXT_MAP | NEXT_DIRTY)) {
+		bool dirty = dirty_of(im, i) != NULL;
+		bool set = dirty || !key_is_zero(map_get(im, i));
 
 		st->chunks += set;
-		st->own_chunks += set && (im->dirty[i] || bit_get(im->own, i));
+		st->own_chunks += set && (dirty || chunk_bit(im, i, BIT_OWN));
 	}
 	pthread_mutex_unlock(&im->lock);
 }
@@ -427,14 +308,10 @@ int image_mark_open(struct snap_store *s,
 	for (struct image *im = s->images; im && !ret; im = im->next) {
 		pthread_mutex_lock(&im->lock);
 		ret = image(arg, im->info.id, im->info.head);
-		for (uint64_t i = 0; i < im->nmap && !ret; i++) {
-			if (!im->map[i >> MAP_SHIFT]) {	/* all zero */
-				i |= MAP_PAGE - 1;
-				continue;
-			}
+		for (uint64_t i = image_next(im, 0, NEXT_MAP);
+		     i < im->nmap && !ret; i = image_next(im, i + 1, NEXT_MAP))
 			if (!key_is_zero(map_get(im, i)))
 				ret = key(arg, map_get(im, i));
-		}
 		pthread_mutex_unlock(&im->lock);
 	}
 	/* Images made here and not named yet: their files say their head. */
@@ -463,7 +340,8 @@ int image_map_each(struct snap_image *h,
 
 	pthread_mutex_lock(&im->lock);
 	n = chunks_for(im->s, im->size);
-	for (uint64_t i = 0; i < n && !ret; i++) {
+	for (uint64_t i = image_next(im, 0, NEXT_MAP); i < n && !ret;
+	     i = image_next(im, i + 1, NEXT_MAP)) {
 		if (key_is_zero(map_get(im, i)))
 			continue;
 		memcpy(key, map_get(im, i), SNAP_KEY_LEN);

@@ -8,6 +8,7 @@
  * deltas, written copy-on-write into the head delta.
  *   store_image.c    the image object: lifetime, open images, create,
  *                    open, close, stat, touch, gc's and verify's view
+ *   store_map.c      its map and its state of each chunk, in pages
  *   store_io.c       reading and writing an open image, storing dirty
  *                    chunks
  *   store_journal.c  loading a chain; the head delta's journal: commit,
@@ -42,6 +43,44 @@ struct map_page {
 
 static const uint8_t map_zero[SNAP_KEY_LEN];
 
+/* The bits an image keeps for each of its chunks. */
+enum chunk_bit {
+	BIT_OWN,	/* set by the head delta */
+	BIT_PENDING,	/* changed since the last frame */
+	BIT_SEEN,	/* read since open */
+	BIT_REC,	/* noted by the working set being recorded */
+	BIT_MARK,	/* scratch of one call under im->lock, clear after */
+	BIT_KINDS
+};
+
+/*
+ * The image's own state of one page's chunks (the map's pages may be
+ * shared; this never is): made when one of its bits is first set, and its
+ * array of written buffers only while it holds one.
+ */
+struct chunk_state {
+	uint8_t bits[BIT_KINDS][MAP_PAGE / 8];
+	unsigned ndirty;
+	struct chunk **dirty;		/* MAP_PAGE buffers, or NULL */
+};
+
+/*
+ * Pages are found through directories of DIR_PAGES, each NULL until one
+ * of its pages is made: what an open image takes follows what it holds
+ * and what was done to it, never its size, so an image that declares
+ * 64 TiB and holds one chunk takes one directory and one page, and a walk
+ * over it (image_next) skips the rest a directory at a time.
+ */
+#define DIR_SHIFT	9
+#define DIR_PAGES	(1u << DIR_SHIFT)
+/* A directory covers 1 << DIR_SPAN_SHIFT entries. */
+#define DIR_SPAN_SHIFT	(MAP_SHIFT + DIR_SHIFT)
+
+struct map_dir {
+	struct map_page *map[DIR_PAGES];
+	struct chunk_state *st[DIR_PAGES];
+};
+
 struct image {
 	struct image *next;		/* s->images */
 	struct snap_store *s;
@@ -50,12 +89,8 @@ struct image {
 	struct image_info info;
 	uint64_t size, mtime_ns;
 	unsigned depth;
-	uint64_t nmap;			/* entries the arrays below hold */
-	struct map_page **map;		/* nmap / MAP_PAGE pages, rounded up */
-	uint8_t *own;			/* bit: set by the head delta */
-	uint8_t *pending;		/* bit: changed since the last frame */
-	uint8_t *seen;			/* bit: read since open */
-	struct chunk **dirty;		/* written, not yet stored */
+	uint64_t nmap;			/* entries dirs cover */
+	struct map_dir **dirs;		/* nmap >> DIR_SPAN_SHIFT */
 	uint64_t npending, ndirty, nseen;
 	bool meta_pending;		/* size or mtime changed */
 	int jfd;			/* head journal, append, or -1 */
@@ -97,19 +132,46 @@ static inline void bit_set(uint8_t *b, uint64_t i)
 	b[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
-/* Clear a bitmap of n bits (NULL while n is 0). */
-static inline void bits_clear(uint8_t *b, uint64_t n)
+/* Under im->lock: the directory of entry i (below nmap), or NULL. */
+static inline struct map_dir *dir_of(const struct image *im, uint64_t i)
 {
-	if (n)
-		memset(b, 0, (size_t)(n / 8));
+	return im->dirs[i >> DIR_SPAN_SHIFT];
 }
 
 /* Under im->lock: the key of entry i (below nmap). */
 static inline const uint8_t *map_get(const struct image *im, uint64_t i)
 {
-	const struct map_page *p = im->map[i >> MAP_SHIFT];
+	const struct map_dir *d = dir_of(im, i);
+	const struct map_page *p;
 
+	p = d ? d->map[(i >> MAP_SHIFT) & (DIR_PAGES - 1)] : NULL;
 	return p ? p->keys[i & (MAP_PAGE - 1)] : map_zero;
+}
+
+/* Under im->lock: the state of entry i's page (below nmap), or NULL. */
+static inline struct chunk_state *state_of(const struct image *im,
+					   uint64_t i)
+{
+	const struct map_dir *d = dir_of(im, i);
+
+	return d ? d->st[(i >> MAP_SHIFT) & (DIR_PAGES - 1)] : NULL;
+}
+
+/* Under im->lock: bit b of chunk i (below nmap). */
+static inline bool chunk_bit(const struct image *im, uint64_t i,
+			     enum chunk_bit b)
+{
+	const struct chunk_state *st = state_of(im, i);
+
+	return st && bit_get(st->bits[b], i & (MAP_PAGE - 1));
+}
+
+/* Under im->lock: chunk i's written buffer (below nmap), or NULL. */
+static inline struct chunk *dirty_of(const struct image *im, uint64_t i)
+{
+	const struct chunk_state *st = state_of(im, i);
+
+	return st && st->dirty ? st->dirty[i & (MAP_PAGE - 1)] : NULL;
 }
 
 static inline uint64_t chunks_for(const struct snap_store *s, uint64_t size)
@@ -117,25 +179,55 @@ static inline uint64_t chunks_for(const struct snap_store *s, uint64_t size)
 	return (size + s->chunk_size - 1) / s->chunk_size;
 }
 
-static inline uint64_t count_bits(const uint8_t *b, uint64_t n)
-{
-	uint64_t c = 0, i = 0;
+/* ---- store_map.c --------------------------------------------------------- */
 
-	for (; i + 64 <= n; i += 64) {
-		uint64_t w;
+/*
+ * Make room for an image of size bytes (new entries zero): -EFBIG past
+ * SNAP_IMAGE_MAX, or -ENOMEM, with a message either way. Nothing the
+ * image shows changes.
+ */
+int image_reserve(struct image *im, uint64_t size, struct snap_err *err);
 
-		memcpy(&w, b + i / 8, sizeof(w));
-		c += (uint64_t)__builtin_popcountll(w);
-	}
-	for (; i < n; i++)
-		c += bit_get(b, i);
-	return c;
-}
+/* What image_next() looks for in a page. */
+#define NEXT_MAP	(1u << 0)	/* a map page: some key may be set */
+#define NEXT_STATE	(1u << 1)	/* a state page: bits may be set */
+#define NEXT_DIRTY	(1u << 2)	/* a written buffer */
 
-/* ---- store_image.c ------------------------------------------------------- */
+/*
+ * Under im->lock: the first entry from i on whose page has what (a mask
+ * of NEXT_*), or nmap. Walks skip what is not there with it:
+ *	for (i = image_next(im, 0, w); i < n; i = image_next(im, i + 1, w))
+ */
+uint64_t image_next(const struct image *im, uint64_t i, unsigned what);
 
-/* Make the arrays hold n entries (new ones zero); -EFBIG or -ENOMEM. */
-int image_reserve(struct image *im, uint64_t n);
+/* Under im->lock: entry i's state page exists (made zero); -ENOMEM. */
+int state_make(struct image *im, uint64_t i);
+
+/*
+ * Under im->lock: set bit b of chunk i: 1 when it was clear, 0 when it
+ * was set, -ENOMEM (never once state_make(im, i) succeeded).
+ */
+int chunk_bit_set(struct image *im, uint64_t i, enum chunk_bit b);
+
+void chunk_bit_clear(struct image *im, uint64_t i, enum chunk_bit b);
+
+/* Under im->lock: clear bit b of every chunk. */
+void bits_clear(struct image *im, enum chunk_bit b);
+
+/* Under im->lock: how many chunks have bit b set. */
+uint64_t bits_count(const struct image *im, enum chunk_bit b);
+
+/* Under im->lock: bit to of every chunk becomes its bit from, which
+ * becomes clear. */
+void bits_move(struct image *im, enum chunk_bit from, enum chunk_bit to);
+
+/* Under im->lock: ch becomes chunk i's written buffer (there was none);
+ * -ENOMEM. */
+int dirty_set(struct image *im, uint64_t i, struct chunk *ch);
+
+/* Under im->lock: chunk i's written buffer, which it no longer has (the
+ * caller takes the reference), or NULL. */
+struct chunk *dirty_take(struct image *im, uint64_t i);
 
 /* Under im->lock: the page of entry i is im's alone, to write; -ENOMEM. */
 int map_own(struct image *im, uint64_t i);
@@ -144,13 +236,25 @@ int map_own(struct image *im, uint64_t i);
 int map_put(struct image *im, uint64_t i, const uint8_t *key);
 
 /*
+ * Under both locks: make what map_share(d, im, from, n) writes d's own
+ * (the pages it sets entries of one by one, the directories it puts whole
+ * pages in), so that it cannot fail; -ENOMEM.
+ */
+int map_share_prepare(struct image *d, const struct image *im,
+		      uint64_t from, uint64_t n);
+
+/*
  * Under both locks: d's entries [from, n) become im's, sharing whole
  * pages (both hold at least n entries); entries of d from n to the end of
- * n's page become zero. -ENOMEM, never when d owns (map_own) the pages
- * of from and of n that the range does not cover whole.
+ * n's page become zero. -ENOMEM, never after map_share_prepare().
  */
 int map_share(struct image *d, const struct image *im, uint64_t from,
 	      uint64_t n);
+
+/* Free the map and the state (the image's end). */
+void map_free(struct image *im);
+
+/* ---- store_image.c ------------------------------------------------------- */
 
 /* "image <hex id>" into buf, for messages. */
 void image_label(const struct image *im, char *buf, size_t size);
@@ -179,9 +283,6 @@ int image_flush_one(struct image *im, uint64_t i, struct snap_err *err);
 /* Under im->lock: store every dirty chunk. */
 int image_flush(struct image *im, struct snap_err *err);
 
-/* Under im->lock: set the size (the arrays follow); -EFBIG or -ENOMEM. */
-int image_set_size(struct image *im, uint64_t size);
-
 /*
  * Under im->lock (not dropped): the key of chunk size / chunk_size of im
  * with its bytes from size on zeroed, stored (a patch, mostly).
@@ -204,8 +305,8 @@ int adopt_settle(struct image *im, struct snap_err *err);
 /* Under im->lock: open the head journal for appending, once. */
 int journal_open(struct image *im, struct snap_err *err);
 
-/* Encode a frame of im's size and the count entries set in which. */
-int journal_frame(struct image *im, const uint8_t *which, uint64_t count,
+/* Encode a frame of im's size and the count entries with bit which set. */
+int journal_frame(struct image *im, enum chunk_bit which, uint64_t count,
 		  const uint8_t *parent, uint8_t **buf, size_t *len);
 
 /* Under im->lock: flush and journal what changed; durable: and fsync. */

@@ -6,7 +6,7 @@
  * What the store's modules share and nobody else sees:
  *   store.c        open, close, locks, names
  *   store_meta.c   the metadata files (proto/store.proto) and their codecs
- *   store_image.c  images (store_image.h lists the four files of them)
+ *   store_image.c  images (store_image.h lists the files of them)
  *   store_ws.c     working sets: recording, their files
  *   store_gc.c     stats, verify, gc
  *   chunk.c        chunk codec (zstd, digest) and the chunk cache
@@ -332,6 +332,17 @@ int image_map_each(struct snap_image *h,
 
 /* The store an image handle belongs to. */
 struct snap_store *image_store(struct snap_image *h);
+
+/* What an open image's map and state hold in memory, counted (tests;
+ * store_map.c). */
+struct image_mem {
+	uint64_t dirs;		/* directories of pages */
+	uint64_t map_pages;
+	uint64_t state_pages;
+	uint64_t dirty_arrays;	/* pages' arrays of written buffers */
+};
+
+void image_mem(struct snap_image *h, struct image_mem *m);
 
 #define CHAIN_MAX	4096
 

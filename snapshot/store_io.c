@@ -9,6 +9,7 @@
 #include "store_image.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,7 +54,7 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 	static const uint8_t zero[SNAP_KEY_LEN];
 	struct snap_store *s = im->s;
 	uint8_t key[SNAP_KEY_LEN];
-	struct chunk *ch;
+	struct chunk *ch = dirty_of(im, i);
 	char label[64];
 	bool missed;
 	int ret;
@@ -63,17 +64,17 @@ static int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out,
 		patch_whole(pi, zero);
 		return 0;
 	}
-	if (im->dirty[i]) {
-		memcpy(out, im->dirty[i]->data + in, n);
+	if (ch) {
+		memcpy(out, ch->data + in, n);
 		if (pi)
-			*pi = im->dirty[i]->patch;
+			*pi = ch->patch;
 		return 0;
 	}
 	memcpy(key, map_get(im, i), SNAP_KEY_LEN);
-	if (!bit_get(im->seen, i)) {
-		bit_set(im->seen, i);
-		im->nseen++;
-	}
+	ret = chunk_bit_set(im, i, BIT_SEEN);
+	if (ret < 0)
+		return snap_err_set(err, ret, "out of memory");
+	im->nseen += (uint64_t)ret;
 	image_record(im, i);
 	if (key_is_zero(key)) {
 		memset(out, 0, n);
@@ -112,8 +113,9 @@ static uint64_t load_ahead(struct image *im, uint64_t first, uint64_t end)
 	struct snap_store *s = im->s;
 	uint64_t n = chunks_for(s, im->size), queued = 0;
 
-	for (uint64_t j = first; j < end && j < n; j++) {
-		if (im->dirty[j] || key_is_zero(map_get(im, j)) ||
+	for (uint64_t j = image_next(im, first, NEXT_MAP); j < end && j < n;
+	     j = image_next(im, j + 1, NEXT_MAP)) {
+		if (dirty_of(im, j) || key_is_zero(map_get(im, j)) ||
 		    chunk_cache_has(s->cache, map_get(im, j)))
 			continue;
 		if (!fetch_ahead(s->pool, map_get(im, j)))
@@ -138,7 +140,7 @@ static void read_ahead(struct image *im, uint64_t first, uint64_t end)
 	struct snap_store *s = im->s;
 	uint64_t last = im->last_miss;
 
-	if (first >= chunks_for(s, im->size) || im->dirty[first] ||
+	if (first >= chunks_for(s, im->size) || dirty_of(im, first) ||
 	    key_is_zero(map_get(im, first)) ||
 	    chunk_cache_has(s->cache, map_get(im, first)))
 		return;
@@ -212,15 +214,16 @@ uint64_t snap_image_prefetch(struct snap_image *h, uint64_t index,
 /* Under im->lock: chunk i of the head delta is now key. */
 int image_map_set(struct image *im, uint64_t i, const uint8_t *key)
 {
-	int ret = map_put(im, i, key);
+	/* The state page first: with it, neither bit can fail to be set
+	 * once the map has the key. */
+	int ret = state_make(im, i);
 
+	if (!ret)
+		ret = map_put(im, i, key);
 	if (ret)
 		return ret;
-	bit_set(im->own, i);
-	if (!bit_get(im->pending, i)) {
-		bit_set(im->pending, i);
-		im->npending++;
-	}
+	chunk_bit_set(im, i, BIT_OWN);
+	im->npending += (uint64_t)chunk_bit_set(im, i, BIT_PENDING);
 	return 0;
 }
 
@@ -254,7 +257,7 @@ static int store_chunk(struct image *im, uint64_t i, const uint8_t *data,
 int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
 {
 	struct snap_store *s = im->s;
-	struct chunk *ch = im->dirty[i];
+	struct chunk *ch = dirty_of(im, i);
 	int ret;
 
 	if (!ch)
@@ -265,8 +268,7 @@ int image_flush_one(struct image *im, uint64_t i, struct snap_err *err)
 	ret = image_map_set(im, i, ch->key);
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
-	im->dirty[i] = NULL;
-	im->ndirty--;
+	dirty_take(im, i);
 	if (key_is_zero(ch->key))
 		chunk_put(s->cache, ch);
 	else	/* what was just written is likely read next */
@@ -279,7 +281,9 @@ int image_flush(struct image *im, struct snap_err *err)
 {
 	int ret = 0;
 
-	for (uint64_t i = 0; i < im->nmap && im->ndirty && !ret; i++)
+	for (uint64_t i = image_next(im, 0, NEXT_DIRTY);
+	     i < im->nmap && im->ndirty && !ret;
+	     i = image_next(im, i + 1, NEXT_DIRTY))
 		ret = image_flush_one(im, i, err);
 	return ret;
 }
@@ -292,7 +296,7 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 	struct chunk *ch;
 	int ret;
 
-	if (im->dirty[i])
+	if (dirty_of(im, i))
 		return 0;
 	ch = chunk_alloc(s->cache);
 	if (!ch)
@@ -313,14 +317,16 @@ static int dirty_get(struct image *im, uint64_t i, bool whole,
 				chunk_put(s->cache, ch);
 				return ret;
 			}
-			if (im->dirty[i]) {
+			if (dirty_of(im, i)) {
 				chunk_put(s->cache, ch);
 				return 0;
 			}
 		} while (memcmp(key, map_get(im, i), SNAP_KEY_LEN));
 	}
-	im->dirty[i] = ch;
-	im->ndirty++;
+	if (dirty_set(im, i, ch)) {
+		chunk_put(s->cache, ch);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
 	return 0;
 }
 
@@ -365,30 +371,14 @@ int image_cut_key(struct image *im, uint64_t size, uint8_t key[SNAP_KEY_LEN],
 	return ret;
 }
 
-/* Under im->lock: set the size (the arrays follow). */
-int image_set_size(struct image *im, uint64_t size)
-{
-	int ret = image_reserve(im, chunks_for(im->s, size));
-
-	if (!ret) {
-		im->size = size;
-		im->meta_pending = true;
-	}
-	return ret;
-}
-
 /* Under im->lock: chunk i is now the whole chunk key, already stored. */
 static int image_take_whole(struct image *im, uint64_t i,
 			    const uint8_t key[SNAP_KEY_LEN], struct snap_err *err)
 {
-	if (im->dirty[i]) {
-		chunk_put(im->s->cache, im->dirty[i]);
-		im->dirty[i] = NULL;
-		im->ndirty--;
-	}
 	if (memcmp(map_get(im, i), key, SNAP_KEY_LEN) &&
 	    image_map_set(im, i, key))
 		return snap_err_set(err, -ENOMEM, "out of memory");
+	chunk_put(im->s->cache, dirty_take(im, i));
 	return 0;
 }
 
@@ -474,6 +464,22 @@ static int store_wholes(struct snap_store *s, const uint8_t *data,
 	return j.ret;
 }
 
+/*
+ * The bytes of a write of len at off that fit below SNAP_IMAGE_MAX: len,
+ * fewer (a short write), or -EFBIG with a message when none do.
+ */
+static ssize_t write_fits(size_t len, uint64_t off, struct snap_err *err)
+{
+	if (off >= SNAP_IMAGE_MAX)
+		return snap_err_set(err, -EFBIG, "write at %llu: past the "
+				    "largest image, %llu bytes",
+				    (unsigned long long)off,
+				    (unsigned long long)SNAP_IMAGE_MAX);
+	if (len > SNAP_IMAGE_MAX - off)
+		len = (size_t)(SNAP_IMAGE_MAX - off);
+	return (ssize_t)(len > SSIZE_MAX ? SSIZE_MAX : len);
+}
+
 ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 			 uint64_t off, struct snap_err *err)
 {
@@ -481,6 +487,7 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 	struct snap_store *s = im->s;
 	const uint8_t *p = buf;
 	size_t done = 0;
+	ssize_t fits;
 	int ret = 0;
 
 	uint32_t cs = s->chunk_size;
@@ -490,8 +497,10 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 
 	if (!h->write)
 		return image_not_writable(im, err);
-	if (off + len < off)
-		return snap_err_set(err, -EFBIG, "write past 2^64");
+	fits = write_fits(len, off, err);
+	if (fits < 0)
+		return fits;
+	len = (size_t)fits;
 	if ((off + len) / cs > first)
 		nwhole = (off + len) / cs - first;
 	pthread_rwlock_rdlock(&s->gc_lock);
@@ -507,13 +516,10 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 			ret = store_chunk_err(im, first, ret, err);
 	}
 	pthread_mutex_lock(&im->lock);
-	if (!ret && off + len > im->size) {
-		ret = image_set_size(im, off + len);
-		if (ret)
-			ret = snap_err_set(err, ret, "write at %llu: %s",
-					   (unsigned long long)off,
-					   strerror(-ret));
-	}
+	/* Room first; the size moves only over what was written (below). */
+	if (!ret && (ret = image_reserve(im, off + len, err)))
+		snap_err_prefix(err, ret, "write at %llu",
+				(unsigned long long)off);
 	while (!ret && done < len) {
 		uint64_t pos = off + done, i = pos / cs;
 		size_t in = (size_t)(pos % cs);
@@ -540,18 +546,99 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 		ret = dirty_get(im, i, false, err);
 		if (ret)
 			break;
-		memcpy(im->dirty[i]->data + in, p + done, n);
-		patch_mark(&im->dirty[i]->patch, in, n);
+		memcpy(dirty_of(im, i)->data + in, p + done, n);
+		patch_mark(&dirty_of(im, i)->patch, in, n);
 		done += n;
 		if (im->ndirty * s->chunk_size > s->dirty_max)
 			ret = image_flush(im, err);
 	}
-	im->mtime_ns = store_now_ns();
-	im->meta_pending = true;
+	/* What was written counts, even when the rest failed. */
+	if (off + done > im->size)
+		im->size = off + done;
+	if (done) {
+		im->mtime_ns = store_now_ns();
+		im->meta_pending = true;
+	}
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);
 	free(keys);
 	return ret ? ret : (ssize_t)done;
+}
+
+/*
+ * Under im->lock: make every page with an entry in [from, to) a truncate
+ * zeroes im's own, with its state, so that zeroing them cannot fail.
+ */
+static int cut_prepare(struct image *im, uint64_t from, uint64_t to)
+{
+	for (uint64_t i = image_next(im, from, NEXT_MAP); i < to;
+	     i = image_next(im, i + 1, NEXT_MAP)) {
+		if (key_is_zero(map_get(im, i)))
+			continue;
+		if (map_own(im, i) || state_make(im, i))
+			return -ENOMEM;
+		i |= MAP_PAGE - 1;	/* the rest of the page is ready */
+	}
+	return 0;
+}
+
+/*
+ * Under im->lock, after cut_prepare(): chunks [from, to) are cut off
+ * (they read as zeros if the image grows again). Cannot fail.
+ */
+static void cut_chunks(struct image *im, uint64_t from, uint64_t to)
+{
+	for (uint64_t i = image_next(im, from, NEXT_MAP | NEXT_DIRTY); i < to;
+	     i = image_next(im, i + 1, NEXT_MAP | NEXT_DIRTY)) {
+		chunk_put(im->s->cache, dirty_take(im, i));
+		if (!key_is_zero(map_get(im, i)))
+			image_map_set(im, i, map_zero);
+	}
+}
+
+/*
+ * Under im->lock: everything a truncate to size may fail at, done before
+ * anything changes: room, the buffer of the chunk it cuts inside (its
+ * current bytes: nothing lost should the truncate go no further), the
+ * pages it zeroes made im's own. The lock drops while that chunk loads;
+ * from the last step on it is held.
+ */
+static int truncate_prepare(struct image *im, uint64_t size,
+			    struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	uint64_t i = size / s->chunk_size;
+	int ret;
+
+	ret = image_reserve(im, size, err);
+	if (!ret && size < im->size && size % s->chunk_size &&
+	    (dirty_of(im, i) || !key_is_zero(map_get(im, i))))
+		ret = dirty_get(im, i, false, err);
+	if (!ret && size < im->size &&
+	    cut_prepare(im, chunks_for(s, size), chunks_for(s, im->size)))
+		ret = snap_err_set(err, -ENOMEM, "out of memory");
+	return ret;
+}
+
+/* Under im->lock, after truncate_prepare(): the truncate, which cannot
+ * fail. */
+static void truncate_apply(struct image *im, uint64_t size)
+{
+	struct snap_store *s = im->s;
+	size_t in = (size_t)(size % s->chunk_size);
+	struct chunk *ch;
+
+	if (size < im->size) {
+		cut_chunks(im, chunks_for(s, size), chunks_for(s, im->size));
+		ch = in ? dirty_of(im, size / s->chunk_size) : NULL;
+		if (ch) {
+			memset(ch->data + in, 0, s->chunk_size - in);
+			patch_mark(&ch->patch, in, s->chunk_size - in);
+		}
+	}
+	im->size = size;
+	im->mtime_ns = store_now_ns();
+	im->meta_pending = true;
 }
 
 int snap_image_truncate(struct snap_image *h, uint64_t size,
@@ -559,47 +646,18 @@ int snap_image_truncate(struct snap_image *h, uint64_t size,
 {
 	struct image *im = h->im;
 	struct snap_store *s = im->s;
-	uint64_t i, n_new, n_old;
-	int ret = 0;
+	int ret;
 
 	if (!h->write)
 		return image_not_writable(im, err);
 	pthread_rwlock_rdlock(&s->gc_lock);
 	pthread_mutex_lock(&im->lock);
-	n_new = chunks_for(s, size);
-	n_old = chunks_for(s, im->size);
-	/* What is cut off reads as zeros if the image grows again. */
-	for (i = n_new; i < n_old && !ret; i++) {
-		if (im->dirty[i]) {
-			chunk_put(s->cache, im->dirty[i]);
-			im->dirty[i] = NULL;
-			im->ndirty--;
-		}
-		if (!key_is_zero(map_get(im, i)) &&
-		    image_map_set(im, i, map_zero))
-			ret = snap_err_set(err, -ENOMEM, "out of memory");
-	}
-	if (size < im->size && size % s->chunk_size) {
-		size_t in = (size_t)(size % s->chunk_size);
-
-		i = size / s->chunk_size;
-		if (im->dirty[i] || !key_is_zero(map_get(im, i))) {
-			ret = dirty_get(im, i, false, err);
-			if (!ret) {
-				memset(im->dirty[i]->data + in, 0,
-				       s->chunk_size - in);
-				patch_mark(&im->dirty[i]->patch, in,
-					   s->chunk_size - in);
-			}
-		}
-	}
-	if (!ret)
-		ret = image_set_size(im, size);
+	ret = truncate_prepare(im, size, err);
 	if (ret)
 		snap_err_prefix(err, ret, "truncate to %llu",
 				(unsigned long long)size);
-	im->mtime_ns = store_now_ns();
-	im->meta_pending = true;
+	else
+		truncate_apply(im, size);
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);
 	return ret;

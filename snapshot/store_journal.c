@@ -21,6 +21,10 @@
 
 #define JOURNAL_COMPACT_MIN	(1u << 20)
 
+/* Whatever snapshot a store keeps, its memory.bin fits in one image. */
+_Static_assert(SNAP_IMAGE_MAX >= SNAP_MEMORY_MAX, "memory.bin fits");
+_Static_assert(SNAP_IMAGE_MAX % SNAP_CHUNK_MAX == 0, "whole chunks");
+
 /* ---- loading a chain ------------------------------------------------------ *
  *
  * The newest entry for an index wins, unless the image was cut below it
@@ -97,7 +101,7 @@ int image_load(struct image *im, struct snap_err *err)
 {
 	struct snap_store *s = im->s;
 	uint64_t limit = UINT64_MAX, entries;
-	uint8_t delta[SNAP_ID_LEN], *set = NULL;
+	uint8_t delta[SNAP_ID_LEN];
 	struct held h = { 0 };
 	char path[4096], label[80];
 	size_t end;
@@ -124,13 +128,13 @@ int image_load(struct image *im, struct snap_err *err)
 		if (im->depth == 1) {
 			struct held_frame *last = &h.f[h.n - 1];
 
-			if (last->size > SNAP_MEMORY_MAX) {
+			if (last->size > SNAP_IMAGE_MAX) {
 				ret = snap_err_set(err, -EBADMSG, "%s: size "
 						   "%llu, at most %llu", label,
 						   (unsigned long long)
 						   last->size,
 						   (unsigned long long)
-						   SNAP_MEMORY_MAX);
+						   SNAP_IMAGE_MAX);
 				break;
 			}
 			im->size = last->size;
@@ -139,13 +143,11 @@ int image_load(struct image *im, struct snap_err *err)
 			im->head_frozen = h.frozen;
 			memcpy(im->head_parent, h.parent, SNAP_ID_LEN);
 			im->jbytes = end;
-			ret = image_reserve(im, chunks_for(s, im->size));
-			set = calloc(1, (size_t)(im->nmap / 8 + 1));
-			if (ret || !set) {
-				ret = snap_err_set(err, -ENOMEM, "%s: size %llu: "
-						   "out of memory", label,
-						   (unsigned long long)
-						   im->size);
+			/* Room in the directory of pages only: what is made
+			 * below follows the entries the chain holds. */
+			ret = image_reserve(im, im->size, err);
+			if (ret) {
+				snap_err_prefix(err, ret, "%s", label);
 				break;
 			}
 		}
@@ -158,14 +160,18 @@ int image_load(struct image *im, struct snap_err *err)
 				limit = n;
 			for (size_t i = f->n; i-- > 0 && !ret;) {
 				uint64_t idx = f->indexes[i];
+				const uint8_t *key = f->keys + SNAP_KEY_LEN * i;
 
 				entries++;
-				if (idx >= limit || bit_get(set, idx))
+				/* marked: a newer entry for idx was taken */
+				if (idx >= limit ||
+				    chunk_bit(im, idx, BIT_MARK))
 					continue;
-				bit_set(set, idx);
-				ret = map_put(im, idx, f->keys + SNAP_KEY_LEN * i);
-				if (im->depth == 1)
-					bit_set(im->own, idx);
+				ret = chunk_bit_set(im, idx, BIT_MARK);
+				if (ret >= 0)
+					ret = map_put(im, idx, key);
+				if (!ret && im->depth == 1)
+					chunk_bit_set(im, idx, BIT_OWN);
 			}
 		}
 		if (ret) {
@@ -180,7 +186,7 @@ int image_load(struct image *im, struct snap_err *err)
 	}
 	held_clear(&h);
 	free(h.f);
-	free(set);
+	bits_clear(im, BIT_MARK);
 	return ret;
 }
 
@@ -210,7 +216,7 @@ int journal_open(struct image *im, struct snap_err *err)
 }
 
 /* One frame: the image's size and every entry of set bits in which. */
-int journal_frame(struct image *im, const uint8_t *which, uint64_t count,
+int journal_frame(struct image *im, enum chunk_bit which, uint64_t count,
 		  const uint8_t *parent, uint8_t **buf, size_t *len)
 {
 	struct delta_frame f = {
@@ -231,8 +237,9 @@ int journal_frame(struct image *im, const uint8_t *which, uint64_t count,
 		free(keys);
 		return -ENOMEM;
 	}
-	for (uint64_t i = 0; i < im->nmap && n < count; i++) {
-		if (!which || !bit_get(which, i))
+	for (uint64_t i = image_next(im, 0, NEXT_STATE);
+	     i < im->nmap && n < count; i = image_next(im, i + 1, NEXT_STATE)) {
+		if (!chunk_bit(im, i, which))
 			continue;
 		f.indexes[n] = i;
 		memcpy(keys + SNAP_KEY_LEN * n, map_get(im, i), SNAP_KEY_LEN);
@@ -249,14 +256,14 @@ int journal_frame(struct image *im, const uint8_t *which, uint64_t count,
 /* Rewrite the head journal as one frame of its entries (atomic rename). */
 static int journal_compact(struct image *im, struct snap_err *err)
 {
-	uint64_t own = count_bits(im->own, im->nmap);
+	uint64_t own = bits_count(im, BIT_OWN);
 	char path[4096];
 	uint8_t *buf;
 	size_t len;
 	int ret;
 
 	store_id_path(im->s, "deltas", im->info.head, path, sizeof(path));
-	ret = journal_frame(im, im->own, own,
+	ret = journal_frame(im, BIT_OWN, own,
 			    im->head_has_parent ? im->head_parent : NULL, &buf,
 			    &len);
 	if (ret)
@@ -312,8 +319,8 @@ int adopt_settle(struct image *im, struct snap_err *err)
 
 	if (!im->adopt_pending)
 		return 0;
-	count = count_bits(im->own, im->nmap);
-	ret = journal_frame(im, im->own, count, im->adopt_from, &buf, &len);
+	count = bits_count(im, BIT_OWN);
+	ret = journal_frame(im, BIT_OWN, count, im->adopt_from, &buf, &len);
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
 	store_id_path(im->s, "deltas", im->info.head, path, sizeof(path));
@@ -324,7 +331,7 @@ int adopt_settle(struct image *im, struct snap_err *err)
 		return snap_err_prefix(err, ret, "%s", label);
 	}
 	head_moved(im, im->info.head, im->adopt_from, len, count);
-	bits_clear(im->pending, im->nmap);
+	bits_clear(im, BIT_PENDING);
 	im->npending = 0;
 	im->meta_pending = false;
 	im->meta_fresh = true;
@@ -370,7 +377,7 @@ int image_commit(struct image *im, bool durable, struct snap_err *err)
 		ret = journal_open(im, err);
 		if (ret)
 			return ret;
-		ret = journal_frame(im, im->pending, im->npending, NULL, &buf,
+		ret = journal_frame(im, BIT_PENDING, im->npending, NULL, &buf,
 				    &len);
 		if (ret)
 			return snap_err_set(err, ret, "%s: out of memory",
@@ -387,7 +394,7 @@ int image_commit(struct image *im, bool durable, struct snap_err *err)
 		free(buf);
 		im->jbytes += len;
 		im->jentries += im->npending;
-		bits_clear(im->pending, im->nmap);
+		bits_clear(im, BIT_PENDING);
 		im->npending = 0;
 		im->meta_pending = false;
 		im->unsynced = true;
@@ -399,7 +406,7 @@ int image_commit(struct image *im, bool durable, struct snap_err *err)
 				    label);
 	im->unsynced = false;
 	if (im->jbytes > JOURNAL_COMPACT_MIN &&
-	    im->jentries > 4 * count_bits(im->own, im->nmap))
+	    im->jentries > 4 * bits_count(im, BIT_OWN))
 		ret = journal_compact(im, err);
 	return ret;
 }

@@ -243,11 +243,62 @@ int meta_ws_write(const char *path, const struct snap_ws *ws,
 	return publish(path, &m.base, 0, err);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * in's n indexes below nchunks, each once, in the order of their first
+ * appearance, into out (room for n). What it allocates follows n, not
+ * nchunks: an index's place in a sorted copy says whether it came before.
+ */
+static int ws_unique(const uint64_t *in, size_t n, uint64_t nchunks,
+		     uint64_t *out, uint64_t *nout)
+{
+	uint64_t *sorted = malloc(n ? n * sizeof(*sorted) : 1);
+	uint8_t *taken = calloc(1, n / 8 + 1);
+	size_t ns = 0;
+
+	*nout = 0;
+	if (!sorted || !taken) {
+		free(sorted);
+		free(taken);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (in[i] < nchunks)
+			sorted[ns++] = in[i];
+	qsort(sorted, ns, sizeof(*sorted), cmp_u64);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t *at = in[i] < nchunks ?
+			       bsearch(&in[i], sorted, ns, sizeof(*sorted),
+				       cmp_u64) : NULL;
+		size_t k;
+
+		if (!at)
+			continue;
+		/* the first of equal values stands for them all */
+		while (at > sorted && at[-1] == in[i])
+			at--;
+		k = (size_t)(at - sorted);
+		if (taken[k / 8] & (1u << (k % 8)))
+			continue;
+		taken[k / 8] |= (uint8_t)(1u << (k % 8));
+		out[(*nout)++] = in[i];
+	}
+	free(sorted);
+	free(taken);
+	return 0;
+}
+
 int meta_ws_read(const char *path, const char *label, uint32_t chunk_size,
 		 uint64_t nchunks, struct snap_ws *ws, struct snap_err *err)
 {
 	Snapfs__Store__WorkingSet *m;
-	uint8_t *buf, *seen = NULL;
+	uint8_t *buf;
 	size_t len;
 	int ret;
 
@@ -268,25 +319,16 @@ int meta_ws_read(const char *path, const char *label, uint32_t chunk_size,
 	/* Each index at most once and inside the image: at most nchunks,
 	 * and never more than the frame held. */
 	ws->index = malloc(m->n_indexes ? m->n_indexes * sizeof(uint64_t) : 1);
-	seen = calloc(1, (size_t)(nchunks / 8 + 1));
-	if (!ws->index || !seen) {
+	if (!ws->index || ws_unique(m->indexes, m->n_indexes, nchunks,
+				    ws->index, &ws->n)) {
 		ret = snap_err_set(err, -ENOMEM, "%s: out of memory", label);
 		goto out;
-	}
-	for (size_t i = 0; i < m->n_indexes; i++) {
-		uint64_t x = m->indexes[i];
-
-		if (x >= nchunks || (seen[x / 8] & (1u << (x % 8))))
-			continue;
-		seen[x / 8] |= (uint8_t)(1u << (x % 8));
-		ws->index[ws->n++] = x;
 	}
 	ws->recorded_ns = m->recorded_unix_ns;
 	ws->off = m->off;
 out:
 	if (ret)
 		snap_ws_release(ws);
-	free(seen);
 	snapfs__store__working_set__free_unpacked(m, NULL);
 	return ret;
 }

@@ -5,9 +5,9 @@
  *
  * A recording hangs on the open image (im->rec): every chunk a read
  * touches is noted once, in order, whoever reads it, until the recording
- * stops. Its memory follows what was read (8 bytes a chunk, plus a bit a
- * chunk of the image as it was when the recording started), and chunks
- * past that size are not noted.
+ * stops. Its memory follows what was read (8 bytes a chunk; which chunks
+ * were noted is a bit of the image's state, BIT_REC), and chunks past the
+ * image's size when the recording started are not noted.
  *
  * A saved working set is a file beside the image, STORE/images/<id>.ws (a
  * WorkingSet frame, proto/store.proto), replaced atomically and not
@@ -26,7 +26,6 @@
 
 struct ws_rec {
 	uint64_t nbits;			/* chunks that may be noted */
-	uint8_t *seen;			/* bit: noted */
 	uint64_t n, cap;
 	uint64_t *index;		/* in order */
 };
@@ -35,7 +34,6 @@ static void rec_free(struct ws_rec *r)
 {
 	if (!r)
 		return;
-	free(r->seen);
 	free(r->index);
 	free(r);
 }
@@ -44,7 +42,7 @@ void image_record_read(struct image *im, uint64_t i)
 {
 	struct ws_rec *r = im->rec;
 
-	if (i >= r->nbits || bit_get(r->seen, i))
+	if (i >= r->nbits || chunk_bit(im, i, BIT_REC))
 		return;
 	if (r->n == r->cap) {
 		uint64_t cap = r->cap ? 2 * r->cap : 256;
@@ -58,7 +56,9 @@ void image_record_read(struct image *im, uint64_t i)
 		r->index = p;
 		r->cap = cap;
 	}
-	bit_set(r->seen, i);
+	/* A read made i's state page (BIT_SEEN): this cannot fail. */
+	if (chunk_bit_set(im, i, BIT_REC) < 0)
+		return;
 	r->index[r->n++] = i;
 }
 
@@ -82,16 +82,10 @@ int snap_image_record_start(struct snap_image *h, struct snap_err *err)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_lock(&im->lock);
 	r->nbits = chunks_for(im->s, im->size);
-	r->seen = calloc(1, (size_t)(r->nbits / 8 + 1));
-	if (r->seen) {
-		rec_free(im->rec);
-		im->rec = r;
-	}
+	bits_clear(im, BIT_REC);
+	rec_free(im->rec);
+	im->rec = r;
 	pthread_mutex_unlock(&im->lock);
-	if (!r->seen) {
-		free(r);
-		return snap_err_set(err, -ENOMEM, "out of memory");
-	}
 	return 0;
 }
 

@@ -3,11 +3,12 @@
 # (cp -r in, cmp, snapctl verify, stat, stable inode numbers, statfs); cp's
 # copy_file_range and the constant-time clone (no new chunks); clone
 # isolation both ways; hard links; renames; rm -r of a snapshot sharing
-# chunks; the refusals (EPERM, long names, ENOTEMPTY, symlinks); data that
-# survives a remount and a kill -9; eight concurrent readers; mmap private
-# and shared; a corrupt chunk (EIO, named in the daemon's log); SIGTERM,
-# SIGINT and fusermount3 -u; -o ro; snapctl store gc of a mounted store
-# (done by its daemon); a second daemon refused.
+# chunks; the refusals (EPERM, long names, ENOTEMPTY, symlinks); EFBIG past
+# the largest image, the file left as it was; data that survives a remount
+# and a kill -9; eight concurrent readers; mmap private and shared; a
+# corrupt chunk (EIO, named in the daemon's log); SIGTERM, SIGINT and
+# fusermount3 -u; -o ro; snapctl store gc of a mounted store (done by its
+# daemon); a second daemon refused.
 # Prints TAP.
 #
 # Needs $BUILD/snapfs, $BUILD/snapctl and $BUILD/tests/mksnap (BUILD
@@ -541,6 +542,48 @@ refusals() {
 	same_files "$work/src" "$MNT/base"
 }
 
+# Resident KiB of process $1.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+too_large() {
+	ensure_mounted || return 1
+	f=$MNT/big/f
+	mkdir "$MNT/big" && echo hi >"$f" &&
+		touch -d '2020-01-02 03:04:05' "$f" || return 1
+	was=$(stat -c '%s %Y %Z' "$f") lines=$(wc -l <"$derr")
+	run truncate -s 999999999999999 "$f"
+	failed_saying 'File too large' && answers || return 1
+	# past the largest image (64 TiB): a write there too
+	run dd if=/dev/zero of="$f" bs=1 count=1 seek=70368744177664 \
+		oflag=seek_bytes conv=notrunc
+	failed_saying 'File too large' && answers || return 1
+	sleep 1.2	# what the kernel cached of its attributes expires
+	now=$(stat -c '%s %Y %Z' "$f")
+	[ "$now" = "$was" ] ||
+		{ echo "size, mtime, ctime: $now; before: $was"; return 1; }
+	# The daemon said nothing of it, or clear lines: no stray bytes, no
+	# prefix without a message.
+	tail -n +$((lines + 1)) "$derr" >"$work/newlog"
+	if LC_ALL=C grep -q '[^[:print:]	]' "$work/newlog" ||
+	   grep -q ': *$' "$work/newlog"; then
+		echo "the daemon's log:"
+		cat -v "$work/newlog"
+		return 1
+	fi
+	# Growing to 16 TiB costs the daemon what the file holds, not its size.
+	rss=$(rss_kib "$pid")
+	truncate -s 1T "$f" && truncate -s 16T "$f" || return 1
+	[ "$(size_of "$f")" -eq 17592186044416 ] ||
+		{ echo "size $(size_of "$f") after truncate -s 16T"; return 1; }
+	grown=$(rss_kib "$pid")
+	note "daemon RSS $rss KiB, $grown KiB after truncate -s 1T, 16T"
+	[ $((grown - rss)) -lt 16384 ] ||
+		{ echo "daemon RSS $rss KiB -> $grown KiB"; return 1; }
+	[ "$(head -c 3 "$f")" = hi ] ||
+		{ echo "the file's bytes changed"; return 1; }
+	rm -r "${MNT:?}/big"
+}
+
 remount_keeps_data() {
 	ensure_mounted || return 1
 	mkdir "$MNT/p" || return 1
@@ -818,6 +861,7 @@ hard_link		ln: one inode, two links, writes shared, rm keeps the other name
 renames			mv of snapshots and files, onto existing names, across levels refused
 rm_shared		rm -r of a snapshot sharing chunks keeps the other whole, gc and verify clean
 refusals		mkdir in a snapshot, files in the root, long names, rmdir non-empty, symlinks fail
+too_large		past 64 TiB: EFBIG, file and log untouched; 16 TiB costs no memory
 remount_keeps_data	synced data survives a remount
 kill9_keeps_synced_data	fsync'ed data survives kill -9 of the daemon
 concurrent_readers	8 concurrent readers of a 64 MiB file get its bytes
