@@ -526,8 +526,10 @@ static int move_record(struct packs *ps, const struct ent *old, void *buf)
 	size_t s;
 	int ret;
 
+	pthread_rwlock_rdlock(&ps->lock);	/* ps->pk may grow */
 	ret = snap_io_read_all(ps->pk[old->pack]->fd, buf, old->len,
-			   old->off + PACK_REC_HDR);
+			       old->off + PACK_REC_HDR);
+	pthread_rwlock_unlock(&ps->lock);
 	if (ret)
 		return ret;
 	ret = append(ps, old->key, buf, old->len, &pi, &off);
