@@ -87,7 +87,7 @@ static uint64_t time_asked(int to_set, int set, int now,
 	return to_set & set ? ns_of(ts) : SNAP_TIME_OMIT;
 }
 
-/* Whatever of a file's times the kernel set: its ctime moves too. */
+/* What a SETATTR of a file may set besides its size: each moves ctime. */
 #define SETATTR_CHANGES							\
 	(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |	\
 	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW |		\
