@@ -277,12 +277,14 @@ void fs_renamed(struct fs *fs, const char *from, const char *to)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-static void set_times(struct stat *st, uint64_t ns)
+static struct timespec timespec_of(uint64_t ns)
 {
-	st->st_mtim.tv_sec = (time_t)(ns / 1000000000u);
-	st->st_mtim.tv_nsec = (long)(ns % 1000000000u);
-	st->st_atim = st->st_mtim;
-	st->st_ctim = st->st_mtim;
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u),
+	};
+
+	return ts;
 }
 
 int fs_getattr(struct fs *fs, struct node *n, struct stat *st)
@@ -325,6 +327,8 @@ int fs_getattr(struct fs *fs, struct node *n, struct stat *st)
 	/* Never "sparse": cp clones only files whose blocks cover their
 	 * size (docs/snapfs.md). user.snapfs.stored_bytes has the truth. */
 	st->st_blocks = (blkcnt_t)((ist.size + 511) / 512);
-	set_times(st, ist.mtime_ns);
+	st->st_atim = timespec_of(ist.atime_ns);
+	st->st_mtim = timespec_of(ist.mtime_ns);
+	st->st_ctim = timespec_of(ist.ctime_ns);
 	return 0;
 }

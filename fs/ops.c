@@ -62,16 +62,63 @@ static void snapfs_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_attr(req, &st, SNAPFS_TIMEOUT);
 }
 
+/*
+ * A time the store can keep: from the epoch to the year 2554. Outside
+ * that it is clamped, as the kernel clamps times to what a filesystem's
+ * inodes hold (timestamp_truncate).
+ */
 static uint64_t ns_of(const struct timespec *ts)
 {
+	const uint64_t max = SNAP_TIME_OMIT - 1;
+
+	if (ts->tv_sec < 0)
+		return 0;
+	if ((uint64_t)ts->tv_sec > (max - 999999999u) / 1000000000u)
+		return max;
 	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
 }
 
+/* What a SETATTR's bits ask of one time (FUSE_SET_ATTR_[AM]TIME...). */
+static uint64_t time_asked(int to_set, int set, int now,
+			   const struct timespec *ts)
+{
+	if (to_set & now)
+		return SNAP_TIME_NOW;
+	return to_set & set ? ns_of(ts) : SNAP_TIME_OMIT;
+}
+
+/* What a SETATTR of a file may set besides its size: each moves ctime. */
+#define SETATTR_CHANGES							\
+	(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |	\
+	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW |		\
+	 FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
+
 /*
- * Sizes and modification times of files change. Owners and modes are
- * the mounting user's and fixed: a change to them is EPERM, setting them
- * to what they are is allowed (cp -p, tar). Directory times follow
- * their entries and are not set.
+ * A file's times after a SETATTR: the atime and mtime asked, and the
+ * ctime now. A chmod or chown to what the file has changes nothing else
+ * but moves the ctime too, as it does on ext4 (notify_change always sets
+ * it). The kernel sends FUSE_SET_ATTR_CTIME only with a writeback cache,
+ * which snapfs does not use; now is what it would send.
+ */
+static int setattr_times(struct node *n, const struct stat *attr, int to_set,
+			 struct snap_err *err)
+{
+	if (!(to_set & SETATTR_CHANGES))
+		return 0;
+	return snap_image_set_times(n->img,
+				    time_asked(to_set, FUSE_SET_ATTR_ATIME,
+					       FUSE_SET_ATTR_ATIME_NOW,
+					       &attr->st_atim),
+				    time_asked(to_set, FUSE_SET_ATTR_MTIME,
+					       FUSE_SET_ATTR_MTIME_NOW,
+					       &attr->st_mtim), err);
+}
+
+/*
+ * Sizes and times of files change. Owners and modes are the mounting
+ * user's and fixed: a change to them is EPERM, setting them to what they
+ * are is allowed (cp -p, tar). Directory times follow their entries and
+ * are not set.
  */
 static void snapfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			   int to_set, struct fuse_file_info *fi)
@@ -103,14 +150,8 @@ static void snapfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 					  &err);
 		ws_change(fs, n, false);
 	}
-	if (!ret && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_REALTIME, &now);
-		ret = snap_image_touch(n->img, to_set & FUSE_SET_ATTR_MTIME_NOW
-					       ? ns_of(&now)
-					       : ns_of(&attr->st_mtim), &err);
-	}
+	if (!ret)
+		ret = setattr_times(n, attr, to_set, &err);
 	if (ret)
 		fs_log(fs, ret, &err);
 	else

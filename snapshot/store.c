@@ -405,6 +405,7 @@ int snap_store_link(struct snap_store *s, const char *path,
 					    path, hex);
 		return snap_err_set(err, -errno, "%s: %m", path);
 	}
+	image_names_changed(s, id);
 	return 0;
 }
 
@@ -418,10 +419,41 @@ int snap_store_hardlink(struct snap_store *s, const char *from,
 	return ret ? ret : snap_store_link(s, to, id, err);
 }
 
+/*
+ * The image the file name at p (checked) refers to, for its ctime: false
+ * when there is none (or no image is open here to tell).
+ */
+static bool name_image(struct snap_store *s, const char *p,
+		       uint8_t id[SNAP_ID_LEN])
+{
+	struct snap_err e;
+	bool open;
+
+	pthread_mutex_lock(&s->images_lock);
+	open = s->images != NULL;
+	pthread_mutex_unlock(&s->images_lock);
+	return open && meta_ref_read(p, id, &e) == 0;
+}
+
 int snap_store_unlink(struct snap_store *s, const char *path,
 		      struct snap_err *err)
 {
-	return change_name(s, path, 2, unlink, err);
+	uint8_t id[SNAP_ID_LEN];
+	char p[4096];
+	bool named;
+	int ret;
+
+	ret = writable(s, path, err);
+	if (!ret)
+		ret = name_path(s, path, 2, p, sizeof(p), NULL, err);
+	if (ret)
+		return ret;
+	named = name_image(s, p, id);
+	if (unlink(p))
+		return snap_err_set(err, -errno, "%s: %m", path);
+	if (named)
+		image_names_changed(s, id);
+	return 0;
 }
 
 int snap_store_lookup(struct snap_store *s, const char *path,
@@ -450,7 +482,9 @@ int snap_store_lookup(struct snap_store *s, const char *path,
 int snap_store_rename(struct snap_store *s, const char *from, const char *to,
 		      bool noreplace, struct snap_err *err)
 {
+	uint8_t id[SNAP_ID_LEN], old[SNAP_ID_LEN];
 	char pf[4096], pt[4096];
+	bool named, replaced;
 	int df, dt, ret;
 
 	ret = writable(s, from, err);
@@ -460,9 +494,20 @@ int snap_store_rename(struct snap_store *s, const char *from, const char *to,
 		ret = name_path(s, to, df, pt, sizeof(pt), &dt, err);
 	if (ret)
 		return ret;
+	/* Files: the renamed image's ctime moves (as on ext4), and the
+	 * replaced one's, which other names or opens may keep. */
+	named = df == 2 && name_image(s, pf, id);
+	replaced = df == 2 && !noreplace && name_image(s, pt, old);
 	if (renameat2(AT_FDCWD, pf, AT_FDCWD, pt,
 		      noreplace ? RENAME_NOREPLACE : 0))
 		return snap_err_set(err, -errno, "%s -> %s: %m", from, to);
+	/* Two names of one image: rename(2) leaves both, changing nothing. */
+	if (named && replaced && !memcmp(id, old, SNAP_ID_LEN))
+		return 0;
+	if (named)
+		image_names_changed(s, id);
+	if (replaced)
+		image_names_changed(s, old);
 	return 0;
 }
 

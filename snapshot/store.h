@@ -218,7 +218,7 @@ ssize_t snap_image_write(struct snap_image *img, const void *buf, size_t len,
 /*
  * Set img's size: bytes cut off read as zeros if it grows again. -EFBIG
  * past SNAP_IMAGE_MAX. A truncate that fails changes nothing, its
- * modification time included.
+ * modification and change times included.
  */
 int snap_image_truncate(struct snap_image *img, uint64_t size,
 			struct snap_err *err);
@@ -242,7 +242,9 @@ struct snap_image_stat {
 	uint8_t id[SNAP_ID_LEN];
 	uint64_t size;
 	uint64_t created_ns;
-	uint64_t mtime_ns;
+	uint64_t mtime_ns;	/* its bytes or size last changed */
+	uint64_t ctime_ns;	/* anything of it last changed (below) */
+	uint64_t atime_ns;	/* as last set; reads leave it */
 	unsigned depth;		/* deltas in the chain, 1 without parent */
 	uint64_t chunks;	/* non-zero chunks in the image's map */
 	uint64_t own_chunks;	/* of which its own delta set */
@@ -254,7 +256,30 @@ struct snap_image_stat {
 
 void snap_image_stat(struct snap_image *img, struct snap_image_stat *st);
 
-/* Set the modification time (durable with the next sync). */
+/*
+ * An image keeps three times, as a local file does (ns since the epoch):
+ * a write, a truncate or a copy into it sets its mtime and ctime to now;
+ * setting a time, and a name given to it, taken from it or renamed
+ * (snap_store_link, _hardlink, _unlink, _rename) set its ctime to now.
+ * Reads never move atime: a journal frame per read would make every read
+ * a write. A name change moves the ctime of an image open in this
+ * process only; a closed one is not loaded for it. Each change is durable
+ * with the image's next sync, as its writes are; a call that fails
+ * changes no time.
+ */
+
+/* Values of snap_image_set_times()'s times, as utimensat(2)'s UTIME_*. */
+#define SNAP_TIME_NOW	UINT64_MAX		/* now */
+#define SNAP_TIME_OMIT	(UINT64_MAX - 1)	/* left as it is */
+
+/*
+ * Set the access and modification times; the change time becomes now
+ * whatever they are (both SNAP_TIME_OMIT: only it moves).
+ */
+int snap_image_set_times(struct snap_image *img, uint64_t atime_ns,
+			 uint64_t mtime_ns, struct snap_err *err);
+
+/* snap_image_set_times(img, SNAP_TIME_OMIT, mtime_ns, err). */
 int snap_image_touch(struct snap_image *img, uint64_t mtime_ns,
 		     struct snap_err *err);
 

@@ -36,7 +36,7 @@ int image_move_up(struct image *im, unsigned flags, struct snap_err *err)
 
 	if (store_new_id(ii.head))
 		return snap_err_set(err, -errno, "getrandom: %m");
-	ret = delta_create(s, ii.head, im->info.head, im->size, im->mtime_ns,
+	ret = delta_create(s, ii.head, im->info.head, im->size, &im->times,
 			   flags, &flen, err);
 	if (!ret)
 		ret = image_info_write(s, &ii, false, flags, err);
@@ -80,7 +80,7 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 		return 0;
 	}
 	f.size = im->size;
-	f.mtime_ns = im->mtime_ns;
+	f.times = im->times;
 	ret = journal_open(im, err);
 	if (ret)
 		return ret;
@@ -106,6 +106,7 @@ int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 		     uint8_t id[SNAP_ID_LEN], struct snap_err *err)
 {
 	struct image_info ci = { .created_ns = store_now_ns() };
+	struct image_times times;
 	uint8_t frozen[SNAP_ID_LEN];
 	struct image *im;
 	char label[80];
@@ -122,8 +123,11 @@ int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 		goto out;
 	pthread_mutex_lock(&im->lock);
 	ret = image_freeze(im, frozen, err);
+	/* The clone keeps src's content times; it changed (began) now. */
+	times = im->times;
+	times.ctime_ns = ci.created_ns;
 	if (!ret)
-		ret = delta_create(s, ci.head, frozen, im->size, im->mtime_ns,
+		ret = delta_create(s, ci.head, frozen, im->size, &times,
 				   FRAME_DURABLE, NULL, err);
 	if (!ret)
 		ret = image_info_write(s, &ci, true, FRAME_DURABLE, err);
@@ -269,13 +273,13 @@ static bool image_empty(const struct image *d)
  */
 static bool adopt_continues(const struct image *im, const struct image *d)
 {
-	return d->adopted && d->mtime_ns == d->adopt_mtime &&
+	return d->adopted && d->times.mtime_ns == d->adopt_mtime &&
 	       d->head_has_parent &&
 	       !memcmp(d->head_parent, d->adopt_from, SNAP_ID_LEN) &&
 	       d->ndirty == 0 && d->npending == 0 && !d->meta_pending &&
 	       im->head_has_parent &&
 	       !memcmp(im->head_parent, d->adopt_from, SNAP_ID_LEN) &&
-	       im->mtime_ns == d->adopt_src_mtime && im->ndirty == 0 &&
+	       im->times.mtime_ns == d->adopt_src_mtime && im->ndirty == 0 &&
 	       im->size == d->adopt_src_size && bits_count(im, BIT_OWN) == 0;
 }
 
@@ -340,7 +344,9 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 	if (map_share_prepare(d, im, from, end) ||
 	    (f.n && (map_own(d, cut) || state_make(d, cut))))
 		return snap_err_set(err, -ENOMEM, "out of memory");
-	f.mtime_ns = store_now_ns();
+	f.times.mtime_ns = store_now_ns();
+	f.times.ctime_ns = f.times.mtime_ns;
+	f.times.atime_ns = d->times.atime_ns;
 	if (first) {
 		/* Durable with d's next sync, as a copied file is. */
 		if (store_new_id(di.head))
@@ -385,12 +391,12 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 		chunk_bit_set(d, cut, BIT_OWN);
 	}
 	d->size = size;
-	d->mtime_ns = f.mtime_ns;
+	d->times = f.times;
 	d->depth = im->depth;
 	d->adopted = true;
 	memcpy(d->adopt_from, frozen, SNAP_ID_LEN);
-	d->adopt_mtime = d->mtime_ns;
-	d->adopt_src_mtime = im->mtime_ns;
+	d->adopt_mtime = d->times.mtime_ns;
+	d->adopt_src_mtime = im->times.mtime_ns;
 	d->adopt_src_size = im->size;
 	return 0;
 }
@@ -437,10 +443,8 @@ static int share_chunks(struct image *im, uint64_t ps, struct image *d,
 	/* What was shared counts, even when the rest failed. */
 	if (pd + *n > d->size)
 		d->size = pd + *n;
-	if (*n) {
-		d->mtime_ns = store_now_ns();
-		d->meta_pending = true;
-	}
+	if (*n)
+		image_modified(d);
 	return ret;
 }
 

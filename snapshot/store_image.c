@@ -113,8 +113,10 @@ int snap_image_create(struct snap_store *s, uint64_t size,
 		      uint8_t id[SNAP_ID_LEN], struct snap_err *err)
 {
 	struct image_info ii = { .created_ns = store_now_ns() };
+	struct image_times times;
 	int ret;
 
+	times.mtime_ns = times.ctime_ns = times.atime_ns = ii.created_ns;
 	ret = store_writable(s, err);
 	if (ret)
 		return ret;
@@ -127,7 +129,7 @@ int snap_image_create(struct snap_store *s, uint64_t size,
 		return snap_err_set(err, -errno, "getrandom: %m");
 	pthread_rwlock_rdlock(&s->gc_lock);
 	/* Durable with the image's first sync (meta_fresh). */
-	ret = delta_create(s, ii.head, NULL, size, ii.created_ns, 0, NULL, err);
+	ret = delta_create(s, ii.head, NULL, size, &times, 0, NULL, err);
 	if (!ret)
 		ret = image_info_write(s, &ii, true, 0, err);
 	if (!ret)
@@ -264,7 +266,9 @@ void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 	memcpy(st->id, im->info.id, SNAP_ID_LEN);
 	st->size = im->size;
 	st->created_ns = im->info.created_ns;
-	st->mtime_ns = im->mtime_ns;
+	st->mtime_ns = im->times.mtime_ns;
+	st->ctime_ns = im->times.ctime_ns;
+	st->atime_ns = im->times.atime_ns;
 	st->depth = im->depth;
 	st->resident = im->nseen;
 	st->fetched = im->fetched;
@@ -282,18 +286,46 @@ void snap_image_stat(struct snap_image *h, struct snap_image_stat *st)
 	pthread_mutex_unlock(&im->lock);
 }
 
-int snap_image_touch(struct snap_image *h, uint64_t mtime_ns,
-		     struct snap_err *err)
+int snap_image_set_times(struct snap_image *h, uint64_t atime_ns,
+			 uint64_t mtime_ns, struct snap_err *err)
 {
 	struct image *im = h->im;
 
 	if (!h->write)
 		return image_not_writable(im, err);
 	pthread_mutex_lock(&im->lock);
-	im->mtime_ns = mtime_ns;
-	im->meta_pending = true;
+	image_changed(im);
+	/* "now" is the ctime just taken: one instant for all three. */
+	if (atime_ns == SNAP_TIME_NOW)
+		atime_ns = im->times.ctime_ns;
+	if (mtime_ns == SNAP_TIME_NOW)
+		mtime_ns = im->times.ctime_ns;
+	if (atime_ns != SNAP_TIME_OMIT)
+		im->times.atime_ns = atime_ns;
+	if (mtime_ns != SNAP_TIME_OMIT)
+		im->times.mtime_ns = mtime_ns;
 	pthread_mutex_unlock(&im->lock);
 	return 0;
+}
+
+int snap_image_touch(struct snap_image *h, uint64_t mtime_ns,
+		     struct snap_err *err)
+{
+	return snap_image_set_times(h, SNAP_TIME_OMIT, mtime_ns, err);
+}
+
+void image_names_changed(struct snap_store *s, const uint8_t id[SNAP_ID_LEN])
+{
+	struct image *im;
+
+	pthread_mutex_lock(&s->images_lock);
+	im = find_open(s, id);
+	if (im) {
+		pthread_mutex_lock(&im->lock);
+		image_changed(im);
+		pthread_mutex_unlock(&im->lock);
+	}
+	pthread_mutex_unlock(&s->images_lock);
 }
 
 int image_mark_open(struct snap_store *s,

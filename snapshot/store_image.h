@@ -87,12 +87,13 @@ struct image {
 	unsigned opens;
 	pthread_mutex_t lock;
 	struct image_info info;
-	uint64_t size, mtime_ns;
+	uint64_t size;
+	struct image_times times;
 	unsigned depth;
 	uint64_t nmap;			/* entries dirs cover */
 	struct map_dir **dirs;		/* nmap >> DIR_SPAN_SHIFT */
 	uint64_t npending, ndirty, nseen;
-	bool meta_pending;		/* size or mtime changed */
+	bool meta_pending;		/* size or times changed */
 	int jfd;			/* head journal, append, or -1 */
 	uint64_t jbytes;		/* its whole frames */
 	uint64_t jentries;		/* entries in them */
@@ -172,6 +173,24 @@ static inline struct chunk *dirty_of(const struct image *im, uint64_t i)
 	const struct chunk_state *st = state_of(im, i);
 
 	return st && st->dirty ? st->dirty[i & (MAP_PAGE - 1)] : NULL;
+}
+
+/*
+ * Under im->lock: im's bytes or size changed now. Its times move as a
+ * local file's do, and ride on the next frame (image_commit).
+ */
+static inline void image_modified(struct image *im)
+{
+	im->times.mtime_ns = store_now_ns();
+	im->times.ctime_ns = im->times.mtime_ns;
+	im->meta_pending = true;
+}
+
+/* Under im->lock: something else of im changed now (a time, a name). */
+static inline void image_changed(struct image *im)
+{
+	im->times.ctime_ns = store_now_ns();
+	im->meta_pending = true;
 }
 
 static inline uint64_t chunks_for(const struct snap_store *s, uint64_t size)
@@ -314,8 +333,9 @@ int image_commit(struct image *im, bool durable, struct snap_err *err);
 
 /* A new delta file: one frame, no entries; *flen (or NULL) its length. */
 int delta_create(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
-		 const uint8_t *parent, uint64_t size, uint64_t mtime,
-		 unsigned flags, size_t *flen, struct snap_err *err);
+		 const uint8_t *parent, uint64_t size,
+		 const struct image_times *times, unsigned flags, size_t *flen,
+		 struct snap_err *err);
 
 /* images/<id> pointing at head; with ref, also images/<id>.ref. */
 int image_info_write(struct snap_store *s, const struct image_info *ii,

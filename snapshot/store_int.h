@@ -204,12 +204,22 @@ struct image_info {
 	uint64_t created_ns;
 };
 
+/*
+ * An image's times, ns since the epoch, as every delta frame records them
+ * (a frame of an older build has only mtime: the others read as it).
+ */
+struct image_times {
+	uint64_t mtime_ns;	/* its bytes or size last changed */
+	uint64_t ctime_ns;	/* anything of it (names too) last changed */
+	uint64_t atime_ns;	/* as last set: reads never move it */
+};
+
 /* One delta journal frame, decoded; entries point into a buffer of ours. */
 struct delta_frame {
 	bool has_parent;
 	uint8_t parent[SNAP_ID_LEN];
 	uint64_t size;
-	uint64_t mtime_ns;
+	struct image_times times;
 	bool frozen;		/* shared from here on: never written again */
 	size_t n;
 	uint64_t *indexes;
@@ -312,6 +322,14 @@ uint64_t store_now_ns(void);
 
 /* Sync and free every open image (at close). */
 void image_close_all(struct snap_store *s);
+
+/*
+ * Image id gained, lost or changed a name: when it is open here, its
+ * ctime moves, riding on its next frame. A closed one is left alone, not
+ * loaded for a time nobody holds it to look at (snapfs keeps open every
+ * file the kernel knows, and the kernel knows those it changes names of).
+ */
+void image_names_changed(struct snap_store *s, const uint8_t id[SNAP_ID_LEN]);
 
 /*
  * For gc: call image() with the id and head of each image open in this

@@ -555,10 +555,8 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 	/* What was written counts, even when the rest failed. */
 	if (off + done > im->size)
 		im->size = off + done;
-	if (done) {
-		im->mtime_ns = store_now_ns();
-		im->meta_pending = true;
-	}
+	if (done)
+		image_modified(im);
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);
 	free(keys);
@@ -637,8 +635,7 @@ static void truncate_apply(struct image *im, uint64_t size)
 		}
 	}
 	im->size = size;
-	im->mtime_ns = store_now_ns();
-	im->meta_pending = true;
+	image_modified(im);
 }
 
 int snap_image_truncate(struct snap_image *h, uint64_t size,

@@ -34,7 +34,8 @@ _Static_assert(SNAP_IMAGE_MAX % SNAP_CHUNK_MAX == 0, "whole chunks");
  */
 
 struct held_frame {
-	uint64_t size, mtime_ns;
+	uint64_t size;
+	struct image_times times;
 	size_t n;
 	uint64_t *indexes;
 	uint8_t *keys;
@@ -78,7 +79,7 @@ static int hold_frame(void *arg, const struct delta_frame *f)
 	}
 	hf = &h->f[h->n];
 	hf->size = f->size;
-	hf->mtime_ns = f->mtime_ns;
+	hf->times = f->times;
 	h->frozen |= f->frozen;
 	hf->n = f->n;
 	hf->indexes = malloc(f->n ? f->n * sizeof(uint64_t) : 1);
@@ -138,7 +139,7 @@ int image_load(struct image *im, struct snap_err *err)
 				break;
 			}
 			im->size = last->size;
-			im->mtime_ns = last->mtime_ns;
+			im->times = last->times;
 			im->head_has_parent = h.has_parent;
 			im->head_frozen = h.frozen;
 			memcpy(im->head_parent, h.parent, SNAP_ID_LEN);
@@ -221,7 +222,7 @@ int journal_frame(struct image *im, enum chunk_bit which, uint64_t count,
 {
 	struct delta_frame f = {
 		.size = im->size,
-		.mtime_ns = im->mtime_ns,
+		.times = im->times,
 		.has_parent = parent != NULL,
 	};
 	uint8_t *keys;
@@ -429,10 +430,11 @@ int snap_image_sync(struct snap_image *h, struct snap_err *err)
 
 /* A new delta file: one frame, no entries; *flen gets its length. */
 int delta_create(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
-		 const uint8_t *parent, uint64_t size, uint64_t mtime,
-		 unsigned flags, size_t *flen, struct snap_err *err)
+		 const uint8_t *parent, uint64_t size,
+		 const struct image_times *times, unsigned flags, size_t *flen,
+		 struct snap_err *err)
 {
-	struct delta_frame f = { .size = size, .mtime_ns = mtime };
+	struct delta_frame f = { .size = size, .times = *times };
 	char path[4096];
 	uint8_t *buf;
 	size_t len;

@@ -337,6 +337,7 @@ int meta_delta_encode(const struct delta_frame *f, uint8_t **buf,
 		      size_t *len)
 {
 	Snapfs__Store__DeltaFrame m = SNAPFS__STORE__DELTA_FRAME__INIT;
+	Snapfs__Store__ImageTimes times = SNAPFS__STORE__IMAGE_TIMES__INIT;
 	uint8_t *payload;
 	size_t n;
 	int ret;
@@ -346,7 +347,10 @@ int meta_delta_encode(const struct delta_frame *f, uint8_t **buf,
 		m.parent.len = SNAP_ID_LEN;
 	}
 	m.size = f->size;
-	m.mtime_unix_ns = f->mtime_ns;
+	m.mtime_unix_ns = f->times.mtime_ns;
+	times.ctime_unix_ns = f->times.ctime_ns;
+	times.atime_unix_ns = f->times.atime_ns;
+	m.times = &times;
 	m.frozen = f->frozen;
 	m.n_indexes = f->n;
 	m.indexes = f->indexes;
@@ -397,7 +401,13 @@ static int delta_one(void *arg, const uint8_t *p, size_t n)
 				   r->frames, m->keys.len, m->n_indexes);
 	if (!ret) {
 		f.size = m->size;
-		f.mtime_ns = m->mtime_unix_ns;
+		f.times.mtime_ns = m->mtime_unix_ns;
+		/* An older build's frame: the times it did not keep are
+		 * its mtime, what stat always showed for them. */
+		f.times.ctime_ns = m->times ? m->times->ctime_unix_ns
+					    : m->mtime_unix_ns;
+		f.times.atime_ns = m->times ? m->times->atime_unix_ns
+					    : m->mtime_unix_ns;
 		f.frozen = m->frozen;
 		f.n = m->n_indexes;
 		f.indexes = m->indexes;

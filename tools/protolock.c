@@ -84,6 +84,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&snapfs__store__store_info__descriptor,
 	&snapfs__store__image_info__descriptor,
 	&snapfs__store__delta_frame__descriptor,
+	&snapfs__store__image_times__descriptor,
 	&snapfs__store__file_ref__descriptor,
 	&snapfs__store__working_set__descriptor,
 	&snapfs__store__pack_index__descriptor,

@@ -506,6 +506,9 @@ static void check_store_file(struct snap_store *s, const char *store,
 	snap_image_stat(img, &st);
 	assert_int_equal(st.depth, x->depth);
 	assert_int_equal(st.mtime_ns, x->mtime_ns);
+	/* Every fixture predates ImageTimes: both read as the mtime. */
+	assert_int_equal(st.ctime_ns, x->mtime_ns);
+	assert_int_equal(st.atime_ns, x->mtime_ns);
 
 	/* One byte more than the size: the read is short at the end. */
 	buf = malloc(x->size + 1);

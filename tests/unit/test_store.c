@@ -37,7 +37,9 @@
 #include <cmocka.h>
 
 #include "digest.h"
+#include "frame.h"
 #include "store.h"
+#include "store.pb-c.h"	/* a frame as a build before ImageTimes wrote */
 #include "store_int.h"	/* meta_store_require: a feature from the future */
 #include "testutil.h"
 
@@ -2874,7 +2876,7 @@ static uint64_t fx_delta_bytes(struct fx *f)
 	return bytes;
 }
 
-/* img's size and mtime are still st's, and nothing was journaled since
+/* img's size and times are still st's, and nothing was journaled since
  * the store held journal bytes (close commits what is pending). */
 static void expect_untouched(struct fx *f, struct snap_image *img,
 			     const struct snap_image_stat *st,
@@ -2883,10 +2885,13 @@ static void expect_untouched(struct fx *f, struct snap_image *img,
 	struct snap_image_stat now;
 
 	snap_image_stat(img, &now);
-	if (now.size != st->size || now.mtime_ns != st->mtime_ns)
-		fail_msg("%s: size %" PRIu64 ", mtime %" PRIu64 "; expected "
-			 "%" PRIu64 ", %" PRIu64, what, now.size, now.mtime_ns,
-			 st->size, st->mtime_ns);
+	if (now.size != st->size || now.mtime_ns != st->mtime_ns ||
+	    now.ctime_ns != st->ctime_ns || now.atime_ns != st->atime_ns)
+		fail_msg("%s: size %" PRIu64 ", times %" PRIu64 " %" PRIu64
+			 " %" PRIu64 "; expected %" PRIu64 ", %" PRIu64
+			 " %" PRIu64 " %" PRIu64, what, now.size, now.mtime_ns,
+			 now.ctime_ns, now.atime_ns, st->size, st->mtime_ns,
+			 st->ctime_ns, st->atime_ns);
 	CHECK(f, snap_image_sync(img, &f->err));
 	if (fx_delta_bytes(f) != journal)
 		fail_msg("%s: a frame was journaled (%" PRIu64 " bytes of "
@@ -3128,6 +3133,172 @@ static void test_largest_image(void **state)
 	free(back);
 }
 
+/* ---- times ------------------------------------------------------------- */
+
+static void fx_times(struct snap_image *img, uint64_t t[3])
+{
+	struct snap_image_stat st;
+
+	snap_image_stat(img, &st);
+	t[0] = st.atime_ns;
+	t[1] = st.mtime_ns;
+	t[2] = st.ctime_ns;
+}
+
+/* img's atime and mtime are a and m, its ctime is past was's. */
+static void expect_times(struct snap_image *img, uint64_t a, uint64_t m,
+			 const uint64_t was[3], const char *what)
+{
+	uint64_t t[3];
+
+	fx_times(img, t);
+	if (t[0] != a || t[1] != m || t[2] <= was[2])
+		fail_msg("%s: atime %" PRIu64 " mtime %" PRIu64 " ctime %"
+			 PRIu64 "; expected %" PRIu64 " %" PRIu64 " and a "
+			 "ctime past %" PRIu64, what, t[0], t[1], t[2], a, m,
+			 was[2]);
+}
+
+/* Append to image id's head a frame of size and mtime, without times, as
+ * every build before ImageTimes wrote them. */
+static void fx_append_old_frame(struct fx *f, const uint8_t id[SNAP_ID_LEN],
+				uint64_t size, uint64_t mtime_ns)
+{
+	Snapfs__Store__DeltaFrame m = SNAPFS__STORE__DELTA_FRAME__INIT;
+	uint8_t payload[64], *buf;
+	char path[4096];
+	size_t len;
+	int fd;
+
+	m.size = size;
+	m.mtime_unix_ns = mtime_ns;
+	assert_true(protobuf_c_message_get_packed_size(&m.base) <=
+		    sizeof(payload));
+	len = protobuf_c_message_pack(&m.base, payload);
+	assert_int_equal(frame_encode(payload, len, &buf, &len), 0);
+	fx_head_path(f, id, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+	free(buf);
+}
+
+static void test_times(void **state)
+{
+	struct fx *f = *state;
+	uint8_t id[SNAP_ID_LEN], other[SNAP_ID_LEN], clone[SNAP_ID_LEN];
+	struct snap_image *img, *o;
+	uint64_t t[3], was[3], journal;
+	struct snap_image_stat st;
+	char buf[16];
+
+	/* Made: all three are its creation time. */
+	img = fx_new(f, "t/a", 0, id);
+	snap_image_stat(img, &st);
+	assert_int_equal(st.atime_ns, st.created_ns);
+	assert_int_equal(st.mtime_ns, st.created_ns);
+	assert_true(st.ctime_ns >= st.created_ns);
+
+	/* Set: atime and mtime as asked, each alone too; ctime now. */
+	fx_times(img, was);
+	CHECK(f, snap_image_set_times(img, 111, 222, &f->err));
+	expect_times(img, 111, 222, was, "set both");
+	fx_times(img, was);
+	CHECK(f, snap_image_set_times(img, SNAP_TIME_OMIT, 333, &f->err));
+	expect_times(img, 111, 333, was, "set mtime, atime omitted");
+	fx_times(img, was);
+	CHECK(f, snap_image_set_times(img, SNAP_TIME_NOW, SNAP_TIME_OMIT,
+				      &f->err));
+	fx_times(img, t);
+	expect_times(img, t[2], 333, was, "atime now, mtime omitted");
+	fx_times(img, was);
+	CHECK(f, snap_image_set_times(img, SNAP_TIME_OMIT, SNAP_TIME_OMIT,
+				      &f->err));
+	expect_times(img, was[0], 333, was, "both omitted: ctime alone");
+	CHECK(f, snap_image_set_times(img, 0, 444, &f->err));	/* the epoch */
+
+	/* A write and a truncate: mtime and ctime, atime kept; a read:
+	 * nothing. */
+	fx_times(img, was);
+	assert_int_equal(snap_image_write(img, "data", 4, 0, &f->err), 4);
+	fx_times(img, t);
+	if (t[0] != 0 || t[1] <= 444 || t[2] != t[1] || t[2] <= was[2])
+		fail_msg("a write: times %" PRIu64 " %" PRIu64 " %" PRIu64,
+			 t[0], t[1], t[2]);
+	fx_times(img, was);
+	CHECK(f, snap_image_truncate(img, 2, &f->err));
+	fx_times(img, t);
+	if (t[0] != 0 || t[1] <= was[1] || t[2] != t[1])
+		fail_msg("a truncate: times %" PRIu64 " %" PRIu64 " %" PRIu64,
+			 t[0], t[1], t[2]);
+	fx_times(img, was);
+	assert_int_equal(snap_image_read(img, buf, sizeof(buf), 0, &f->err), 2);
+	fx_times(img, t);
+	assert_memory_equal(t, was, sizeof(t));
+
+	/* A truncate that fails moves none (and journals nothing). */
+	CHECK(f, snap_image_sync(img, &f->err));
+	snap_image_stat(img, &st);
+	journal = fx_delta_bytes(f);
+	EXPECT_ERR(f, -EFBIG, snap_image_truncate(img, SNAP_IMAGE_MAX + 1,
+						  &f->err));
+	expect_untouched(f, img, &st, journal, "a truncate past the limit");
+
+	/* Names given, taken and moved: ctime, each time, of an image open
+	 * here; failures move nothing. */
+	fx_times(img, was);
+	CHECK(f, snap_store_hardlink(f->s, "t/a", "t/b", &f->err));
+	expect_times(img, 0, was[1], was, "a hard link");
+	fx_times(img, was);
+	CHECK(f, snap_store_unlink(f->s, "t/b", &f->err));
+	expect_times(img, 0, was[1], was, "an unlink of the other name");
+	fx_times(img, was);
+	CHECK(f, snap_store_rename(f->s, "t/a", "t/c", false, &f->err));
+	expect_times(img, 0, was[1], was, "a rename");
+	o = fx_new(f, "t/d", 0, other);
+	CHECK(f, snap_store_hardlink(f->s, "t/d", "t/keep", &f->err));
+	fx_times(img, was);
+	EXPECT_ERR(f, -EEXIST, snap_store_rename(f->s, "t/c", "t/d", true,
+						 &f->err));
+	EXPECT_ERR(f, -ENOENT, snap_store_unlink(f->s, "t/none", &f->err));
+	fx_times(img, t);
+	assert_memory_equal(t, was, sizeof(t));
+	fx_times(o, was);
+	CHECK(f, snap_store_rename(f->s, "t/c", "t/d", false, &f->err));
+	expect_times(o, was[0], was[1], was, "replaced, kept by another name");
+	fx_close_img(f, o);
+
+	/* A clone keeps atime and mtime; its ctime is its making. */
+	fx_times(img, was);
+	CHECK(f, snap_image_clone(f->s, id, clone, &f->err));
+	CHECK(f, snap_store_link(f->s, "t/clone", clone, &f->err));
+	o = fx_open_id(f, clone, 0);
+	expect_times(o, 0, was[1], was, "a clone");
+	fx_close_img(f, o);
+
+	/* Durable with the image, through a close and a reopen. */
+	fx_times(img, was);
+	CHECK(f, snap_image_sync(img, &f->err));
+	fx_close_img(f, img);
+	fx_reopen(f);
+	img = fx_open_id(f, id, SNAP_IMAGE_WRITE);
+	fx_times(img, t);
+	assert_memory_equal(t, was, sizeof(t));
+	fx_close_img(f, img);
+
+	/* A frame of an older build: ctime and atime read as its mtime. */
+	fx_append_old_frame(f, id, 2, 555);
+	fx_reopen(f);
+	img = fx_open_id(f, id, 0);
+	fx_times(img, t);
+	if (t[0] != 555 || t[1] != 555 || t[2] != 555)
+		fail_msg("an old frame: times %" PRIu64 " %" PRIu64 " %" PRIu64
+			 ", expected 555 each", t[0], t[1], t[2]);
+	fx_close_img(f, img);
+	fx_verify_clean(f, "times");
+}
+
 /* Every case over both backends, or over the directory only. */
 #define BOTH(fn)							\
 	{ #fn "/dir", fn, fx_setup, fx_teardown, &on_dir },		\
@@ -3163,6 +3334,7 @@ int main(void)
 		BOTH(test_hostile_patches),
 		BOTH(test_too_large),
 		BOTH(test_largest_image),
+		BOTH(test_times),
 		cmocka_unit_test(test_err_prefix_empty),
 	};
 
