@@ -174,6 +174,8 @@ void snapfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ret)
 		fs_log(fs, ret, &err);
 	fuse_reply_err(req, -ret);
+	if (!ret)
+		fs_gc_soon(fs);
 }
 
 void snapfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,

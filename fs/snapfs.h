@@ -89,6 +89,7 @@ struct fs {
 	pthread_cond_t gc_wake;
 	pthread_t gc_tid;
 	bool gc_ready, gc_started, gc_stop;
+	bool gc_soon;			/* a snapshot was removed */
 	uint64_t gc_bytes;		/* -o gc_bytes: the bound's floor */
 	uint64_t gc_put;		/* put bytes at the last gc */
 	uint64_t gc_kept;		/* bytes the last gc kept */
@@ -168,6 +169,8 @@ void fs_gc_stop(struct fs *fs);
 
 /* One gc now (user.snapfs.gc set); its result, and what it said. */
 int fs_gc_now(struct fs *fs);
+/* A snapshot was removed: the background gc runs at its next poll. */
+void fs_gc_soon(struct fs *fs);
 int fs_gc_describe(struct fs *fs, char *buf, size_t size);
 
 /* ---- readahead.c ---- */
