@@ -5,7 +5,7 @@
  * and writers (gc holds the store's gc lock, so they wait for the sweep,
  * and it marks every image open here). It runs one:
  * - in the background, once the chunk bytes put since the last one pass
- *   a bound: max(-o gc_bytes, a quarter of what the last one kept), so
+ *   a bound: max(-o gc_bytes, an eighth of what the last one kept), so
  *   the garbage stays below that bound plus what nothing can free yet;
  *   and within GC_POLL_MS of a snapshot's removal (rmdir), which makes
  *   garbage without putting anything (measured with tests/bench/gcsoak.sh:
@@ -53,7 +53,7 @@ static int gc_run(struct fs *fs, const char *why)
 
 static uint64_t gc_bound(const struct fs *fs)
 {
-	return fs->gc_kept / 4 > fs->gc_bytes ? fs->gc_kept / 4 : fs->gc_bytes;
+	return fs->gc_kept / 8 > fs->gc_bytes ? fs->gc_kept / 8 : fs->gc_bytes;
 }
 
 static void *gc_thread(void *arg)

@@ -70,7 +70,7 @@ static void help(void)
 	       "                            (default 30; docs/snapfs.md)\n"
 	       "    -o gc_bytes=N[K|M|G]    a background gc after this many "
 	       "chunk bytes\n"
-	       "                            written, or a quarter of what "
+	       "                            written, or an eighth of what "
 	       "the last kept\n"
 	       "                            (default 64M; 0: none; "
 	       "docs/snapfs.md)\n"

@@ -504,9 +504,9 @@ int packs_sync(struct packs *ps)
 }
 
 /*
- * Whether compaction rewrites pack p: a quarter of it dead (so packs
- * take at most 4/3 of what they hold, for writing each live byte again at
- * most three times per byte freed), or small beside other small ones.
+ * Whether compaction rewrites pack p: a fifth of it dead (so packs take
+ * at most 5/4 of what they hold, for writing each live byte again at most
+ * four times per byte freed), or small beside other small ones.
  */
 static bool worth_compacting(const struct packs *ps, const struct pack *p,
 			     uint32_t nsmall)
@@ -514,7 +514,7 @@ static bool worth_compacting(const struct packs *ps, const struct pack *p,
 	if (!p->sealed ||
 	    (ps->active != PACKS_NONE && p == ps->pk[ps->active]))
 		return false;
-	return p->live * 4 < p->size * 3 ||
+	return p->live * 5 < p->size * 4 ||
 	       (p->size < SMALL_PACK && nsmall > 1);
 }
 
@@ -573,7 +573,7 @@ int packs_compact(struct packs *ps)
 	if (ps->active != PACKS_NONE) {
 		struct pack *p = ps->pk[ps->active];
 
-		if (!p->inflight && p->live * 4 < p->size * 3 &&
+		if (!p->inflight && p->live * 5 < p->size * 4 &&
 		    !pack_write_index(ps, ps->active, true))
 			ps->active = PACKS_NONE;
 	}
