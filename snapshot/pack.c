@@ -556,17 +556,52 @@ static int move_record(struct packs *ps, const struct ent *old, void *buf)
 	return ret;
 }
 
-int packs_compact(struct packs *ps)
+/* By pack, then by offset: a pack's records copied in one pass. */
+static int by_place(const void *a, const void *b)
 {
-	struct ent *moves = NULL;
-	bool *doomed = NULL;
-	uint32_t nsmall = 0, npk;
-	size_t n = 0;
-	void *buf = NULL;
-	int ret = 0;
+	const struct ent *x = a, *y = b;
 
-	if (ps->rdonly)
-		return -EROFS;
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Remove pack i, which no key points into. Lock held for writing. */
+static void drop_pack(struct packs *ps, uint32_t i)
+{
+	struct pack *p = ps->pk[i];
+	char name[32];
+
+	pack_file_name(name, sizeof(name), p->seq, "idx");
+	unlinkat(ps->dfd, name, 0);
+	pack_file_name(name, sizeof(name), p->seq, "pack");
+	unlinkat(ps->dfd, name, 0);
+	close(p->fd);
+	free(p->recs);
+	free(p);
+	ps->pk[i] = NULL;
+}
+
+/* Remove the doomed packs no key points into any more. */
+static void drop_emptied(struct packs *ps, const bool *doomed, uint32_t npk)
+{
+	pthread_rwlock_wrlock(&ps->lock);
+	for (uint32_t i = 0; i < npk; i++)
+		if (doomed[i] && ps->pk[i] && !ps->pk[i]->live)
+			drop_pack(ps, i);
+	pthread_rwlock_unlock(&ps->lock);
+}
+
+/*
+ * The packs worth compacting, marked in a new array of ps->npk (*npk),
+ * and the entries pointing into them in a new array (*n), by place.
+ */
+static int doomed_packs(struct packs *ps, bool **doomed, uint32_t *npk,
+			struct ent **moves, size_t *n)
+{
+	uint32_t nsmall = 0;
+
+	*n = 0;
 	pthread_rwlock_wrlock(&ps->lock);
 	/* The pack being written holds most of the garbage (what was
 	 * rewritten since the last gc): sealed now, it can go too. */
@@ -577,47 +612,62 @@ int packs_compact(struct packs *ps)
 		    !pack_write_index(ps, ps->active, true))
 			ps->active = PACKS_NONE;
 	}
-	npk = ps->npk;
-	doomed = calloc(npk + 1, sizeof(*doomed));
-	for (uint32_t i = 0; i < npk; i++)
+	*npk = ps->npk;
+	*doomed = calloc(*npk + 1, sizeof(**doomed));
+	for (uint32_t i = 0; i < *npk; i++)
 		if (ps->pk[i] && ps->pk[i]->sealed &&
 		    ps->pk[i]->size < SMALL_PACK)
 			nsmall++;
-	for (uint32_t i = 0; doomed && i < npk; i++)
-		doomed[i] = ps->pk[i] && worth_compacting(ps, ps->pk[i],
-							  nsmall);
-	moves = doomed ? malloc((ps->used + 1) * sizeof(*moves)) : NULL;
-	for (size_t i = 0; moves && i < ps->cap; i++) {
+	for (uint32_t i = 0; *doomed && i < *npk; i++)
+		(*doomed)[i] = ps->pk[i] && worth_compacting(ps, ps->pk[i],
+							     nsmall);
+	*moves = *doomed ? malloc((ps->used + 1) * sizeof(**moves)) : NULL;
+	for (size_t i = 0; *moves && i < ps->cap; i++) {
 		const struct ent *e = &ps->tab[i];
 
-		if (e->pack < npk && doomed[e->pack])
-			moves[n++] = *e;
+		if (e->pack < *npk && (*doomed)[e->pack])
+			(*moves)[(*n)++] = *e;
 	}
 	pthread_rwlock_unlock(&ps->lock);
-	buf = malloc(PACK_VALUE_MAX);
-	if (!doomed || !moves || !buf)
-		ret = -ENOMEM;
-	for (size_t i = 0; !ret && i < n; i++)
-		ret = move_record(ps, &moves[i], buf);
-	if (!ret)
-		ret = packs_sync(ps);	/* the copies durable first */
-	pthread_rwlock_wrlock(&ps->lock);
-	for (uint32_t i = 0; !ret && i < npk; i++) {
-		struct pack *p = ps->pk[i];
-		char name[32];
+	if (!*moves)
+		return -ENOMEM;
+	qsort(*moves, *n, sizeof(**moves), by_place);
+	return 0;
+}
 
-		if (!doomed[i] || !p || p->live)
+/*
+ * Copy the live records of the doomed packs into the current one, pack
+ * after pack, and remove each batch of emptied packs once its copies are
+ * synced: at any moment the store holds at most one batch (32 MiB of
+ * copies) twice.
+ */
+int packs_compact(struct packs *ps)
+{
+	struct ent *moves = NULL;
+	bool *doomed = NULL;
+	uint64_t batch = 0;
+	uint32_t npk;
+	size_t n;
+	void *buf;
+	int ret;
+
+	if (ps->rdonly)
+		return -EROFS;
+	buf = malloc(PACK_VALUE_MAX);
+	ret = buf ? doomed_packs(ps, &doomed, &npk, &moves, &n) : -ENOMEM;
+	for (size_t i = 0; !ret && i < n; i++) {
+		ret = move_record(ps, &moves[i], buf);
+		batch += PACK_REC_HDR + (uint64_t)moves[i].len;
+		if (ret || (i + 1 < n && (batch < PACK_MAX / 2 ||
+					  moves[i + 1].pack == moves[i].pack)))
 			continue;
-		pack_file_name(name, sizeof(name), p->seq, "idx");
-		unlinkat(ps->dfd, name, 0);
-		pack_file_name(name, sizeof(name), p->seq, "pack");
-		unlinkat(ps->dfd, name, 0);
-		close(p->fd);
-		free(p->recs);
-		free(p);
-		ps->pk[i] = NULL;
+		ret = packs_sync(ps);	/* the copies durable first */
+		if (!ret)
+			drop_emptied(ps, doomed, npk);
+		batch = 0;
 	}
-	pthread_rwlock_unlock(&ps->lock);
+	if (!ret)
+		drop_emptied(ps, doomed, npk);	/* those nothing was in */
 	free(buf);
 	free(moves);
 	free(doomed);
