@@ -166,7 +166,7 @@ struct entry {
 };
 
 struct first {
-	bool has_parent;
+	bool has_parent, frozen;
 	uint8_t parent[SNAP_ID_LEN];
 	unsigned frames;
 	struct entry *e;
@@ -181,6 +181,7 @@ static int chain_frame(void *arg, const struct delta_frame *f)
 		fp->has_parent = f->has_parent;
 		memcpy(fp->parent, f->parent, SNAP_ID_LEN);
 	}
+	fp->frozen |= f->frozen;
 	for (size_t i = 0; i < f->n; i++) {
 		if (fp->n == fp->cap) {
 			size_t cap = fp->cap ? 2 * fp->cap : 256;
@@ -209,20 +210,19 @@ static int by_index_then_seq(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Mark the newest key of each index of a delta's entries. */
-static int mark_newest(struct live *l, struct first *fp)
+/* Keep the newest entry of each index only, sorted by index. */
+static void keep_newest(struct first *fp)
 {
-	int ret = 0;
+	size_t k = 0;
 
 	if (fp->n)
 		qsort(fp->e, fp->n, sizeof(*fp->e), by_index_then_seq);
-	for (size_t i = 0; i < fp->n && !ret; i++) {
+	for (size_t i = 0; i < fp->n; i++) {
 		if (i + 1 < fp->n && fp->e[i + 1].index == fp->e[i].index)
 			continue;
-		if (!key_is_zero(fp->e[i].key))
-			ret = mark_key(l, fp->e[i].key);
+		fp->e[k++] = fp->e[i];
 	}
-	return ret;
+	fp->n = k;
 }
 
 static void problem(struct live *l, const char *line)
@@ -232,51 +232,160 @@ static void problem(struct live *l, const char *line)
 		l->report(l->arg, line);
 }
 
-/* Mark head's chain: every delta and every key its frames name. */
+/*
+ * A delta as marking needs it, read once per gc and kept as the value of
+ * its id in l->deltas: the newest entry of each index, by index.
+ */
+struct dparsed {
+	struct first fp;
+	bool ok;
+	char msg[SNAP_ERR_MAX];	/* why it did not read */
+};
+
+static int delta_parsed(struct live *l, const uint8_t id[SNAP_ID_LEN],
+			struct dparsed **out)
+{
+	char path[4096], label[80], hex[2 * SNAP_ID_LEN + 1];
+	uint8_t pk[SNAP_KEY_LEN];
+	struct dparsed *d;
+	struct snap_err e;
+	uint64_t *val;
+	int ret;
+
+	pad(id, pk);
+	ret = keyset_add(&l->deltas, pk, &val);
+	if (ret)
+		return ret;
+	if (*val) {
+		*out = (struct dparsed *)(uintptr_t)*val;
+		return 0;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	snap_id_hex(id, hex);
+	snprintf(label, sizeof(label), "delta %s", hex);
+	store_id_path(l->s, "deltas", id, path, sizeof(path));
+	ret = meta_delta_read(path, label, chain_frame, &d->fp, NULL, &e);
+	if (ret == -ENOMEM) {
+		free(d->fp.e);
+		free(d);
+		return ret;
+	}
+	d->ok = !ret;
+	if (ret)
+		snprintf(d->msg, sizeof(d->msg), "%s", e.msg);
+	else
+		keep_newest(&d->fp);
+	*val = (uint64_t)(uintptr_t)d;
+	*out = d;
+	return 0;
+}
+
+/* Free l->deltas and the deltas read into it. */
+static void deltas_free(struct keyset *ks)
+{
+	for (size_t i = 0; i < ks->cap; i++) {
+		struct dparsed *d = (struct dparsed *)(uintptr_t)ks->vals[i];
+
+		if (d) {
+			free(d->fp.e);
+			free(d);
+		}
+	}
+	keyset_free(ks);
+}
+
+/* Mark d's keys at indexes not in cover (n, sorted). */
+static int mark_uncovered(struct live *l, const struct first *d,
+			  const uint64_t *cover, size_t n)
+{
+	size_t c = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < d->n && !ret; i++) {
+		while (c < n && cover[c] < d->e[i].index)
+			c++;
+		if ((c < n && cover[c] == d->e[i].index) ||
+		    key_is_zero(d->e[i].key))
+			continue;
+		ret = mark_key(l, d->e[i].key);
+	}
+	return ret;
+}
+
+/* cover (sorted) with d's indexes merged in. */
+static int add_cover(uint64_t **cover, size_t *n, const struct first *d)
+{
+	uint64_t *m = malloc((*n + d->n + 1) * sizeof(*m));
+	size_t a = 0, b = 0, k = 0;
+
+	if (!m)
+		return -ENOMEM;
+	while (a < *n || b < d->n) {
+		uint64_t x = b == d->n || (a < *n && (*cover)[a] < d->e[b].index)
+			     ? (*cover)[a++] : d->e[b++].index;
+
+		if (!k || m[k - 1] != x)
+			m[k++] = x;
+	}
+	free(*cover);
+	*cover = m;
+	*n = k;
+	return 0;
+}
+
+/*
+ * Mark head's chain: every delta, and the keys its images can read. A
+ * delta's newest entry of an index is live unless a frozen delta above
+ * it in this chain has that index: frozen deltas are durable and never
+ * written again, so nothing can make the entry below visible again. The
+ * head's own entries (and any delta not frozen) hide nothing: they may
+ * not be durable yet, and a crash would bring the older entry back. So a
+ * VM that takes snapshots and removes old ones does not keep what every
+ * removed snapshot's delta held, shadowed in the live image's chain.
+ */
 static int mark_chain(struct live *l, const uint8_t head[SNAP_ID_LEN],
 		      const char *who)
 {
-	uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
-	char path[4096], label[80], hex[2 * SNAP_ID_LEN + 1];
-	struct snap_err e;
-	int ret;
+	uint8_t id[SNAP_ID_LEN];
+	char hex[2 * SNAP_ID_LEN + 1], line[SNAP_ERR_MAX + 100];
+	uint64_t *cover = NULL;
+	size_t ncover = 0;
+	int ret = 0;
 
 	memcpy(id, head, SNAP_ID_LEN);
 	for (unsigned depth = 0; depth < CHAIN_MAX; depth++) {
-		struct first fp = { 0 };
+		struct dparsed *d;
 
-		pad(id, pk);
-		if (keyset_has(&l->deltas, pk))
-			return 0;	/* shared with a chain seen before */
-		ret = keyset_add(&l->deltas, pk, NULL);
-		if (ret)
-			return snap_err_set(l->err, ret, "out of memory");
-		snap_id_hex(id, hex);
-		snprintf(label, sizeof(label), "delta %s", hex);
-		store_id_path(l->s, "deltas", id, path, sizeof(path));
-		ret = meta_delta_read(path, label, chain_frame, &fp, NULL, &e);
-		if (!ret)
-			ret = mark_newest(l, &fp);
-		free(fp.e);
-		if (ret == -ENOMEM)
-			return snap_err_set(l->err, ret, "out of memory");
-		if (ret) {
-			char line[SNAP_ERR_MAX + 100];
-
-			snprintf(line, sizeof(line), "%s: %s", who, e.msg);
+		ret = delta_parsed(l, id, &d);
+		if (!ret && !d->ok) {
+			snprintf(line, sizeof(line), "%s: %s", who, d->msg);
 			problem(l, line);
+			free(cover);
 			return 0;
 		}
-		if (!fp.has_parent)
-			return 0;
-		memcpy(id, fp.parent, SNAP_ID_LEN);
+		if (!ret)
+			ret = mark_uncovered(l, &d->fp, cover, ncover);
+		if (!ret && d->fp.frozen && d->fp.has_parent)
+			ret = add_cover(&cover, &ncover, &d->fp);
+		if (ret || !d->fp.has_parent) {
+			free(cover);
+			return ret == -ENOMEM ?
+			       snap_err_set(l->err, ret, "out of memory") : ret;
+		}
+		memcpy(id, d->fp.parent, SNAP_ID_LEN);
 	}
+	free(cover);
+	if (ret)
+		return ret;
 	snap_id_hex(head, hex);
-	snprintf(label, sizeof(label), "%s: a chain of more than %d deltas",
+	snprintf(line, sizeof(line), "%s: a chain of more than %d deltas",
 		 who, CHAIN_MAX);
-	problem(l, label);
+	problem(l, line);
 	return 0;
 }
+
 
 static int unhex(const char *s, uint8_t *out, size_t n)
 {
@@ -509,7 +618,7 @@ int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 	flock(s->lock_fd, LOCK_SH);
 	pthread_rwlock_unlock(&s->gc_lock);
 	keyset_free(&l.keys);
-	keyset_free(&l.deltas);
+	deltas_free(&l.deltas);
 	keyset_free(&l.images);
 	if (ret == -ENOMEM)
 		snap_err_set(err, ret, "gc: out of memory");
@@ -676,7 +785,7 @@ int snap_store_stats(struct snap_store *s, struct snap_store_stats *st,
 	keyset_free(&c.used);
 	keyset_free(&nm.ids);
 	keyset_free(&l.keys);
-	keyset_free(&l.deltas);
+	deltas_free(&l.deltas);
 	keyset_free(&l.images);
 	if (ret == -ENOMEM)
 		snap_err_set(err, ret, "stats: out of memory");
@@ -762,7 +871,7 @@ int snap_store_verify(struct snap_store *s, struct snap_verify_stats *st,
 	keyset_free(&nm.ids);
 	keyset_free(&c.seen);
 	keyset_free(&l.keys);
-	keyset_free(&l.deltas);
+	deltas_free(&l.deltas);
 	keyset_free(&l.images);
 	free(c.buf);
 	if (ret)

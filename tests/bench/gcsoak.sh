@@ -10,14 +10,19 @@
 # (`cp -r` of the VM's directory in the mount, a constant-time clone) and
 # removes the one three before, as a user keeping the last three would.
 # The daemon runs with its defaults (background gc after 64 MiB of chunks
-# written, or a quarter of what the last gc kept).
+# written, or an eighth of what the last gc kept, and after a snapshot
+# is removed).
 #
 # Every 10 s it samples the bytes the store's chunks take on disk (`du
-# --apparent-size` of STORE/chunks) and what the snapshots and the live
-# file reference (the last gc's "kept" bytes, from user.snapfs.gc), and
-# prints a table: time, on disk, referenced, ratio. The summary gives the
-# median and the largest ratio once the first gc has run; target: <= 1.5x
-# (issue 13), met or MISSED.
+# --apparent-size` of STORE/chunks), what the snapshots and the live file
+# reference for gc (the last gc's "kept" bytes, from user.snapfs.gc:
+# every delta of a live image's chain counts, entries a newer delta
+# shadows too), and what their maps hold (the sum of user.snapfs.
+# stored_bytes over the live file and the snapshots' memory.bin: chunks
+# two of them share count twice), and prints a table. The summary gives
+# the median and largest ratio of on disk to kept once the first gc has
+# run (target: <= 1.5x, issue 13, met or MISSED), and the last of kept to
+# maps.
 #
 # Needs root and /dev/fuse, python3, and about 3 x GCSOAK_MB MiB free under
 # $TMPDIR (default /var/tmp). Exit status 0, 1 when a step failed, 2 when
@@ -89,9 +94,15 @@ wpid=$!
 
 gc_line() { getfattr --only-values -n user.snapfs.gc "$MNT" 2>/dev/null; }
 kept() { gc_line | sed -n 's/.*kept [0-9]* chunks (\([0-9]*\) bytes).*/\1/p'; }
+maps() {
+	for f in "$MNT"/vm/memory.bin "$MNT"/snap*/memory.bin; do
+		getfattr --only-values -n user.snapfs.stored_bytes "$f" 2>/dev/null
+		echo
+	done | awk '{ s += $1 } END { print s + 0 }'
+}
 
 echo "gcsoak: ${MB} MiB file, ${RATE}% of its pages a second for ${SECONDS_} s, a snapshot every ${SNAP} s (the last 3 kept), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%8s %14s %14s %7s\n' "time s" "on disk B" "referenced B" "ratio"
+printf '%8s %14s %14s %7s %14s\n' "time s" "on disk B" "kept B" "ratio" "maps B"
 t=0 n=0 rc=0
 : >"$tmp/ratios"
 while kill -0 "$wpid" 2>/dev/null; do
@@ -110,17 +121,20 @@ while kill -0 "$wpid" 2>/dev/null; do
 	else
 		ref=- ratio=-
 	fi
-	printf '%8s %14s %14s %7s\n' "$t" "$disk" "$ref" "$ratio"
+	held=$(maps)
+	printf '%8s %14s %14s %7s %14s\n' "$t" "$disk" "$ref" "$ratio" "$held"
 done
 wait "$wpid" || { echo "gcsoak: the writer failed" >&2; rc=1; }
 wpid=
 echo "gcsoak: the daemon's last gc: $(gc_line)"
+[ "$ref" != - ] && [ "${held:-0}" -gt 0 ] &&
+	echo "$ref $held" | awk '{ printf "gcsoak: at the end, kept / maps %.2f\n", $1 / $2 }'
 sort -n "$tmp/ratios" | awk '
 	{ v[NR] = $1 }
 	END {
 		if (!NR) { print "gcsoak: no gc ran"; exit 1 }
 		med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		printf "on disk / referenced: median %.2f, max %.2f over %d samples; target <= 1.5x: %s\n",
+		printf "on disk / kept: median %.2f, max %.2f over %d samples; target <= 1.5x: %s\n",
 		    med, v[NR], NR, v[NR] <= 1.5 ? "met" : "MISSED"
 	}' || rc=1
 exit $rc

@@ -3306,6 +3306,60 @@ static void test_times(void **state)
 #define ON_DIR_ONLY(fn)	{ #fn, fn, fx_setup, fx_teardown, &on_dir }
 #define ON_MEM_ONLY(fn)	{ #fn, fn, fx_setup, fx_teardown, &on_mem }
 
+/*
+ * A VM's snapshots: each a clone of the live image, which goes on over
+ * a new delta; the oldest removed. What a frozen delta above shadows in
+ * the live image's chain is garbage once no other chain reads it; what
+ * only the live image's own (not frozen) head shadows is kept, since a
+ * crash before that head is durable would read it again.
+ */
+static void test_gc_shadowed(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	uint8_t id[SNAP_ID_LEN], s1[SNAP_ID_LEN], s2[SNAP_ID_LEN];
+	uint8_t old[4][SNAP_KEY_LEN], k0[SNAP_KEY_LEN];
+	struct snap_gc_stats gs;
+	struct snap_image *img;
+
+	img = fx_new(f, "v/live", 4 * CHUNK, id);
+	img_fill(f, img, &m, 4 * CHUNK, 0, 301);
+	for (int i = 0; i < 4; i++)
+		model_key(&m, i, old[i]);
+	CHECK(f, snap_image_clone(f->s, id, s1, &f->err));	/* freezes */
+	CHECK(f, snap_store_link(f->s, "v/s1", s1, &f->err));
+	img_fill(f, img, &m, 4 * CHUNK, 0, 302);	/* all rewritten */
+	CHECK(f, snap_image_sync(img, &f->err));
+	model_key(&m, 0, k0);
+	CHECK(f, snap_image_clone(f->s, id, s2, &f->err));
+	CHECK(f, snap_store_link(f->s, "v/s2", s2, &f->err));
+	img_fill(f, img, &m, CHUNK, 0, 303);		/* in the head only */
+	CHECK(f, snap_image_sync(img, &f->err));
+
+	/* s1 still reads the first chunks: nothing to free. */
+	CHECK(f, snap_store_gc(f->s, &gs, &f->err));
+	assert_int_equal(gs.chunks, 0);
+	CHECK(f, snap_store_unlink(f->s, "v/s1", &f->err));
+	CHECK(f, snap_store_gc(f->s, &gs, &f->err));
+	assert_int_equal(gs.chunks, 4);		/* shadowed by s2's delta */
+	for (int i = 0; i < 4; i++)
+		assert_false(fx_has_chunk(f, old[i]));
+	expect_content(f, img, &m, "the live image after gc");
+
+	/* s2 removed: its chunk 0 is shadowed by the live head alone. */
+	CHECK(f, snap_store_unlink(f->s, "v/s2", &f->err));
+	CHECK(f, snap_store_gc(f->s, &gs, &f->err));
+	assert_int_equal(gs.chunks, 0);
+	assert_true(fx_has_chunk(f, k0));
+	fx_close_img(f, img);
+	fx_reopen(f);
+	img = fx_open_id(f, id, 0);
+	expect_content(f, img, &m, "the live image, reopened");
+	fx_close_img(f, img);
+	fx_verify_clean(f, "after gc of shadowed chunks");
+	model_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3321,6 +3375,7 @@ int main(void)
 		BOTH(test_corrupt_chunk),
 		ON_DIR_ONLY(test_corrupt_meta),
 		BOTH(test_gc),
+		BOTH(test_gc_shadowed),
 		ON_DIR_ONLY(test_processes),
 		ON_DIR_ONLY(test_crash),
 		BOTH(test_threads),
