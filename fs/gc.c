@@ -36,6 +36,7 @@ static int gc_run(struct fs *fs, const char *why)
 
 	ret = snap_store_gc(fs->store, &st, &err);
 	fs->gc_runs++;
+	fs->gc_soon = false;		/* whatever asked, this one did it */
 	fs->gc_put = put;
 	if (ret) {
 		snprintf(fs->gc_last, sizeof(fs->gc_last), "%s: failed: %.200s",

@@ -34,6 +34,11 @@
 #include "digest.h"
 #include "frame.h"
 
+/* How long an open waits for a gc another process runs, and how often it
+ * looks again. */
+#define GC_WAIT_MS		10000
+#define GC_WAIT_STEP_MS		20
+
 #define CACHE_DEFAULT	(256u << 20)
 #define DIRTY_DEFAULT	(64u << 20)
 #define FETCH_DEFAULT	4
@@ -207,10 +212,19 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	}
 	s->chunk_size = si.chunk_size;
 	s->patches = si.patches;
-	ret = take_lock(dir, "lock", LOCK_SH, &s->lock_fd, err);
+	/* A gc in another process (snapfs's, in the background) is short:
+	 * wait for it rather than fail. */
+	for (int ms = 0;; ms += GC_WAIT_STEP_MS) {
+		ret = take_lock(dir, "lock", LOCK_SH, &s->lock_fd, err);
+		if (ret != -EBUSY || ms >= GC_WAIT_MS)
+			break;
+		close(s->lock_fd);
+		s->lock_fd = -1;
+		usleep(GC_WAIT_STEP_MS * 1000);
+	}
 	if (ret == -EBUSY)
-		snap_err_set(err, ret, "%s: gc is running in another process",
-			     dir);
+		snap_err_set(err, ret, "%s: gc has been running in another "
+			     "process for %d s", dir, GC_WAIT_MS / 1000);
 	if (!ret && !s->rdonly) {
 		ret = take_lock(dir, "lock.write", LOCK_EX, &s->write_fd, err);
 		if (ret == -EBUSY)

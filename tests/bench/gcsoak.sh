@@ -98,7 +98,7 @@ maps() {
 	for f in "$MNT"/vm/memory.bin "$MNT"/snap*/memory.bin; do
 		getfattr --only-values -n user.snapfs.stored_bytes "$f" 2>/dev/null
 		echo
-	done | awk '{ s += $1 } END { print s + 0 }'
+	done | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 
 echo "gcsoak: ${MB} MiB file, ${RATE}% of its pages a second for ${SECONDS_} s, a snapshot every ${SNAP} s (the last 3 kept), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
