@@ -7,6 +7,8 @@
 #   make demo       install missing packages, build, show what works
 #   make bench      run the benchmarks (tests/bench/*.sh), print their tables
 #   make check-proto  fail when a committed .proto field changed
+#   make fuzz       fuzz every parser of untrusted bytes, print a table
+#                   (tests/fuzz/fuzz.mk has the rest)
 #   make WERROR=0   warnings stay warnings
 
 CC      ?= gcc
@@ -243,8 +245,10 @@ test: deps
 	@$(MAKE) --no-print-directory run-tests
 
 run-tests: $(PROGRAMS) $(TEST_BINS) $(GUEST_LINUX) $(GUEST_ELF) \
-	   $(GUEST_OUT)/patcheck $(GUEST_INITRD) $(GUEST_ROOTFS) $(GUEST_AGENT)
-	@BUILD=$(BUILD) sh tests/run.sh
+	   $(GUEST_OUT)/patcheck $(GUEST_INITRD) $(GUEST_ROOTFS) $(GUEST_AGENT) \
+	   fuzz-maybe
+	@BUILD=$(BUILD) FUZZ_CC=$(FUZZ_CC) FUZZ_BINS="$(notdir $(FUZZ_BINS))" \
+		sh tests/run.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory run-demo
@@ -271,6 +275,9 @@ check-proto: $(BUILD)/protolock
 # Record new fields in the lock (it refuses changes to committed ones).
 proto-lock: $(BUILD)/protolock
 	$(BUILD)/protolock update proto/schema.lock
+
+# The fuzz targets (tests/fuzz), built with clang in build/fuzz.
+include tests/fuzz/fuzz.mk
 
 clean:
 	rm -rf build

@@ -79,7 +79,13 @@ int meta_store_write(const char *path, const struct store_info *si,
 	return publish(path, &m.base, FRAME_NOREPLACE | FRAME_DURABLE, err);
 }
 
-/* store.bin's one frame, decoded (free_unpacked it). */
+/*
+ * store.bin's one frame, decoded (free_unpacked it). protobuf-c keeps a
+ * field number 0 (invalid) as an unknown field when its tag takes more
+ * than one byte, and packs it back in one byte, which it refuses: so
+ * meta_store_require would publish a store.bin nobody can read. Refused
+ * here, with the rest of what does not decode.
+ */
 static int store_info_unpack(const char *path, Snapfs__Store__StoreInfo **m,
 			     struct snap_err *err)
 {
@@ -92,6 +98,11 @@ static int store_info_unpack(const char *path, Snapfs__Store__StoreInfo **m,
 		return ret;
 	*m = snapfs__store__store_info__unpack(NULL, len, buf);
 	free(buf);
+	for (unsigned i = 0; *m && i < (*m)->base.n_unknown_fields; i++)
+		if ((*m)->base.unknown_fields[i].tag == 0) {
+			snapfs__store__store_info__free_unpacked(*m, NULL);
+			*m = NULL;
+		}
 	if (!*m)
 		return snap_err_set(err, -EBADMSG, "store.bin: undecodable");
 	return 0;

@@ -2,7 +2,9 @@
 # Run every test and end with one line: "N passed, N failed, N skipped".
 #
 # Unit tests are the cmocka programs build/tests/test_*; integration tests
-# are the scripts tests/integration/*.sh. All of them speak TAP ("ok N -
+# are the scripts tests/integration/*.sh; the fuzz step replays the fuzz
+# corpora and fuzzes each target briefly (tests/fuzz/run.sh test; skipped
+# without clang's libFuzzer). All of them speak TAP ("ok N -
 # name", "not ok N - name", "ok N - name # SKIP reason"); each case counts.
 # A program that dies without reporting counts as one failure.
 set -u
@@ -42,6 +44,8 @@ for t in "$BUILD"/tests/test_*; do
 	[ -x "$t" ] && run_one "$(basename "$t")" "$t"
 done
 run_one check-proto "$BUILD/protolock" check proto/schema.lock --tap
+# shellcheck disable=SC2086
+run_one fuzz sh tests/fuzz/run.sh test ${FUZZ_BINS:-}
 for t in tests/integration/*.sh; do
 	[ -f "$t" ] && run_one "$(basename "$t" .sh)" sh "$t"
 done

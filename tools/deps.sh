@@ -1,11 +1,14 @@
 #!/bin/sh
 # Install the Debian packages snapfs needs, only those that are missing.
-# Quiet when nothing is needed; idempotent.
+# Quiet when nothing is needed; idempotent. clang and libclang-rt-dev
+# (libFuzzer and the sanitizers' runtimes, which clang only recommends)
+# build the fuzz targets of tests/fuzz.
 set -eu
 
 PACKAGES="build-essential pkg-config libfuse3-dev fuse3 protobuf-c-compiler
 libprotobuf-c-dev libzstd-dev libssl-dev libcmocka-dev
-qemu-system-x86 busybox-static cpio xz-utils attr e2fsprogs"
+qemu-system-x86 busybox-static cpio xz-utils attr e2fsprogs
+clang libclang-rt-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control_req.h"
 #include "snapshot.h"
 #include "vm.h"
 
@@ -39,16 +40,16 @@ struct control {
 
 /* ---- requests ----------------------------------------------------------- */
 
-static void req_status(struct control *c, const char *args, char *resp,
-		       size_t len)
+static void req_status(struct control *c, const struct control_request *r,
+		       char *resp, size_t len)
 {
 	snprintf(resp, len, "ok %s cpus=%u mem=%llu",
 		 vm_paused(c->vm) ? "paused" : "running", vm_cpus(c->vm),
 		 (unsigned long long)vm_mem_size(c->vm));
 }
 
-static void req_pause(struct control *c, const char *args, char *resp,
-		      size_t len)
+static void req_pause(struct control *c, const struct control_request *r,
+		      char *resp, size_t len)
 {
 	int ret = vm_pause(c->vm);
 
@@ -58,38 +59,18 @@ static void req_pause(struct control *c, const char *args, char *resp,
 		snprintf(resp, len, "ok paused");
 }
 
-static void req_resume(struct control *c, const char *args, char *resp,
-		       size_t len)
+static void req_resume(struct control *c, const struct control_request *r,
+		       char *resp, size_t len)
 {
 	vm_resume(c->vm);
 	snprintf(resp, len, "ok running");
 }
 
-static void req_quit(struct control *c, const char *args, char *resp,
-		     size_t len)
+static void req_quit(struct control *c, const struct control_request *r,
+		     char *resp, size_t len)
 {
 	snprintf(resp, len, "ok quitting");
 	vm_request_exit(c->vm, 0, NULL);
-}
-
-/* "DIR", "DIR --parent PDIR" or "--parent PDIR DIR": 0, or -EINVAL. */
-static int snapshot_args(char *args, char **dir, char **parent)
-{
-	char *save = NULL, *w;
-
-	*dir = *parent = NULL;
-	for (w = strtok_r(args, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
-		if (!strcmp(w, "--parent")) {
-			*parent = strtok_r(NULL, " ", &save);
-			if (!*parent)
-				return -EINVAL;
-		} else if (!*dir && w[0] != '-') {
-			*dir = w;
-		} else {
-			return -EINVAL;
-		}
-	}
-	return *dir ? 0 : -EINVAL;
 }
 
 static void hex_id(const uint8_t *id, char *out)
@@ -98,79 +79,50 @@ static void hex_id(const uint8_t *id, char *out)
 		sprintf(out + 2 * i, "%02x", id[i]);
 }
 
-static void req_snapshot(struct control *c, const char *args, char *resp,
-			 size_t len)
+static void req_snapshot(struct control *c, const struct control_request *r,
+			 char *resp, size_t len)
 {
-	char buf[CONTROL_LINE_MAX], id[2 * SNAP_ID_LEN + 1];
-	char *dir, *parent;
-	struct saver_result r;
+	char id[2 * SNAP_ID_LEN + 1];
+	struct saver_result res;
 	struct snap_err err;
 
-	snprintf(buf, sizeof(buf), "%s", args);
-	if (snapshot_args(buf, &dir, &parent)) {
-		snprintf(resp, len, "error usage: snapshot DIR [--parent DIR]");
-		return;
-	}
 	if (!c->saver) {
 		snprintf(resp, len, "error snapshot: not available");
 		return;
 	}
-	if (saver_save(c->saver, dir, parent, &r, &err)) {
-		snprintf(resp, len, "error snapshot %.1024s: %.2048s", dir,
+	if (saver_save(c->saver, r->dir, r->parent, &res, &err)) {
+		snprintf(resp, len, "error snapshot %.1024s: %.2048s", r->dir,
 			 err.msg);
 		return;
 	}
-	hex_id(r.id, id);
+	hex_id(res.id, id);
 	snprintf(resp, len, "ok snapshot %.2048s id=%s kind=%s copied=%llu "
-		 "written=%llu paused_ms=%llu.%03llu", dir, id,
-		 r.diff ? "diff" : "full", (unsigned long long)r.copied,
-		 (unsigned long long)r.written,
-		 (unsigned long long)(r.paused_us / 1000),
-		 (unsigned long long)(r.paused_us % 1000));
+		 "written=%llu paused_ms=%llu.%03llu", r->dir, id,
+		 res.diff ? "diff" : "full", (unsigned long long)res.copied,
+		 (unsigned long long)res.written,
+		 (unsigned long long)(res.paused_us / 1000),
+		 (unsigned long long)(res.paused_us % 1000));
 }
 
-static const struct control_req {
-	const char *name;
-	void (*run)(struct control *c, const char *args, char *resp,
-		    size_t len);
-	bool takes_args;
-} control_reqs[] = {
-	{ "status", req_status, false },
-	{ "pause", req_pause, false },
-	{ "resume", req_resume, false },
-	{ "quit", req_quit, false },
-	{ "snapshot", req_snapshot, true },
+/* What runs each command of control_req.h. */
+static void (*const control_run[])(struct control *c,
+				   const struct control_request *r,
+				   char *resp, size_t len) = {
+	[CONTROL_STATUS] = req_status,
+	[CONTROL_PAUSE] = req_pause,
+	[CONTROL_RESUME] = req_resume,
+	[CONTROL_QUIT] = req_quit,
+	[CONTROL_SNAPSHOT] = req_snapshot,
 };
 
 /* Answer one request line (no '\n') into resp. */
 static void control_dispatch(struct control *c, char *line, char *resp,
 			     size_t len)
 {
-	size_t n;
-	const char *args;
+	struct control_request r;
 
-	line += strspn(line, " ");
-	n = strcspn(line, " ");
-	args = line + n + strspn(line + n, " ");
-	line[n] = '\0';
-	if (n == 0) {
-		snprintf(resp, len, "error empty request");
-		return;
-	}
-	for (size_t i = 0; i < sizeof(control_reqs) / sizeof(control_reqs[0]);
-	     i++) {
-		const struct control_req *req = &control_reqs[i];
-
-		if (strcmp(line, req->name))
-			continue;
-		if (!req->takes_args && *args)
-			snprintf(resp, len, "error %s takes no arguments",
-				 req->name);
-		else
-			req->run(c, args, resp, len);
-		return;
-	}
-	snprintf(resp, len, "error unknown command '%.64s'", line);
+	if (!control_parse(line, &r, resp, len))
+		control_run[r.cmd](c, &r, resp, len);
 }
 
 /* ---- the socket --------------------------------------------------------- */

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Frames (snapshot/frame.h) and the small store files made of one frame
+ * (store_meta.c): frame_each over the input as a sequence of frames, and
+ * the input as a file read by frame_read_one and by the readers of an
+ * image's info (images/<id>), a name's ref (images/<id>.ref) and a
+ * working set (images/<id>.ws).
+ *
+ * FUZZ_FIX: every whole frame's SHA-256 is recomputed (fuzz_fix_frames),
+ * so mutations of a payload reach the protobuf decoders and the checks
+ * behind them.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "fuzz.h"
+#include "store_int.h"
+
+/* The chunk size and image size a working set is read for. */
+#define WS_CHUNK_SIZE	4096u
+#define WS_CHUNKS	1024u
+
+static char path[PATH_MAX];
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fuzz_path(path, fuzz_tmpdir(), "00112233445566778899aabbccddeeff");
+	return 0;
+}
+
+struct walk {
+	const uint8_t *buf;
+	size_t len, seen;
+};
+
+/* Every payload frame_each hands out lies inside the input, in order. */
+static int each(void *arg, const uint8_t *p, size_t n)
+{
+	struct walk *w = arg;
+
+	if (p < w->buf + w->seen + FRAME_HDR || n > FRAME_MAX ||
+	    n > (size_t)(w->buf + w->len - p))
+		fuzz_die("frame_each: a payload outside its frame");
+	w->seen = (size_t)(p - w->buf) + n;
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t *buf = fuzz_dup(data, size), *payload, id[SNAP_ID_LEN];
+	struct walk w = { buf, size, 0 };
+	struct image_info ii;
+	struct snap_err err;
+	struct snap_ws ws;
+	size_t end, len;
+
+	if (FUZZ_FIX)
+		fuzz_fix_frames(buf, size);
+	if (!frame_each(buf, size, "fuzz", each, &w, &end, &err) &&
+	    (end > size || end < w.seen))
+		fuzz_die("frame_each: end %zu, input %zu, frames to %zu", end,
+			 size, w.seen);
+
+	fuzz_write_file(path, buf, size);
+	free(buf);
+	if (!frame_read_one(path, "fuzz", &payload, &len, &err))
+		free(payload);
+	meta_image_read(path, &ii, &err);
+	meta_ref_read(path, id, &err);
+	if (!meta_ws_read(path, "fuzz", WS_CHUNK_SIZE, WS_CHUNKS, &ws, &err)) {
+		for (uint64_t i = 0; i < ws.n; i++)
+			if (ws.index[i] >= WS_CHUNKS)
+				fuzz_die("meta_ws_read: index %llu past the "
+					 "image", (unsigned long long)
+					 ws.index[i]);
+		snap_ws_release(&ws);
+	}
+	return 0;
+}
