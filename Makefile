@@ -173,9 +173,11 @@ $(BUILD)/tests/test_vsock: $(BUILD)/tests/unit/test_vsock.o \
 			   $(VSOCK_TESTED_OBJS) $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka -lpthread
 
-# The control socket's test links control.c with a fake VM of its own.
+# The control socket's test links control.c (and its request parser)
+# with a fake VM of its own.
 $(BUILD)/tests/test_control: $(BUILD)/tests/unit/test_control.o \
-			     $(BUILD)/vmm/control.o $(TESTLIB_OBJS) $(LIBSNAP)
+			     $(BUILD)/vmm/control.o $(BUILD)/vmm/control_req.o \
+			     $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka -lpthread
 
 TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap \
