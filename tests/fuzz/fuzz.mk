@@ -21,8 +21,9 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -MMD -MP $(WARNINGS) \
 
 # Every target reads its format as on disk; those whose format carries a
 # checksum are built a second time with FUZZ_FIX (fuzz.h).
-FUZZ_TARGETS := manifest state snapdir frame chunk journal storebin control
-FUZZ_FIXED   := manifest snapdir frame chunk journal storebin
+FUZZ_TARGETS := manifest state snapdir frame chunk journal storebin control \
+		pack
+FUZZ_FIXED   := manifest snapdir frame chunk journal storebin pack
 FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS) \
 		  $(addsuffix _fix,$(FUZZ_FIXED)))
 
