@@ -165,9 +165,9 @@ int pack_enter(struct packs *ps, uint32_t pi, const uint8_t *key,
 	return 1;
 }
 
-/* ---- reading packs ------------------------------------------------------- */
+/* ---- the packs ----------------------------------------------------------- */
 
-
+/* A new entry in ps->pk for pack seq open at fd, its index in *pi. */
 int pack_new(struct packs *ps, uint32_t seq, int fd, uint32_t *pi)
 {
 	struct pack *p;
@@ -194,14 +194,6 @@ int pack_new(struct packs *ps, uint32_t seq, int fd, uint32_t *pi)
 	return 0;
 }
 
-
-
-
-
-
-
-
-
 /* ---- writing ------------------------------------------------------------- */
 
 static void le32_put(uint8_t *p, uint32_t v)
@@ -209,9 +201,6 @@ static void le32_put(uint8_t *p, uint32_t v)
 	v = htole32(v);
 	memcpy(p, &v, 4);
 }
-
-
-
 
 /* A new pack to append to, as ps->active. Lock held for writing. */
 static int start_pack(struct packs *ps)
@@ -307,7 +296,6 @@ static void put_done(struct packs *ps, uint32_t pi, uint64_t off,
 		     uint32_t len)
 {
 	struct pack *p = ps->pk[pi];
-
 	uint64_t end = off + PACK_REC_HDR + len;
 
 	p->inflight--;
