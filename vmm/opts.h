@@ -33,4 +33,14 @@ const char *opts_format_size(uint64_t n, char *buf, size_t len);
 /* Room opts_format_size needs at most. */
 #define OPTS_SIZE_STR	32
 
+/* The end of snapvm run's and restore's --help: the options they share
+ * and the exit status. */
+#define OPTS_HELP_TAIL \
+"  --debug           say on stderr how the VM was built, when the guest\n" \
+"                    first runs and, at the end, the I/O ports it used\n" \
+"  --help            this text\n" \
+"\n" \
+"exit status: 0 when the guest resets or powers off or on quit, 1 failure,\n" \
+"2 wrong usage\n"
+
 #endif

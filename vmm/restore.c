@@ -39,6 +39,7 @@
 #include "image.h"
 #include "kvm.h"
 #include "mem.h"
+#include "opts.h"
 #include "snapdir.h"
 #include "snapshot.h"
 #include "vm.h"
@@ -110,12 +111,7 @@ static void restore_help(void)
 "                    as after a long stop; continue goes on from the\n"
 "                    snapshot's time, the time between unseen (its RTC\n"
 "                    reads the wall clock either way)\n"
-"  --debug           say on stderr how the VM was built, when the guest\n"
-"                    first runs and, at the end, the I/O ports it used\n"
-"  --help            this text\n"
-"\n"
-"exit status: 0 when the guest resets or powers off or on quit, 1 failure,\n"
-"2 wrong usage\n", stdout);
+OPTS_HELP_TAIL, stdout);
 }
 
 static int bad_usage(const char *what, const char *problem)

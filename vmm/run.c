@@ -101,12 +101,7 @@ static void run_help(void)
 "                    through the unix socket PATH (default: none)\n"
 "  --cid N           the guest's vsock address, 3 to 4294967294, only with\n"
 "                    --vsock (default: 3)\n"
-"  --debug           say on stderr how the VM was built, when the guest\n"
-"                    first runs and, at the end, the I/O ports it used\n"
-"  --help            this text\n"
-"\n"
-"exit status: 0 when the guest resets or powers off or on quit, 1 failure,\n"
-"2 wrong usage\n", stdout);
+OPTS_HELP_TAIL, stdout);
 }
 
 static int bad_usage(const char *what, const char *problem)
