@@ -100,7 +100,10 @@ first_tick() { t=$(tick_list "$1" | head -1); echo "${t:-0}"; }
 last_tick() { t=$(tick_list "$1" | tail -1); echo "${t:-0}"; }
 sound() { ! grep -q "MISMATCH\|FAULT" "$1"; }
 clean() { sound "$1" && ! grep -q "snapfs-guest ready" "$1"; }	# no reboot
-ctl() { r=$("$SNAPVM" ctl "$S" "$@"); crc=$?; }
+ctl() {
+	r=$(timeout 120 "$SNAPVM" ctl "$S" "$@"); crc=$?
+	[ -n "$r" ] || stuck "snapvm ctl $1: no answer in 120 s (status $crc)"
+}
 sums() { (cd "$1" && sha256sum manifest.bin state.bin memory.bin); }
 
 # A restore that goes on where its snapshot was: no boot, ticks from
@@ -212,7 +215,7 @@ for cpus in 1 4; do
 		--cmdline "touch=8 rate=2000"
 	wait_for "$T/out" "^snapfs-guest pass 1 " $cpus 120
 	ctl snapshot "$T/c$cpus"
-	ctl quit; wait "$pid"; pid=
+	quit_vm
 	restored "--cpus $cpus: restore" "$T/c$cpus" $cpus
 	stop
 done
@@ -225,7 +228,7 @@ ctl snapshot "$T/f1"
 res "# $r"
 check "--mem-file: the snapshot is a copy of the RAM file (copied, nothing written)" \
 	'[ $crc -eq 0 ] && echo "$r" | grep -q " copied=[1-9][0-9]* written=0 "'
-ctl quit; wait "$pid"; pid=
+quit_vm
 "$PATCHECK" "$T/f1/memory.bin" 1 8 >"$T/pc" 2>&1; vrc=$?
 check "--mem-file: its memory.bin holds the guest's pattern" '[ $vrc -eq 0 ]'
 restored "--mem-file: restore" "$T/f1" 1
@@ -236,7 +239,7 @@ rm -rf "$T/f1" "$T/ram.bin"
 start run --kernel "$GUEST" --mem 128M --control "$S" --cmdline "touch=4"
 wait_for "$T/out" '^tick ' 2 60
 ctl snapshot "$T/sh"
-ctl quit; wait "$pid"; pid=
+quit_vm
 sha_before=$(sha256sum <"$T/sh/memory.bin")
 restored "--shared restore" "$T/sh" 1 --shared
 stop
@@ -270,7 +273,7 @@ start run --kernel "$GUEST" --mem 2G --cpus 2 --control "$S" \
 wait_for "$T/out" "^snapfs-guest pass 1 " 2 240
 ctl snapshot "$T/big"
 res "# $r"
-ctl quit; wait "$pid"; pid=
+quit_vm
 "$PATCHECK" "$T/big/memory.bin" 2 128 >"$T/pc" 2>&1; vrc=$?
 check "2 GiB: memory.bin holds the guest's 128 MiB pattern" '[ $vrc -eq 0 ]'
 show "$T/pc"

@@ -9,6 +9,12 @@
 #   stop                SIGTERM (SIGKILL after 10 s) and wait: $rc
 #   finish              wait at most 120 s for the VM to end: $rc (124: it
 #                       did not, and was stopped)
+#   quit_vm             snapvm ctl $S quit and wait for the VM to end: $rc;
+#                       one that does not in 120 s (or a ctl that does not
+#                       answer in 60 s) is reported with where each of its
+#                       threads waits, then stopped (rc 124)
+#   stuck WHAT          report where $pid's threads are (wchan, kernel
+#                       stack) and the end of its stderr
 #   one_line PREFIX     exit status 1, one line on stderr starting with PREFIX
 SNAPVM=${SNAPVM:-./snapvm}
 T=$(mktemp -d)
@@ -57,6 +63,28 @@ finish() {
 		sleep 0.1; _i=$((_i + 1))
 	done
 	if kill -0 "$pid" 2>/dev/null; then
+		stop; rc=124
+	else
+		wait "$pid"; rc=$?; pid=
+	fi
+}
+stuck() {
+	res "# stuck: $1; snapvm $pid's threads:"
+	for t in /proc/"$pid"/task/*; do
+		[ -d "$t" ] || continue
+		res "#   ${t##*/} $(cat "$t/comm" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null) $(tr '\n' ' ' <"$t/stack" 2>/dev/null | cut -c1-300)"
+	done
+	show "$T/err"
+}
+quit_vm() {
+	r=$(timeout 60 "$SNAPVM" ctl "$S" quit); crc=$?
+	[ -n "$r" ] || stuck "snapvm ctl quit: no answer in 60 s (status $crc)"
+	_i=0
+	while kill -0 "$pid" 2>/dev/null && [ $_i -lt 1200 ]; do
+		sleep 0.1; _i=$((_i + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		stuck "snapvm did not end in 120 s after quit"
 		stop; rc=124
 	else
 		wait "$pid"; rc=$?; pid=
