@@ -36,7 +36,8 @@ static int gc_run(struct fs *fs, const char *why)
 
 	ret = snap_store_gc(fs->store, &st, &err);
 	fs->gc_runs++;
-	fs->gc_soon = false;		/* whatever asked, this one did it */
+	/* whatever asked, this one did it */
+	__atomic_store_n(&fs->gc_soon, false, __ATOMIC_RELAXED);
 	fs->gc_put = put;
 	if (ret) {
 		snprintf(fs->gc_last, sizeof(fs->gc_last), "%s: failed: %.200s",
@@ -73,11 +74,9 @@ static void *gc_thread(void *arg)
 		pthread_cond_timedwait(&fs->gc_wake, &fs->gc_lock, &t);
 		if (fs->gc_stop)
 			break;
-		if (fs->gc_soon ||
-		    snap_store_put_bytes(fs->store) - fs->gc_put >= gc_bound(fs)) {
-			fs->gc_soon = false;
+		if (__atomic_load_n(&fs->gc_soon, __ATOMIC_RELAXED) ||
+		    snap_store_put_bytes(fs->store) - fs->gc_put >= gc_bound(fs))
 			gc_run(fs, "background");
-		}
 	}
 	pthread_mutex_unlock(&fs->gc_lock);
 	return NULL;
@@ -131,13 +130,11 @@ int fs_gc_now(struct fs *fs)
 	return ret;
 }
 
+/* Without gc_lock, which a running gc holds: a removal never waits. */
 void fs_gc_soon(struct fs *fs)
 {
-	if (!fs->gc_started)
-		return;
-	pthread_mutex_lock(&fs->gc_lock);
-	fs->gc_soon = true;
-	pthread_mutex_unlock(&fs->gc_lock);
+	if (fs->gc_started)
+		__atomic_store_n(&fs->gc_soon, true, __ATOMIC_RELAXED);
 }
 
 int fs_gc_describe(struct fs *fs, char *buf, size_t size)

@@ -89,7 +89,7 @@ struct fs {
 	pthread_cond_t gc_wake;
 	pthread_t gc_tid;
 	bool gc_ready, gc_started, gc_stop;
-	bool gc_soon;			/* a snapshot was removed */
+	bool gc_soon;			/* a snapshot was removed (atomic) */
 	uint64_t gc_bytes;		/* -o gc_bytes: the bound's floor */
 	uint64_t gc_put;		/* put bytes at the last gc */
 	uint64_t gc_kept;		/* bytes the last gc kept */
