@@ -282,8 +282,8 @@ static int restore_start(const struct restore_config *cfg, struct restore *r,
 		ret = control_start(r->ctl, r->vm, r->saver, err);
 	/* kvmclock starts running when set: just before the guest does. */
 	if (!ret)
-		ret = vstate_vm_restore_clock(vm_fd(r->vm), vm_vcpu_fd(r->vm, 0),
-					      r->st, since_ns, err);
+		ret = vstate_vm_restore_clock(vm_fd(r->vm), r->st, since_ns,
+					      err);
 	if (ret)
 		return ret;
 	if (cfg->debug)

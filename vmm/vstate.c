@@ -764,9 +764,9 @@ static int set_tsc_khz(struct vcpu_ctx *c)
 }
 
 /*
- * How far apart two readings of a TSC around a reading or setting of
- * kvmclock may be (Linux's clocksource watchdog calls the TSC unstable
- * when the two disagree by a few hundred), and how often to try.
+ * How far apart two readings of a TSC around a reading of kvmclock may
+ * be (Linux's clocksource watchdog calls the TSC unstable when the two
+ * disagree by a few hundred), and how often to try.
  */
 #define CLOCK_WINDOW_US		50u
 #define CLOCK_TRIES		8u
@@ -1104,62 +1104,21 @@ uint64_t vstate_saved_at(const struct snap_state *s, uint64_t created_ns)
 	return created_ns;
 }
 
-/*
- * kvmclock's value for vCPU 0's TSC now (read into *tsc): the saved value
- * plus the ticks since the saved TSC at the rate KVM gives the vCPU. False
- * when that cannot be known (nothing saved, a rate unknown, a TSC behind
- * the saved one): the wall clock then serves.
- */
-static bool clock_at_tsc(int vcpu_fd, const struct snap_state *s,
-			 uint64_t *tsc, uint64_t *clock)
-{
-	const struct snap_msr *saved;
-	struct snap_err ignored;
-	int khz;
-
-	if (vcpu_fd < 0 || !s->n_vcpus)
-		return false;
-	saved = saved_tsc(&s->vcpus[0]);
-	khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
-	if (!saved || khz <= 0 ||
-	    read_tsc(vcpu_fd, s->vcpus[0].id, tsc, &ignored) ||
-	    *tsc < saved->value)
-		return false;
-	*clock = s->clock.clock + (uint64_t)((unsigned __int128)
-					     (*tsc - saved->value) *
-					     1000000u / (unsigned int)khz);
-	return true;
-}
-
-int vstate_vm_restore_clock(int vm_fd, int vcpu_fd,
-			    const struct snap_state *s, uint64_t since_ns,
-			    struct snap_err *err)
+int vstate_vm_restore_clock(int vm_fd, const struct snap_state *s,
+			    uint64_t since_ns, struct snap_err *err)
 {
 	struct kvm_clock_data clock;
-	uint64_t before, after, value;
-	struct snap_err ignored;
 
 	if (!s->has_clock)
 		return 0;
 	vstate_clock_to_kvm(&s->clock, &clock);
+	if (since_ns)
+		clock.clock += wall_since(since_ns);
 	clock.flags = 0;	/* not KVM_CLOCK_REALTIME: see vstate.h */
 	clock.realtime = 0;
 	clock.host_tsc = 0;
-	for (unsigned int t = 0; t < CLOCK_TRIES; t++) {
-		bool by_tsc = clock_at_tsc(vcpu_fd, s, &before, &value);
-
-		if (by_tsc)
-			clock.clock = value;
-		else if (since_ns)
-			clock.clock = s->clock.clock + wall_since(since_ns);
-		if (ioctl(vm_fd, KVM_SET_CLOCK, &clock) < 0)
-			return snap_err_set(err, -errno, "KVM_SET_CLOCK: %s",
-					    strerror(errno));
-		/* Set; again if the TSC moved too far meanwhile. */
-		if (!by_tsc ||
-		    read_tsc(vcpu_fd, s->vcpus[0].id, &after, &ignored) ||
-		    after - before <= window_ticks(s->vcpus[0].tsc_khz))
-			break;
-	}
+	if (ioctl(vm_fd, KVM_SET_CLOCK, &clock) < 0)
+		return snap_err_set(err, -errno, "KVM_SET_CLOCK: %s",
+				    strerror(errno));
 	return 0;
 }

@@ -201,23 +201,17 @@ int vstate_vm_restore(int vm_fd, const struct snap_state *s,
 		      struct snap_err *err);
 
 /*
- * KVM_SET_CLOCK to the saved kvmclock value, put forward as far as vCPU 0's
- * TSC (vcpu_fd; -1: none) has gone from its saved value, at the rate KVM
- * gives the vCPU: kvmclock and the TSC then agree however long the steps
- * between their writes took. The setting is made again while the TSC,
- * read around it, moved more than 50 us. Without a TSC to follow, the
- * wall time since since_ns when that is not 0 serves (see the guest's
- * clocks above). When s has a clock; last, right before the vCPUs start:
- * kvmclock runs from the moment it is set, vCPUs running or not, and by
- * then every vCPU's TSC and kvmclock MSRs are written, so KVM computes
- * each vCPU's pvclock from their final values at its first entry. Without
- * the KVM_CLOCK_REALTIME flag, whose jump to the wall clock the TSC would
- * not share (and which kernels before 5.16 refuse): the move forward is
- * ours, the TSC's too.
+ * KVM_SET_CLOCK to the saved kvmclock value, plus the wall time since
+ * since_ns when that is not 0 (see the guest's clocks above), when s has
+ * one. Last, right before the vCPUs start: kvmclock runs from the moment
+ * it is set, vCPUs running or not, and by then every vCPU's TSC and
+ * kvmclock MSRs are written, so KVM computes each vCPU's pvclock from
+ * their final values at its first entry. Without the KVM_CLOCK_REALTIME
+ * flag, whose jump to the wall clock the TSC would not share (and which
+ * kernels before 5.16 refuse): the move forward is ours, the TSC's too.
  */
-int vstate_vm_restore_clock(int vm_fd, int vcpu_fd,
-			    const struct snap_state *s, uint64_t since_ns,
-			    struct snap_err *err);
+int vstate_vm_restore_clock(int vm_fd, const struct snap_state *s,
+			    uint64_t since_ns, struct snap_err *err);
 
 /*
  * The conversions, pure, generated from state.h's field lists; KVM's and

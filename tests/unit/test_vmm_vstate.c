@@ -584,7 +584,7 @@ static void test_ioctl_errors(void **unused)
 	assert_int_equal(vstate_vm_restore(-1, s, &err), -EBADF);
 	assert_string_equal(err.msg, "KVM_SET_IRQCHIP (PIC master): Bad file "
 			    "descriptor");
-	assert_int_equal(vstate_vm_restore_clock(-1, -1, s, 0, &err), -EBADF);
+	assert_int_equal(vstate_vm_restore_clock(-1, s, 0, &err), -EBADF);
 	assert_string_equal(err.msg, "KVM_SET_CLOCK: Bad file descriptor");
 	snap_state_free(s);
 
