@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Frames (snapshot/frame.h) and the small store files made of one frame
+ * Frames (snapshot/store/frame.h) and the small store files made of one frame
  * (store_meta.c): frame_each over the input as a sequence of frames, and
  * the input as a file read by frame_read_one and by the readers of an
  * image's info (images/<id>), a name's ref (images/<id>.ref) and a
@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
-#include "fuzz.h"
-#include "store_int.h"
+#include "snapshot/store/frame.h"
+#include "tests/fuzz/fuzz.h"
+#include "snapshot/store/store_int.h"
 
 /* The chunk size and image size a working set is read for. */
 #define WS_CHUNK_SIZE	4096u

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
-#include "fuzz.h"
-#include "store_int.h"
+#include "snapshot/store/frame.h"
+#include "tests/fuzz/fuzz.h"
+#include "snapshot/store/store_int.h"
 
 static char dir[PATH_MAX], path[PATH_MAX];
 

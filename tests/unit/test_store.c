@@ -36,12 +36,12 @@
 
 #include <cmocka.h>
 
-#include "digest.h"
-#include "frame.h"
-#include "store.h"
-#include "store.pb-c.h"	/* a frame as a build before ImageTimes wrote */
-#include "store_int.h"	/* meta_store_require: a feature from the future */
-#include "testutil.h"
+#include "snapshot/format/digest.h"
+#include "snapshot/store/frame.h"
+#include "snapshot/store/store.h"
+#include "proto/store.pb-c.h"	/* a frame as a build before ImageTimes wrote */
+#include "snapshot/store/store_int.h"	/* meta_store_require: a feature from the future */
+#include "tests/lib/testutil.h"
 
 #define CHUNK		(64u << 10)
 #define MAX_PIECE	(3 * CHUNK + 5)
