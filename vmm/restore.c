@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,15 +32,13 @@
 #include <unistd.h>
 
 #include "vmm/cmd.h"
-#include "vmm/control.h"
 #include "vmm/dev/dev.h"
 #include "vmm/devices.h"
 #include "vmm/image.h"
-#include "vmm/kvm.h"
+#include "vmm/machine.h"
 #include "vmm/mem.h"
 #include "vmm/opts.h"
 #include "snapshot/format/snapdir.h"
-#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 #include "vmm/vstate.h"
 
@@ -229,61 +226,51 @@ static int restore_state(struct vm *vm, const struct snap_state *st,
 	return ret;
 }
 
+/* A snapshot to run: what restore keeps while the machine starts. */
 struct restore {
+	struct restore_config cfg;
 	struct snap_manifest m;
 	struct dev_config devs;
 	char disk_path[SNAP_MAX_DISKS][PATH_MAX];
 	bool disk_made[SNAP_MAX_DISKS];	/* a copy we made, for a failure */
 	struct snap_state *st;
-	struct kvm_host host;
-	struct mem *mem;
-	struct control *ctl;
-	struct vm *vm;
-	struct saver *saver;
 	char memory_path[PATH_MAX];
+	uint64_t since_ns;		/* what the saved clocks stand for */
 };
 
-static int restore_start(const struct restore_config *cfg, struct restore *r,
-			 struct snap_err *err)
+/*
+ * Put the snapshot's state into the VM. What the saved TSC and kvmclock
+ * stand for (vstate.h): the time of the save, so that they jump to now; or
+ * this moment, just before they are written, so that they go on from the
+ * snapshot together (--clock continue, or a snapshot that does not say
+ * when it was).
+ */
+static int restore_load(void *ctx, struct vm *vm, struct snap_err *err)
 {
-	struct saver_base base = { NULL, { 0 } };
-	bool jump = !cfg->clock_continue;
-	uint64_t since_ns = 0;
+	struct restore *r = ctx;
+	bool jump = !r->cfg.clock_continue;
 	struct timespec ts;
-	int ret;
 
-	ret = vm_create(&r->vm, &r->host, r->mem, r->m.vcpu_count, &r->devs,
-			cfg->debug, err);
-	if (ret)
-		return ret;
-	/*
-	 * What the saved TSC and kvmclock stand for (vstate.h): the time of
-	 * the save, so that they jump to now; or this moment, just before
-	 * they are written, so that they go on from the snapshot together
-	 * (--clock continue, or a snapshot that does not say when it was).
-	 */
+	r->since_ns = 0;
 	if (jump)
-		since_ns = vstate_saved_at(r->st, r->m.created_unix_ns);
-	if (!since_ns) {
+		r->since_ns = vstate_saved_at(r->st, r->m.created_unix_ns);
+	if (!r->since_ns) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		since_ns = (uint64_t)ts.tv_sec * 1000000000u +
-			   (uint64_t)ts.tv_nsec;
+		r->since_ns = (uint64_t)ts.tv_sec * 1000000000u +
+			      (uint64_t)ts.tv_nsec;
 		jump = false;
 	}
-	ret = restore_state(r->vm, r->st, since_ns, jump, err);
-	if (ret)
-		return ret;
-	if (!cfg->shared) {
-		base.memory_path = r->memory_path;
-		memcpy(base.id, r->m.id, SNAP_ID_LEN);
-	}
-	ret = saver_create(&r->saver, r->vm, r->m.cmdline, &base, err);
-	if (!ret && r->ctl)
-		ret = control_start(r->ctl, r->vm, r->saver, err);
-	/* kvmclock starts running when set: just before the guest does. */
-	if (!ret)
-		ret = vstate_vm_restore_clock(vm_fd(r->vm), r->st, since_ns,
-					      err);
+	return restore_state(vm, r->st, r->since_ns, jump, err);
+}
+
+/* kvmclock starts running when set: just before the guest does. */
+static int restore_launch(void *ctx, struct vm *vm, struct snap_err *err)
+{
+	struct restore *r = ctx;
+	const struct restore_config *cfg = &r->cfg;
+	int ret;
+
+	ret = vstate_vm_restore_clock(vm_fd(vm), r->st, r->since_ns, err);
 	if (ret)
 		return ret;
 	if (cfg->debug)
@@ -291,10 +278,8 @@ static int restore_start(const struct restore_config *cfg, struct restore *r,
 			"mapped %s\n", cfg->dir, r->m.vcpu_count,
 			(unsigned long long)(r->m.memory_size >> 20),
 			cfg->shared ? "shared" : "private");
-	ret = vm_start(r->vm);
-	if (ret)
-		return snap_err_set(err, ret, "vCPU threads: %s",
-				    strerror(-ret));
+	snap_state_free(r->st);		/* the VM has it all now */
+	r->st = NULL;
 	return 0;
 }
 
@@ -385,10 +370,12 @@ static int restore_devices(const struct restore_config *cfg,
 	return 0;
 }
 
-/* Read and check the snapshot, map its memory, open the socket and KVM. */
-static int restore_open(const struct restore_config *cfg, struct restore *r,
+/* Read and check the snapshot, make the disks, map its memory. */
+static int restore_open(void *ctx, struct machine_spec *spec,
 			struct snap_err *err)
 {
+	struct restore *r = ctx;
+	const struct restore_config *cfg = &r->cfg;
 	int ret;
 
 	ret = snap_read(cfg->dir, cfg->trust_disks ? 0 : SNAP_DISK_DIGEST,
@@ -404,56 +391,51 @@ static int restore_open(const struct restore_config *cfg, struct restore *r,
 			     cfg->dir, SNAP_MEMORY_FILE) >= sizeof(r->memory_path))
 		return snap_err_set(err, -ENAMETOOLONG, "%s: path too long",
 				    cfg->dir);
-	ret = mem_open_image(&r->mem, r->m.memory_size, r->memory_path,
+	ret = mem_open_image(&spec->mem, r->m.memory_size, r->memory_path,
 			     cfg->shared ? MEM_IMAGE_SHARED : MEM_IMAGE_PRIVATE,
 			     err);
 	if (ret)
 		return snap_err_prefix(err, ret, "%s", r->memory_path);
-	if (cfg->control) {
-		ret = control_create(&r->ctl, cfg->control, err);
-		if (ret)
-			return snap_err_prefix(err, ret, "--control %s",
-					       cfg->control);
+	spec->cpus = r->m.vcpu_count;
+	spec->cpus_what = "manifest.bin: vcpu_count";
+	spec->devs = &r->devs;
+	spec->control = cfg->control;
+	spec->cmdline = r->m.cmdline;
+	/* Mapped private, memory.bin stays what RAM was: the first base. */
+	if (!cfg->shared) {
+		spec->base.memory_path = r->memory_path;
+		memcpy(spec->base.id, r->m.id, SNAP_ID_LEN);
 	}
-	return kvm_host_open_checked(&r->host, kvm_host_path(), NULL, err);
+	spec->debug = cfg->debug;
+	spec->prefix = cfg->dir;
+	return 0;
 }
+
+static void restore_close(void *ctx, bool ran)
+{
+	struct restore *r = ctx;
+
+	snap_state_free(r->st);
+	for (uint32_t i = 0; !ran && i < SNAP_MAX_DISKS; i++)
+		if (r->disk_made[i])	/* a copy made for a VM that never ran */
+			unlink(r->disk_path[i]);
+	snap_manifest_release(&r->m);
+}
+
+static const struct machine_ops restore_machine = {
+	.open = restore_open,
+	.load = restore_load,
+	.launch = restore_launch,
+	.close = restore_close,
+};
 
 int cmd_restore(int argc, char **argv)
 {
-	struct restore_config cfg = { 0 };
-	struct restore r = { .host = { .fd = -1, .api_version = -1 } };
-	struct snap_err err;
-	int ret, status = 1;
+	struct restore r = { 0 };
+	int ret;
 
-	ret = parse_restore(argc, argv, &cfg);
+	ret = parse_restore(argc, argv, &r.cfg);
 	if (ret)
 		return ret < 0 ? 0 : ret;
-	signal(SIGPIPE, SIG_IGN);
-
-	ret = restore_open(&cfg, &r, &err);
-	if (!ret) {
-		ret = restore_start(&cfg, &r, &err);
-		if (ret)
-			snap_err_prefix(&err, ret, "%s", cfg.dir);
-	}
-	if (!ret) {
-		snap_state_free(r.st);	/* the VM has it all now */
-		r.st = NULL;
-		status = vm_wait(r.vm);
-	}
-	control_destroy(r.ctl);		/* before the VM it drives */
-	saver_destroy(r.saver);
-	vm_destroy(r.vm);
-	kvm_host_close(&r.host);
-	mem_destroy(r.mem);
-	snap_state_free(r.st);
-	for (uint32_t i = 0; ret && i < SNAP_MAX_DISKS; i++)
-		if (r.disk_made[i])	/* a copy made for a VM that never ran */
-			unlink(r.disk_path[i]);
-	snap_manifest_release(&r.m);
-	if (ret) {
-		fprintf(stderr, "snapvm: %s\n", err.msg);
-		return 1;
-	}
-	return status;
+	return machine_run(&restore_machine, &r);
 }

@@ -9,19 +9,16 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vmm/boot/boot.h"
 #include "vmm/cmd.h"
-#include "vmm/control.h"
 #include "vmm/dev/dev.h"
-#include "vmm/kvm.h"
+#include "vmm/machine.h"
 #include "vmm/mem.h"
 #include "vmm/opts.h"
-#include "vmm/snapshot.h"
 #include "snapshot/format/state_virtio.h"
 #include "vmm/vm.h"
 
@@ -274,112 +271,86 @@ static int parse_run(int argc, char **argv, struct run_config *cfg)
 	return 0;
 }
 
-/* Build the VM, load the kernel, start the vCPUs and the control socket. */
-static int run_start(const struct run_config *cfg, struct boot_image *img,
-		     const struct kvm_host *host, struct mem *mem,
-		     struct control *ctl, struct vm **vmp,
-		     struct saver **saver, struct snap_err *err)
+/* A kernel to boot: what run keeps while the machine starts. */
+struct run {
+	struct run_config cfg;
+	struct boot_image *img;
+};
+
+/* The kernel and initrd (checked before KVM is touched), and RAM. */
+static int run_open(void *ctx, struct machine_spec *spec,
+		    struct snap_err *err)
 {
-	unsigned int max = kvm_host_max_vcpus(host);
+	struct run *r = ctx;
+	const struct run_config *cfg = &r->cfg;
+	int ret;
+
+	ret = boot_open(&r->img, &cfg->boot, cfg->mem_size, err);
+	if (ret)
+		return ret;
+	ret = mem_create(&spec->mem, cfg->mem_size, cfg->mem_file, err);
+	if (ret) {
+		if (cfg->mem_file)
+			return snap_err_prefix(err, ret, "--mem-file %s",
+					       cfg->mem_file);
+		return snap_err_prefix(err, ret, "RAM");
+	}
+	spec->cpus = cfg->cpus;
+	spec->cpus_what = "--cpus";
+	spec->devs = &cfg->devs;
+	spec->control = cfg->control;
+	spec->cmdline = cfg->boot.cmdline;
+	spec->debug = cfg->debug;
+	return 0;
+}
+
+/* Load the kernel into RAM, point vCPU 0 at its entry. */
+static int run_load(void *ctx, struct vm *vm, struct snap_err *err)
+{
+	struct run *r = ctx;
+	const struct run_config *cfg = &r->cfg;
 	struct boot_entry entry;
 	struct mptable_cpus cpus;
 	int ret;
 
-	if (max > MPTABLE_MAX_CPUS)
-		max = MPTABLE_MAX_CPUS;
-	if (cfg->cpus > max)
-		return snap_err_set(err, -EINVAL, "--cpus %u: at most %u "
-				    "expected (KVM_CAP_MAX_VCPUS)", cfg->cpus,
-				    max);
-	ret = vm_create(vmp, host, mem, cfg->cpus, &cfg->devs, cfg->debug,
-			err);
+	vm_boot_cpus(vm, &cpus);
+	ret = boot_load(r->img, vm_mem(vm), &cpus, &entry, err);
 	if (ret)
 		return ret;
-	vm_boot_cpus(*vmp, &cpus);
-	ret = boot_load(img, mem, &cpus, &entry, err);
-	if (ret)
-		return ret;
-	ret = boot_set_regs(vm_vcpu_fd(*vmp, 0), &entry);
+	ret = boot_set_regs(vm_vcpu_fd(vm, 0), &entry);
 	if (ret)
 		return snap_err_set(err, ret, "vcpu 0: boot registers: %s",
 				    strerror(-ret));
 	if (cfg->debug)
 		fprintf(stderr, "snapvm: %s: %s entry 0x%llx, %u vCPUs, %llu "
-			"MiB\n", cfg->boot.kernel, boot_format(img),
+			"MiB\n", cfg->boot.kernel, boot_format(r->img),
 			(unsigned long long)entry.rip, cfg->cpus,
 			(unsigned long long)(cfg->mem_size >> 20));
-	if (ctl) {
-		ret = saver_create(saver, *vmp, cfg->boot.cmdline, NULL, err);
-		if (!ret)
-			ret = control_start(ctl, *vmp, *saver, err);
-		if (ret)
-			return ret;
-	}
-	ret = vm_start(*vmp);
-	if (ret)
-		return snap_err_set(err, ret, "vCPU threads: %s", strerror(-ret));
+	boot_close(r->img);		/* all of it is in RAM now */
+	r->img = NULL;
 	return 0;
 }
 
+static void run_close(void *ctx, bool ran)
+{
+	struct run *r = ctx;
+
+	boot_close(r->img);
+}
+
+static const struct machine_ops run_machine = {
+	.open = run_open,
+	.load = run_load,
+	.close = run_close,
+};
+
 int cmd_run(int argc, char **argv)
 {
-	struct run_config cfg = { .mem_size = RUN_MEM_DEFAULT, .cpus = 1 };
-	struct kvm_host host = { .fd = -1, .api_version = -1 };
-	struct boot_image *img = NULL;
-	struct control *ctl = NULL;
-	struct saver *saver = NULL;
-	struct mem *mem = NULL;
-	struct vm *vm = NULL;
-	struct snap_err err;
-	int ret, status = 1;
+	struct run r = { .cfg = { .mem_size = RUN_MEM_DEFAULT, .cpus = 1 } };
+	int ret;
 
-	ret = parse_run(argc, argv, &cfg);
+	ret = parse_run(argc, argv, &r.cfg);
 	if (ret)
 		return ret < 0 ? 0 : ret;
-	signal(SIGPIPE, SIG_IGN);
-
-	ret = boot_open(&img, &cfg.boot, cfg.mem_size, &err);
-	if (ret)
-		goto out_img;
-	ret = mem_create(&mem, cfg.mem_size, cfg.mem_file, &err);
-	if (ret) {
-		if (cfg.mem_file)
-			snap_err_prefix(&err, ret, "--mem-file %s", cfg.mem_file);
-		else
-			snap_err_prefix(&err, ret, "RAM");
-		goto out_img;
-	}
-	if (cfg.control) {
-		ret = control_create(&ctl, cfg.control, &err);
-		if (ret) {
-			snap_err_prefix(&err, ret, "--control %s", cfg.control);
-			goto out_mem;
-		}
-	}
-	ret = kvm_host_open_checked(&host, kvm_host_path(), NULL, &err);
-	if (ret)
-		goto out_vm;
-	ret = run_start(&cfg, img, &host, mem, ctl, &vm, &saver, &err);
-	if (ret)
-		goto out_vm;
-	boot_close(img);
-	img = NULL;
-	status = vm_wait(vm);
-
-out_vm:
-	control_destroy(ctl);		/* before the VM it drives */
-	saver_destroy(saver);
-	vm_destroy(vm);
-	kvm_host_close(&host);
-out_mem:
-	if (ret)
-		mem_remove_created(mem);	/* a file made for nothing */
-	mem_destroy(mem);
-out_img:
-	boot_close(img);
-	if (ret) {
-		fprintf(stderr, "snapvm: %s\n", err.msg);
-		return 1;
-	}
-	return status;
+	return machine_run(&run_machine, &r);
 }
