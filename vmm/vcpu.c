@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +13,9 @@
 #include <unistd.h>
 
 #include "vmm/cpuid.h"
-#include "vmm/devices.h"
-#include "vmm/ioport.h"
-#include "vmm/vm.h"
 
 #define KERNEL_SIGSET_SIZE	8	/* what KVM_SET_SIGNAL_MASK takes */
+#define VCPU_WHY_MAX		256	/* the line of an exit request */
 
 struct vcpu {
 	struct vcpus *set;
@@ -29,7 +28,7 @@ struct vcpu {
 };
 
 struct vcpus {
-	struct vm *vm;
+	struct vcpu_host host;
 	struct vcpu *cpus;
 	unsigned int n;
 	unsigned int started;	/* threads running */
@@ -46,30 +45,54 @@ struct vcpus {
 /* What an exit handler tells the loop. */
 enum { VCPU_CONTINUE, VCPU_DONE };
 
+/* KVM, or the test's stand-in: >= 0, or -1 with errno. */
+static int kvm_ioctl(const struct vcpus *s, int fd, unsigned long req,
+		     void *arg)
+{
+	if (s->host.ioctl)
+		return s->host.ioctl(s->host.vm, fd, req, arg);
+	return ioctl(fd, req, arg);
+}
+
+/* End the VM with status and the line fmt makes. */
+static __attribute__((format(printf, 3, 4)))
+void vcpu_request_exit(const struct vcpu *c, int status, const char *fmt, ...)
+{
+	const struct vcpu_host *h = &c->set->host;
+	char why[VCPU_WHY_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	h->request_exit(h->vm, status, why);
+}
+
 /* ---- exits -------------------------------------------------------------- */
 
 static int exit_io(struct vcpu *c)
 {
+	const struct vcpu_host *h = &c->set->host;
 	struct kvm_run *run = c->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
 
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
-		ioport_access(vm_ioports(c->set->vm), run->io.port, is_write,
-			      data, run->io.size);
+		h->pio(h->vm, run->io.port, is_write, data, run->io.size);
 	return VCPU_CONTINUE;
 }
 
 /* Devices on PCI; elsewhere reads see all ones, writes go nowhere. */
 static int exit_mmio(struct vcpu *c)
 {
+	const struct vcpu_host *h = &c->set->host;
 	struct kvm_run *run = c->run;
 	unsigned int len = run->mmio.len;
 
 	if (len > sizeof(run->mmio.data))
 		len = sizeof(run->mmio.data);
-	if (!devices_mmio(vm_devices(c->set->vm), run->mmio.phys_addr,
-			  run->mmio.is_write, run->mmio.data, len) &&
+	if (!h->mmio(h->vm, run->mmio.phys_addr, run->mmio.is_write,
+		     run->mmio.data, len) &&
 	    !run->mmio.is_write)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 	return VCPU_CONTINUE;
@@ -83,24 +106,23 @@ static int exit_again(struct vcpu *c)
 
 static int exit_shutdown(struct vcpu *c)
 {
-	vm_request_exit(c->set->vm, 0, "guest reset");
+	vcpu_request_exit(c, 0, "guest reset");
 	return VCPU_DONE;
 }
 
 static int exit_system_event(struct vcpu *c)
 {
-	struct vm *vm = c->set->vm;
 	uint32_t type = c->run->system_event.type;
 
 	if (type == KVM_SYSTEM_EVENT_SHUTDOWN)
-		vm_request_exit(vm, 0, "guest powered off");
+		vcpu_request_exit(c, 0, "guest powered off");
 	else if (type == KVM_SYSTEM_EVENT_RESET)
-		vm_request_exit(vm, 0, "guest reset");
+		vcpu_request_exit(c, 0, "guest reset");
 	else if (type == KVM_SYSTEM_EVENT_CRASH)
-		vm_request_exit(vm, 1, "vcpu %u: guest crashed", c->index);
+		vcpu_request_exit(c, 1, "vcpu %u: guest crashed", c->index);
 	else
-		vm_request_exit(vm, 1, "vcpu %u: unexpected system event %u",
-				c->index, type);
+		vcpu_request_exit(c, 1, "vcpu %u: unexpected system event %u",
+				  c->index, type);
 	return VCPU_DONE;
 }
 
@@ -120,18 +142,18 @@ static int exit_internal_error(struct vcpu *c)
 			   "unknown";
 	struct kvm_regs regs;
 
-	if (ioctl(c->fd, KVM_GET_REGS, &regs) < 0)
+	if (kvm_ioctl(c->set, c->fd, KVM_GET_REGS, &regs) < 0)
 		regs.rip = 0;
-	vm_request_exit(c->set->vm, 1, "vcpu %u: KVM internal error %u (%s) "
-			"at rip 0x%llx", c->index, sub, what, regs.rip);
+	vcpu_request_exit(c, 1, "vcpu %u: KVM internal error %u (%s) at rip "
+			  "0x%llx", c->index, sub, what, regs.rip);
 	return VCPU_DONE;
 }
 
 static int exit_fail_entry(struct vcpu *c)
 {
-	vm_request_exit(c->set->vm, 1, "vcpu %u: VM entry failed, hardware "
-			"reason 0x%llx", c->index,
-			c->run->fail_entry.hardware_entry_failure_reason);
+	vcpu_request_exit(c, 1, "vcpu %u: VM entry failed, hardware reason "
+			  "0x%llx", c->index,
+			  c->run->fail_entry.hardware_entry_failure_reason);
 	return VCPU_DONE;
 }
 
@@ -155,8 +177,8 @@ static int vcpu_dispatch(struct vcpu *c)
 	if (reason < sizeof(vcpu_exits) / sizeof(vcpu_exits[0]) &&
 	    vcpu_exits[reason].handle)
 		return vcpu_exits[reason].handle(c);
-	vm_request_exit(c->set->vm, 1, "vcpu %u: unexpected KVM exit reason %u",
-			c->index, reason);
+	vcpu_request_exit(c, 1, "vcpu %u: unexpected KVM exit reason %u",
+			  c->index, reason);
 	return VCPU_DONE;
 }
 
@@ -191,7 +213,8 @@ static int set_run_mask(struct vcpu *c)
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	km.m.len = KERNEL_SIGSET_SIZE;
 	memcpy(km.m.sigset, &set, KERNEL_SIGSET_SIZE);
-	return ioctl(c->fd, KVM_SET_SIGNAL_MASK, &km.m) < 0 ? -errno : 0;
+	return kvm_ioctl(c->set, c->fd, KVM_SET_SIGNAL_MASK, &km.m) < 0 ?
+	       -errno : 0;
 }
 
 /*
@@ -204,7 +227,7 @@ static int set_run_mask(struct vcpu *c)
 static void complete_exit(struct vcpu *c)
 {
 	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELAXED);
-	while (ioctl(c->fd, KVM_RUN, 0) == 0)
+	while (kvm_ioctl(c->set, c->fd, KVM_RUN, NULL) == 0)
 		if (vcpu_dispatch(c) == VCPU_DONE) {
 			c->done = true;
 			break;
@@ -242,27 +265,26 @@ static bool vcpu_park(struct vcpu *c)
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
-	struct vm *vm = c->set->vm;
 	int ret;
 
 	ret = set_run_mask(c);
 	if (ret) {
-		vm_request_exit(vm, 1, "vcpu %u: KVM_SET_SIGNAL_MASK: %s",
-				c->index, strerror(-ret));
+		vcpu_request_exit(c, 1, "vcpu %u: KVM_SET_SIGNAL_MASK: %s",
+				  c->index, strerror(-ret));
 		c->done = true;
 	}
 	/* For benchmarks: the moment the guest first runs, on stderr. */
-	if (c->index == 0 && vm_debug(vm))
+	if (c->index == 0 && c->set->host.debug)
 		fprintf(stderr, "snapvm: vcpu 0: first KVM_RUN\n");
 	while (!vcpu_park(c)) {
-		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
+		if (kvm_ioctl(c->set, c->fd, KVM_RUN, NULL) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				c->exit_open = false;
 				eat_kicks();
 				continue;
 			}
-			vm_request_exit(vm, 1, "vcpu %u: KVM_RUN: %s", c->index,
-					strerror(errno));
+			vcpu_request_exit(c, 1, "vcpu %u: KVM_RUN: %s",
+					  c->index, strerror(errno));
 			c->done = true;
 			continue;
 		}
@@ -282,7 +304,8 @@ static int vcpu_init(struct vcpus *s, struct vcpu *c, int vm_fd,
 	struct kvm_cpuid2 *cpuid;
 	int n, ret = 0;
 
-	c->fd = ioctl(vm_fd, KVM_CREATE_VCPU, (unsigned long)c->index);
+	c->fd = kvm_ioctl(s, vm_fd, KVM_CREATE_VCPU,
+			  (void *)(unsigned long)c->index);
 	if (c->fd < 0)
 		return snap_err_set(err, -errno, "vcpu %u: KVM_CREATE_VCPU: %s",
 				    c->index, strerror(errno));
@@ -304,7 +327,7 @@ static int vcpu_init(struct vcpus *s, struct vcpu *c, int vm_fd,
 		goto out;
 	}
 	cpuid->nent = (uint32_t)n;
-	if (ioctl(c->fd, KVM_SET_CPUID2, cpuid) < 0) {
+	if (kvm_ioctl(s, c->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		ret = snap_err_set(err, -errno, "vcpu %u: KVM_SET_CPUID2: %s",
 				   c->index, strerror(errno));
 		goto out;
@@ -320,18 +343,14 @@ out:
 	return ret;
 }
 
-int vcpus_create(struct vcpus **out, struct vm *vm, int kvm_fd, int vm_fd,
-		 unsigned int n, const struct kvm_cpuid2 *supported,
-		 struct snap_err *err)
+int vcpus_create(struct vcpus **out, const struct vcpu_host *host,
+		 int kvm_fd, int vm_fd, unsigned int n,
+		 const struct kvm_cpuid2 *supported, struct snap_err *err)
 {
 	struct sigaction sa = { .sa_handler = kick_handler };
 	struct vcpus *s;
 	int size, ret;
 
-	size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (size < (int)sizeof(struct kvm_run))
-		return snap_err_set(err, -EINVAL, "KVM_GET_VCPU_MMAP_SIZE: %d",
-				    size);
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
 		return snap_err_set(err, -errno, "sigaction: %s",
@@ -344,9 +363,8 @@ int vcpus_create(struct vcpus **out, struct vm *vm, int kvm_fd, int vm_fd,
 		free(s);
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	}
-	s->vm = vm;
+	s->host = *host;
 	s->n = n;
-	s->run_size = (size_t)size;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->parked_cv, NULL);
 	pthread_cond_init(&s->resume_cv, NULL);
@@ -355,15 +373,24 @@ int vcpus_create(struct vcpus **out, struct vm *vm, int kvm_fd, int vm_fd,
 		s->cpus[i].index = i;
 		s->cpus[i].fd = -1;
 	}
+	size = kvm_ioctl(s, kvm_fd, KVM_GET_VCPU_MMAP_SIZE, NULL);
+	if (size < (int)sizeof(struct kvm_run)) {
+		ret = snap_err_set(err, -EINVAL, "KVM_GET_VCPU_MMAP_SIZE: %d",
+				   size);
+		goto err_destroy;
+	}
+	s->run_size = (size_t)size;
 	for (unsigned int i = 0; i < n; i++) {
 		ret = vcpu_init(s, &s->cpus[i], vm_fd, supported, err);
-		if (ret) {
-			vcpus_destroy(s);
-			return ret;
-		}
+		if (ret)
+			goto err_destroy;
 	}
 	*out = s;
 	return 0;
+
+err_destroy:
+	vcpus_destroy(s);
+	return ret;
 }
 
 void vcpus_destroy(struct vcpus *s)

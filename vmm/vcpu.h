@@ -13,6 +13,11 @@
  * then parks on a condition variable; vcpus_pause returns once all of them
  * are parked, and until vcpus_resume no vCPU is in KVM_RUN: their state
  * can be read and written through vcpus_fd from the pausing thread.
+ *
+ * Exits reach the VM through struct vcpu_host. A vCPU whose exit ends the
+ * VM (a reset, a power-off, a crash, a KVM error) tells host->request_exit
+ * why, never enters KVM_RUN again, and waits parked for vcpus_stop; a
+ * pause counts it as parked.
  */
 
 #include <linux/kvm.h>
@@ -24,17 +29,43 @@
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 
-struct vm;
 struct vcpus;
 
 /*
- * Create n vCPUs on vm_fd, each with its CPUID from supported (as KVM
- * reports it) adjusted by cpuid_fixup. kvm_fd is /dev/kvm (for the size
- * of kvm_run). VCPU_KICK_SIGNAL must already be blocked.
+ * What a vCPU asks of its VM, and nothing more (vm.c fills it from vm.h;
+ * tests give their own). Every vCPU thread calls it, at once.
  */
-int vcpus_create(struct vcpus **out, struct vm *vm, int kvm_fd, int vm_fd,
-		 unsigned int n, const struct kvm_cpuid2 *supported,
-		 struct snap_err *err);
+struct vcpu_host {
+	void *vm;
+	/*
+	 * A port access of the guest: data holds size (1, 2 or 4) bytes, the
+	 * value written or room for the value read.
+	 */
+	void (*pio)(void *vm, uint16_t port, bool is_write, uint8_t *data,
+		    unsigned int size);
+	/* An MMIO access of the guest; false when nothing claims addr. */
+	bool (*mmio)(void *vm, uint64_t addr, bool is_write, uint8_t *data,
+		     unsigned int len);
+	/* End the VM with status; why is the line snapvm prints. */
+	void (*request_exit)(void *vm, int status, const char *why);
+	bool debug;		/* --debug: say when vCPU 0 first runs */
+	/*
+	 * KVM itself, as ioctl(2) on /dev/kvm, the VM or a vCPU (KVM_RUN and
+	 * the rest): NULL for the real one. A test plays KVM with its own;
+	 * the vCPU descriptors it makes must map kvm_run (a memfd does).
+	 */
+	int (*ioctl)(void *vm, int fd, unsigned long req, void *arg);
+};
+
+/*
+ * Create n vCPUs on vm_fd, each with its CPUID from supported (as KVM
+ * reports it) adjusted by cpuid_fixup, serving their exits through host
+ * (copied). kvm_fd is /dev/kvm (for the size of kvm_run).
+ * VCPU_KICK_SIGNAL must already be blocked.
+ */
+int vcpus_create(struct vcpus **out, const struct vcpu_host *host,
+		 int kvm_fd, int vm_fd, unsigned int n,
+		 const struct kvm_cpuid2 *supported, struct snap_err *err);
 
 /* Stop the threads if they run, close everything. v may be NULL. */
 void vcpus_destroy(struct vcpus *v);

@@ -173,11 +173,59 @@ static int setup_kvm(struct vm *vm, const struct kvm_host *host,
 	return set_memory(vm, 0, err);
 }
 
+/* ---- what the vCPUs ask of the VM (vcpu.h) ------------------------------ */
+
+static void vcpu_pio(void *opaque, uint16_t port, bool is_write,
+		     uint8_t *data, unsigned int size)
+{
+	struct vm *vm = opaque;
+
+	ioport_access(vm->bus, port, is_write, data, size);
+}
+
+static bool vcpu_mmio(void *opaque, uint64_t addr, bool is_write,
+		      uint8_t *data, unsigned int len)
+{
+	struct vm *vm = opaque;
+
+	return devices_mmio(vm->devices, addr, is_write, data, len);
+}
+
+static void vcpu_request_exit(void *vm, int status, const char *why)
+{
+	vm_request_exit(vm, status, "%s", why);
+}
+
+/* The vCPUs, with KVM's CPUID and the VM as their host. */
+static int create_vcpus(struct vm *vm, const struct kvm_host *host,
+			struct snap_err *err)
+{
+	const struct vcpu_host vh = {
+		.vm = vm,
+		.pio = vcpu_pio,
+		.mmio = vcpu_mmio,
+		.request_exit = vcpu_request_exit,
+		.debug = vm->debug,
+	};
+	struct kvm_cpuid2 *cpuid = NULL;
+	int ret;
+
+	ret = kvm_host_supported_cpuid(host, &cpuid);
+	if (ret)
+		return snap_err_set(err, ret, "KVM_GET_SUPPORTED_CPUID: %s",
+				    strerror(-ret));
+	ret = vcpus_create(&vm->vcpus, &vh, host->fd, vm->fd, vm->cpus, cpuid,
+			   err);
+	free(cpuid);
+	return ret;
+}
+
+/* ---- the VM ------------------------------------------------------------- */
+
 int vm_create(struct vm **out, const struct kvm_host *host, struct mem *mem,
 	      unsigned int cpus, const struct dev_config *devs, bool debug,
 	      struct snap_err *err)
 {
-	struct kvm_cpuid2 *cpuid = NULL;
 	struct vm *vm;
 	int ret;
 
@@ -207,16 +255,8 @@ int vm_create(struct vm **out, const struct kvm_host *host, struct mem *mem,
 		goto err_destroy;
 	}
 	ret = devices_create(&vm->devices, vm, vm->bus, devs, err);
-	if (ret)
-		goto err_destroy;
-	ret = kvm_host_supported_cpuid(host, &cpuid);
-	if (ret) {
-		snap_err_set(err, ret, "KVM_GET_SUPPORTED_CPUID: %s",
-			     strerror(-ret));
-		goto err_destroy;
-	}
-	ret = vcpus_create(&vm->vcpus, vm, host->fd, vm->fd, cpus, cpuid, err);
-	free(cpuid);
+	if (!ret)
+		ret = create_vcpus(vm, host, err);
 	if (ret)
 		goto err_destroy;
 	*out = vm;
@@ -394,11 +434,6 @@ bool vm_paused(struct vm *vm)
 	return vcpus_paused(vm->vcpus);
 }
 
-bool vm_debug(const struct vm *vm)
-{
-	return vm->debug;
-}
-
 unsigned int vm_cpus(const struct vm *vm)
 {
 	return vm->cpus;
@@ -407,11 +442,6 @@ unsigned int vm_cpus(const struct vm *vm)
 uint64_t vm_mem_size(const struct vm *vm)
 {
 	return mem_size(vm->mem);
-}
-
-struct ioport_bus *vm_ioports(struct vm *vm)
-{
-	return vm->bus;
 }
 
 int vm_irq_line(struct vm *vm, unsigned int irq, int level)

@@ -8,8 +8,9 @@
  * slots, its port bus and devices, its vCPUs, and how it ends.
  *
  * Threads: the caller's thread builds, waits (vm_wait) and destroys; each
- * vCPU has a thread; devices (which see the VM only through the narrow
- * struct dev_host of dev/dev.h) and the control socket may have their own.
+ * vCPU has a thread (which sees the VM only through struct vcpu_host of
+ * vcpu.h); devices (which see it only through the narrow struct dev_host
+ * of dev/dev.h) and the control socket may have their own.
  * The VM ends with the first vm_request_exit from any thread, or with
  * SIGINT, SIGTERM or SIGHUP.
  */
@@ -24,7 +25,6 @@
 struct mem;
 struct devices;
 struct dev_config;
-struct ioport_bus;
 
 struct vm;
 
@@ -89,9 +89,7 @@ void vm_resume(struct vm *vm);
 bool vm_paused(struct vm *vm);
 
 unsigned int vm_cpus(const struct vm *vm);
-bool vm_debug(const struct vm *vm);	/* --debug */
 uint64_t vm_mem_size(const struct vm *vm);
-struct ioport_bus *vm_ioports(struct vm *vm);
 
 /* Drive an ISA interrupt line (PIC and IOAPIC) to level 0 or 1. */
 int vm_irq_line(struct vm *vm, unsigned int irq, int level);
