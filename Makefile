@@ -153,6 +153,11 @@ $(VMM_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o \
 		  $(VMM_TESTED_OBJS) $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
 
+# The vCPU test plays KVM and the VM (vcpu_fake.c) through vcpu.c's
+# struct vcpu_host.
+$(BUILD)/tests/test_vmm_vcpu: $(BUILD)/vmm/vcpu.o \
+			      $(BUILD)/tests/unit/vcpu_fake.o
+
 # The virtio test drives PCI bus 0 and the virtio-pci transport as a guest
 # driver would, in anonymous guest RAM (no KVM).
 VIRTIO_TESTED_OBJS := $(patsubst %.c,$(BUILD)/%.o,vmm/virtio/virtio.c \
