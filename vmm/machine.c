@@ -32,8 +32,6 @@ static int machine_start(const struct machine_ops *ops, void *ctx,
 	unsigned int max = kvm_host_max_vcpus(&m->host);
 	int ret;
 
-	if (max > MPTABLE_MAX_CPUS)
-		max = MPTABLE_MAX_CPUS;
 	if (spec->cpus > max)
 		return snap_err_set(err, -EINVAL, "%s %u: at most %u expected "
 				    "(KVM_CAP_MAX_VCPUS)", spec->cpus_what,
