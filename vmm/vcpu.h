@@ -50,9 +50,10 @@ struct vcpu_host {
 	void (*request_exit)(void *vm, int status, const char *why);
 	bool debug;		/* --debug: say when vCPU 0 first runs */
 	/*
-	 * KVM itself, as ioctl(2) on /dev/kvm, the VM or a vCPU (KVM_RUN and
-	 * the rest): NULL for the real one. A test plays KVM with its own;
-	 * the vCPU descriptors it makes must map kvm_run (a memfd does).
+	 * KVM itself: ioctl(2) on /dev/kvm, the VM or a vCPU (KVM_RUN and
+	 * the rest), answering as ioctl does (>= 0, or -1 with errno). NULL
+	 * for the real one; a test plays KVM with its own, whose vCPU
+	 * descriptors must map as kvm_run (a memfd does).
 	 */
 	int (*ioctl)(void *vm, int fd, unsigned long req, void *arg);
 };
