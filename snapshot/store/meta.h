@@ -122,4 +122,14 @@ int meta_dir_open(const char *dir, struct snap_meta *m, struct snap_err *err);
 /* Make the folders of a new store in dir (an empty directory). */
 int meta_dir_init(const char *dir, struct snap_err *err);
 
+struct rados_conn;
+
+/* The metadata of the store c connects to (meta_rados.h), with a
+ * reference to c of its own. */
+int meta_rados_open(struct rados_conn *c, struct snap_meta *m,
+		    struct snap_err *err);
+
+/* Begin a new store there: its namespace must hold no object. */
+int meta_rados_init(struct rados_conn *c, struct snap_err *err);
+
 #endif
