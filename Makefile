@@ -32,7 +32,7 @@ DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS   := -std=gnu11 -O2 -g -D_GNU_SOURCE -MMD -MP $(WARNINGS) \
-	    -Isnapshot -I$(BUILD)/proto $(DEP_CFLAGS) $(EXTRA_CFLAGS)
+	    -I. -I$(BUILD) $(DEP_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  := $(EXTRA_LDFLAGS)
 ifeq ($(SAN),1)
 CFLAGS   += -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -75,7 +75,7 @@ $(BUILD)/%.o: $(BUILD)/%.c
 
 # ---- libsnap -----------------------------------------------------------------
 
-LIBSNAP_SRCS := $(wildcard snapshot/*.c)
+LIBSNAP_SRCS := $(wildcard snapshot/format/*.c snapshot/store/*.c)
 LIBSNAP_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIBSNAP_SRCS)) $(PROTO_C:.c=.o)
 LIBSNAP      := $(BUILD)/libsnap.a
 
@@ -129,7 +129,7 @@ uninstall:
 
 # ---- tests -------------------------------------------------------------------
 
-TESTLIB_SRCS := tests/unit/testutil.c
+TESTLIB_SRCS := tests/lib/testutil.c
 UNIT_SRCS    := $(filter-out $(TESTLIB_SRCS),$(wildcard tests/unit/test_*.c))
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TESTLIB_SRCS))
@@ -138,7 +138,6 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
 
 # The compatibility test decodes messages of the extended schemas.
-$(BUILD)/tests/unit/test_future.o: CFLAGS += -I$(BUILD)/tproto
 $(BUILD)/tests/unit/test_future.o: $(FUTURE_C:.c=.h)
 $(BUILD)/tests/test_future: $(FUTURE_C:.c=.o)
 
@@ -203,33 +202,33 @@ $(GUEST_MODULES): $(GUEST_LINUX)
 guest: $(GUEST_LINUX) $(GUEST_MODULES)
 
 # The test guest (build/guest/testguest.elf).
-include tools/guest/guest.mk
+include tests/guest/guest.mk
 
-# The Linux guest's agent (tools/guest/agent/): static, so that the same
+# The Linux guest's agent (tests/guest/agent/): static, so that the same
 # file runs in the guest (serve) and on the host or in the rig (exec, put,
 # get). Never sanitized: it is not linked with the host's objects.
-AGENT_SRCS  := $(wildcard tools/guest/agent/*.c)
+AGENT_SRCS  := $(wildcard tests/guest/agent/*.c)
 GUEST_AGENT := $(BUILD)/guest/snapfs-agent
 
-$(GUEST_AGENT): $(AGENT_SRCS) tools/guest/agent/agent.h
+$(GUEST_AGENT): $(AGENT_SRCS) tests/guest/agent/agent.h
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARNINGS) -static -s -o $@ \
+	$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARNINGS) -I. -static -s -o $@ \
 		$(AGENT_SRCS)
 
-# The Linux guest's initrd: static busybox, tools/guest/linux-init.sh as
+# The Linux guest's initrd: static busybox, tests/guest/linux-init.sh as
 # /init, the agent and the modules; and its ext4 root disk (root=/dev/vda).
 GUEST_INITRD := $(BUILD)/guest/initrd.cpio.gz
 GUEST_ROOTFS := $(BUILD)/guest/rootfs.ext4
-GUEST_IMAGE_DEPS := tools/guest/linux-lib.sh $(GUEST_AGENT) $(GUEST_MODULES) \
+GUEST_IMAGE_DEPS := tests/guest/linux-lib.sh $(GUEST_AGENT) $(GUEST_MODULES) \
 		    $(wildcard /bin/busybox)
 
-$(GUEST_INITRD): tools/guest/mkinitrd.sh tools/guest/linux-init.sh \
+$(GUEST_INITRD): tests/guest/mkinitrd.sh tests/guest/linux-init.sh \
 		 $(GUEST_IMAGE_DEPS)
-	@sh tools/guest/mkinitrd.sh $@ $(GUEST_AGENT) $(dir $(GUEST_MODULES))
+	@sh tests/guest/mkinitrd.sh $@ $(GUEST_AGENT) $(dir $(GUEST_MODULES))
 
-$(GUEST_ROOTFS): tools/guest/mkrootfs.sh tools/guest/rootfs-init.sh \
+$(GUEST_ROOTFS): tests/guest/mkrootfs.sh tests/guest/rootfs-init.sh \
 		 $(GUEST_IMAGE_DEPS)
-	@sh tools/guest/mkrootfs.sh $@ $(GUEST_AGENT) $(dir $(GUEST_MODULES))
+	@sh tests/guest/mkrootfs.sh $@ $(GUEST_AGENT) $(dir $(GUEST_MODULES))
 
 guest: $(GUEST_INITRD) $(GUEST_ROOTFS) $(GUEST_AGENT)
 
@@ -264,11 +263,11 @@ run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap $(GUEST_ELF) $(GUEST_LINUX) \
 	@BUILD=$(BUILD) sh tools/demo.sh
 
 # A small producer of synthetic snapshots for the demo and the tests.
-$(BUILD)/tests/mksnap: $(BUILD)/tests/unit/mksnap.o $(TESTLIB_OBJS) $(LIBSNAP)
+$(BUILD)/tests/mksnap: $(BUILD)/tests/lib/mksnap.o $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 # Makes a snapshot hostile in one way, for restore's refusals.
-$(BUILD)/tests/snapedit: $(BUILD)/tests/unit/snapedit.o $(LIBSNAP)
+$(BUILD)/tests/snapedit: $(BUILD)/tests/lib/snapedit.o $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 check-proto: $(BUILD)/protolock
@@ -286,8 +285,8 @@ clean:
 
 # Everything that includes generated headers waits for them.
 ALL_SRCS := $(LIBSNAP_SRCS) $(SNAPCTL_SRCS) $(SNAPVM_SRCS) $(SNAPFS_SRCS) \
-	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/unit/mksnap.c \
-	    tests/unit/snapedit.c
+	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/lib/mksnap.c \
+	    tests/lib/snapedit.c
 $(patsubst %.c,$(BUILD)/%.o,$(ALL_SRCS)): | $(PROTO_H)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapfs.h"
+#include "fs/snapfs.h"
 
 struct dir_ent {
 	char name[SNAP_STORE_NAME_MAX + 1];

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "snapfs.h"
+#include "fs/snapfs.h"
 
 #define GC_POLL_MS	500
 

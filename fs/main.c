@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "snapfs.h"
+#include "fs/snapfs.h"
 
 #define FUSE_DEVICE	"/dev/fuse"
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "snapfs.h"
+#include "fs/snapfs.h"
 
 struct fs *snapfs_fs(fuse_req_t req)
 {

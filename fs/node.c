@@ -12,7 +12,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "snapfs.h"
+#include "fs/snapfs.h"
 
 #define BUCKETS 4096
 

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapfs.h"
+#include "fs/snapfs.h"
 
 #define SNAPFS_MAX_WRITE	(1u << 20)
 

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapfs.h"
+#include "fs/snapfs.h"
 
 /* mountinfo escapes blanks, newlines and backslashes as \ooo. */
 static void unescape(char *s)

@@ -38,7 +38,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "store.h"
+#include "snapshot/store/store.h"
 
 #define SNAPFS_NAME		"snapfs"
 #define SNAPFS_TIMEOUT		1.0	/* seconds the kernel caches entries */

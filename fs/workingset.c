@@ -43,7 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapfs.h"
+#include "fs/snapfs.h"
 
 #define PUSH_MAX	(1u << 20)	/* bytes of one notification */
 #define PUSH_THREADS	3

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "manifest.h"
-#include "snapfs.h"
+#include "snapshot/format/manifest.h"
+#include "fs/snapfs.h"
 
 #define XATTR_VALUE_MAX	256
 

@@ -10,7 +10,7 @@
 #   OUTDIR/version              the package it came from
 #
 # The guest's modules drive virtio-pci, virtio-blk, ext4, virtio-vsock and
-# virtio-rng (tools/guest/README.md). Their dependencies come from the
+# virtio-rng (tests/guest/README.md). Their dependencies come from the
 # modules themselves (the depends= of .modinfo; the package has no
 # modules.dep) and join the list; one that the kernel has built in is left
 # out. crc32c_generic is named because ext4 and jbd2 only ask for it by

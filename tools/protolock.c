@@ -35,9 +35,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "manifest.pb-c.h"
-#include "state.pb-c.h"
-#include "store.pb-c.h"
+#include "proto/manifest.pb-c.h"
+#include "proto/state.pb-c.h"
+#include "proto/store.pb-c.h"
 
 /*
  * Every message of both schema files, reachable from the roots or not (a

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "control.h"
+#include "vmm/control.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -14,9 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "control_req.h"
-#include "snapshot.h"
-#include "vm.h"
+#include "vmm/control_req.h"
+#include "vmm/snapshot.h"
+#include "vmm/vm.h"
 
 #define CONTROL_MAX_CLIENTS	8
 #define CONTROL_BACKLOG		8

@@ -10,7 +10,7 @@
  * time, so a pause never races a resume.
  */
 
-#include "error.h"
+#include "snapshot/format/error.h"
 
 #define CONTROL_LINE_MAX	4096	/* a request or response, with '\n' */
 

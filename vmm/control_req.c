@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "control_req.h"
+#include "vmm/control_req.h"
 
 #include <errno.h>
 #include <stdbool.h>

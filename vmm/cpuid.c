@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "cpuid.h"
+#include "vmm/cpuid.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -15,9 +15,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "control.h"
-#include "error.h"
+#include "vmm/cmd.h"
+#include "vmm/control.h"
+#include "snapshot/format/error.h"
 
 static int ctl_usage(void)
 {

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-#include "devices.h"
+#include "vmm/devices.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-#include "dev/dev.h"
-#include "ioport.h"
-#include "pci/pci.h"
-#include "vm.h"
+#include "vmm/dev/dev.h"
+#include "vmm/ioport.h"
+#include "vmm/pci/pci.h"
+#include "vmm/vm.h"
 
 /* Every device of a VM, in the order they are created and saved. */
 static const struct dev_ops *const dev_table[] = {

@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "manifest.h"
-#include "state.h"
+#include "snapshot/format/error.h"
+#include "snapshot/format/manifest.h"
+#include "snapshot/format/state.h"
 
 struct vm;
 struct ioport_bus;

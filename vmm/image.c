@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "image.h"
+#include "vmm/image.h"
 
 #include <errno.h>
 #include <stdbool.h>

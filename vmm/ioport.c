@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "ioport.h"
+#include "vmm/ioport.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "kvm.h"
+#include "vmm/kvm.h"
 
 #include <errno.h>
 #include <fcntl.h>

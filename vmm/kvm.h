@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "error.h"
+#include "snapshot/format/error.h"
 
 struct kvm_host {
 	int fd;			/* /dev/kvm */

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "kvm.h"
+#include "vmm/cmd.h"
+#include "vmm/kvm.h"
 
 
 static int cmd_check(int argc, char **argv)

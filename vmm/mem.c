@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "mem.h"
+#include "vmm/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "opts.h"
+#include "vmm/opts.h"
 
 struct mem {
 	uint8_t *host;

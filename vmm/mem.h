@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "snapshot/format/error.h"
 
 #define MEM_HOLE_START	0xc0000000ull	/* 3 GiB: start of the 32-bit hole */
 #define MEM_HIGH_START	0x100000000ull	/* 4 GiB: RAM above the hole */

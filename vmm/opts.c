@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "opts.h"
+#include "vmm/opts.h"
 
 #include <errno.h>
 #include <limits.h>

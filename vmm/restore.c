@@ -32,18 +32,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "control.h"
-#include "dev/dev.h"
-#include "devices.h"
-#include "image.h"
-#include "kvm.h"
-#include "mem.h"
-#include "opts.h"
-#include "snapdir.h"
-#include "snapshot.h"
-#include "vm.h"
-#include "vstate.h"
+#include "vmm/cmd.h"
+#include "vmm/control.h"
+#include "vmm/dev/dev.h"
+#include "vmm/devices.h"
+#include "vmm/image.h"
+#include "vmm/kvm.h"
+#include "vmm/mem.h"
+#include "vmm/opts.h"
+#include "snapshot/format/snapdir.h"
+#include "vmm/snapshot.h"
+#include "vmm/vm.h"
+#include "vmm/vstate.h"
 
 struct restore_config {
 	const char *dir;

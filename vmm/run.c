@@ -14,16 +14,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "boot/boot.h"
-#include "cmd.h"
-#include "control.h"
-#include "dev/dev.h"
-#include "kvm.h"
-#include "mem.h"
-#include "opts.h"
-#include "snapshot.h"
-#include "state_virtio.h"
-#include "vm.h"
+#include "vmm/boot/boot.h"
+#include "vmm/cmd.h"
+#include "vmm/control.h"
+#include "vmm/dev/dev.h"
+#include "vmm/kvm.h"
+#include "vmm/mem.h"
+#include "vmm/opts.h"
+#include "vmm/snapshot.h"
+#include "snapshot/format/state_virtio.h"
+#include "vmm/vm.h"
 
 #define RUN_MEM_DEFAULT	(256 * MIB)
 #define VSOCK_CID_DEFAULT	3u	/* the first a guest may have */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "snapshot.h"
+#include "vmm/snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,13 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "devices.h"
-#include "image.h"
-#include "mem.h"
-#include "snapdir.h"
-#include "vm.h"
-#include "vstate.h"
+#include "vmm/cmd.h"
+#include "vmm/devices.h"
+#include "vmm/image.h"
+#include "vmm/mem.h"
+#include "snapshot/format/snapdir.h"
+#include "vmm/vm.h"
+#include "vmm/vstate.h"
 
 struct saver {
 	struct vm *vm;

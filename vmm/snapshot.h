@@ -31,8 +31,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "manifest.h"
+#include "snapshot/format/error.h"
+#include "snapshot/format/manifest.h"
 
 struct vm;
 struct saver;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "term.h"
+#include "vmm/term.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "vcpu.h"
+#include "vmm/vcpu.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -11,10 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cpuid.h"
-#include "devices.h"
-#include "ioport.h"
-#include "vm.h"
+#include "vmm/cpuid.h"
+#include "vmm/devices.h"
+#include "vmm/ioport.h"
+#include "vmm/vm.h"
 
 #define KERNEL_SIGSET_SIZE	8	/* what KVM_SET_SIGNAL_MASK takes */
 

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "snapshot/format/error.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "vm.h"
+#include "vmm/vm.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -14,10 +14,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "devices.h"
-#include "ioport.h"
-#include "mem.h"
-#include "vcpu.h"
+#include "vmm/devices.h"
+#include "vmm/ioport.h"
+#include "vmm/mem.h"
+#include "vmm/vcpu.h"
 
 #define VM_TSS_ADDR		0xfffbd000ull
 #define VM_IDENTITY_MAP_ADDR	0xfffbc000ull

@@ -17,9 +17,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "boot/mptable.h"
-#include "error.h"
-#include "kvm.h"
+#include "vmm/boot/mptable.h"
+#include "snapshot/format/error.h"
+#include "vmm/kvm.h"
 
 struct mem;
 struct devices;

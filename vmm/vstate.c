@@ -4,7 +4,7 @@
  * of MSRs worth saving, and the ioctls of save and restore, each an ordered
  * table of steps. The structure conversions are in vstate_conv.c.
  */
-#include "vstate.h"
+#include "vmm/vstate.h"
 
 #include <asm/kvm_para.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
-#include "kvm.h"
+#include "vmm/kvm.h"
 
 _Static_assert(SNAP_LAPIC_SIZE == KVM_APIC_REG_SIZE, "LAPIC page size");
 

@@ -52,8 +52,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "state.h"
+#include "snapshot/format/error.h"
+#include "snapshot/format/state.h"
 
 /* What one VM on this host can save and take, found once per VM. */
 struct vstate_host {

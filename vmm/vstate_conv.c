@@ -4,7 +4,7 @@
  * generated from state.h's field lists, with every field's width checked
  * equal at compile time.
  */
-#include "vstate.h"
+#include "vmm/vstate.h"
 
 #include <stddef.h>
 #include <string.h>

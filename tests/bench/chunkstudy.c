@@ -1,6 +1,6 @@
 /*
  * chunkstudy: which fixed chunk size and zstd level should the
- * content-addressed memory store (snapshot/chunk.c) use?
+ * content-addressed memory store (snapshot/store/chunk.c) use?
  *
  *   chunkstudy [-m MIB] [-s SEED] [-l LEVEL] [-n SAMPLES] [-j THREADS]
  *
@@ -54,7 +54,7 @@
 
 #define PAGE		4096u
 #define KEY_LEN		32
-#define HDR		16		/* snapshot/chunk.c's CHUNK_HDR */
+#define HDR		16		/* snapshot/store/chunk.c's CHUNK_HDR */
 #define NCLONES		10
 #define RUN_DIRTY	16		/* pages per clustered dirty run */
 #define FILE_MAX	(32u << 20)	/* corpus files larger are skipped */

@@ -13,7 +13,7 @@
 # (virtio*.ko, in that order: virtio-pci, virtio-blk, virtio-rng) and an
 # /init written below, which loads them when a virtio device is on PCI,
 # then prints "devices-guest ready" and, by its bench= word, ticks every
-# 100 ms ("tick N", the console protocol of tools/guest/linux-init.sh) or
+# 100 ms ("tick N", the console protocol of tests/guest/linux-init.sh) or
 # serves blkbench commands read from the console.
 #
 #   boot     ms from snapvm run's fork (stamp, tests/bench/stamp.c) to

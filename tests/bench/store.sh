@@ -1,5 +1,5 @@
 #!/bin/sh
-# The memory store (snapshot/store.h) against a plain file on one disk.
+# The memory store (snapshot/store/store.h) against a plain file on one disk.
 #
 #   sh tests/bench/store.sh [STOREBENCH OPTION...]
 #
@@ -69,7 +69,7 @@ mkdir -p "$OUT" || exit 2
 cflags=$(pkg-config --cflags $PKGS)
 # shellcheck disable=SC2086
 "$CC" -std=gnu11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Werror \
-	-Isnapshot -I"$BUILD/proto" $cflags \
+	-I. -I"$BUILD" $cflags \
 	-o "$OUT/storebench" tests/bench/storebench.c "$BUILD/libsnap.a" \
 	$libs -lpthread || {
 	echo "store: tests/bench/storebench.c did not build" >&2
@@ -93,7 +93,7 @@ if [ -n "${STORE_ZSTD:-}" ]; then
 	set -- -z "$STORE_ZSTD" "$@"
 else	# the level the store picks, for the first line
 	z=$(sed -n 's/^#define ZSTD_DEFAULT[[:space:]]*\([0-9-]*\).*/\1/p' \
-		snapshot/store.c)
+		snapshot/store/store.c)
 	[ -n "$z" ] && set -- -Z "$z" "$@"
 fi
 "$OUT/storebench" "$@"

@@ -1,5 +1,5 @@
 /*
- * storebench: what the memory store (snapshot/store.h) costs against a
+ * storebench: what the memory store (snapshot/store/store.h) costs against a
  * plain file on the same disk.
  *
  *   storebench [-d DIR] [-s MIB] [-c CHUNK] [-n RUNS] [-C CACHE_MIB]
@@ -64,7 +64,7 @@
  * when that can be written (root), else, or with -F, with
  * posix_fadvise(POSIX_FADV_DONTNEED) on every file under DIR. FSTYPE
  * names DIR's filesystem in the first line, DEFAULT_LEVEL the level the
- * store uses when none is given (ZSTD_DEFAULT in snapshot/store.c; the
+ * store uses when none is given (ZSTD_DEFAULT in snapshot/store/store.c; the
  * library does not say); LOG gets every run's numbers as "BENCH ..."
  * lines.
  *
@@ -86,7 +86,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "snapshot/store/store.h"
 
 #define PAGE		4096u
 #define BLOCK		(4u << 20)	/* import writes */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "fuzz.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "digest.h"
-#include "frame.h"
+#include "snapshot/format/digest.h"
+#include "snapshot/store/frame.h"
 
 #ifndef FUZZ_SRCDIR
 #define FUZZ_SRCDIR "."

@@ -60,7 +60,7 @@ void fuzz_fixture(char *out, const char *name);
 uint8_t *fuzz_dup(const uint8_t *data, size_t size);
 
 /*
- * The checksum of frames (snapshot/frame.h): walk buf as a sequence of
+ * The checksum of frames (snapshot/store/frame.h): walk buf as a sequence of
  * frames, each from its header's length, and recompute every whole
  * frame's SHA-256. Magic and length are left as they are.
  */

@@ -17,7 +17,7 @@ FUZZ_BUILD   := build/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -MMD -MP $(WARNINGS) \
 	       -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
-	       -Isnapshot -I$(FUZZ_BUILD)/proto $(DEP_CFLAGS)
+	       -I. -I$(FUZZ_BUILD) $(DEP_CFLAGS)
 
 # Every target reads its format as on disk; those whose format carries a
 # checksum are built a second time with FUZZ_FIX (fuzz.h).
@@ -54,10 +54,6 @@ $(FUZZ_BUILD)/tests/fuzz/%_fix.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZ_FIX=1 -c -o $@ $<
 
-$(FUZZ_HARNESS) $(FUZZ_COMMON): FUZZ_CFLAGS += -Itests/fuzz
-$(FUZZ_BUILD)/tests/fuzz/fuzz_snapdir.o \
-$(FUZZ_BUILD)/tests/fuzz/fuzz_snapdir_fix.o: FUZZ_CFLAGS += -Itools/snapctl
-$(FUZZ_BUILD)/tests/fuzz/fuzz_control.o: FUZZ_CFLAGS += -Ivmm
 # Where the fixtures of tests/compat are found at run time.
 $(FUZZ_COMMON): FUZZ_CFLAGS += -DFUZZ_SRCDIR='"$(CURDIR)"'
 
@@ -98,7 +94,6 @@ test-fuzz: fuzz-maybe
 $(BUILD)/tests/fuzz-mkseeds: $(BUILD)/tests/fuzz/mkseeds.o $(TESTLIB_OBJS) \
 			     $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
-$(BUILD)/tests/fuzz/mkseeds.o: CFLAGS += -Itests/unit
 $(BUILD)/tests/fuzz/mkseeds.o: | $(PROTO_H)
 
 fuzz-seeds: $(BUILD)/tests/fuzz-mkseeds

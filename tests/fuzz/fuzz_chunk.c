@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "digest.h"
-#include "fuzz.h"
-#include "store_int.h"
+#include "snapshot/format/digest.h"
+#include "tests/fuzz/fuzz.h"
+#include "snapshot/store/store_int.h"
 
 #define CHUNK_FUZZ_MAX	(256u << 10)
 #define SIZES		7	/* 4 KiB to 256 KiB */

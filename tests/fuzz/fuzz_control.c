@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
-#include "control_req.h"
-#include "fuzz.h"
+#include "vmm/control.h"
+#include "vmm/control_req.h"
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -23,8 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fuzz.h"
-#include "store_int.h"
+#include "tests/fuzz/fuzz.h"
+#include "snapshot/store/store_int.h"
 
 #define FIXTURE		"2026-12-store-v2-patches"
 #define IMAGE		"e001fef268b1a386eead864cabb3b007"	/* p/base.img */

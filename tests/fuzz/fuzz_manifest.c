@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuzz.h"
-#include "manifest.h"
+#include "tests/fuzz/fuzz.h"
+#include "snapshot/format/manifest.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "fuzz.h"
+#include "snapshot/store/backend.h"
+#include "tests/fuzz/fuzz.h"
 
 static char dir[PATH_MAX], packs[PATH_MAX], idx[PATH_MAX], pack[PATH_MAX];
 static uint8_t *value;		/* room for any value: 8 MiB */

@@ -31,9 +31,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fuzz.h"
-#include "snapctl.h"
-#include "snapdir.h"
+#include "tests/fuzz/fuzz.h"
+#include "tools/snapctl/snapctl.h"
+#include "snapshot/format/snapdir.h"
 
 #define MEMORY_FIX_MAX	(1u << 20)
 #define DISK_FIX_MAX	(64u << 10)

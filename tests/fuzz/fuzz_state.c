@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuzz.h"
-#include "state.h"
-#include "state_virtio.h"
+#include "tests/fuzz/fuzz.h"
+#include "snapshot/format/state.h"
+#include "snapshot/format/state_virtio.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

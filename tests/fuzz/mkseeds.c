@@ -16,12 +16,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "frame.h"
-#include "manifest.h"
-#include "state.h"
-#include "state_virtio.h"
-#include "store_int.h"
-#include "testutil.h"
+#include "snapshot/store/frame.h"
+#include "snapshot/format/manifest.h"
+#include "snapshot/format/state.h"
+#include "snapshot/format/state_virtio.h"
+#include "snapshot/store/store_int.h"
+#include "tests/lib/testutil.h"
 
 #define CREATED_NS	1796083200000000000ull	/* 2026-12-01 */
 #define V1_SAMPLE	"tests/compat/2026-11-v1-sample"
@@ -379,7 +379,14 @@ static void storebin_seeds(void)
 	join(path, tmp, "store.bin");
 	test_write_file(path, buf, len);
 	free(buf);
-	check(meta_store_require(path, "future-feature", &err), path, &err);
+	{
+		struct snap_meta m;
+
+		check(meta_dir_open(tmp, &m, &err), tmp, &err);
+		check(meta_store_require(&m, "future-feature", &err), path,
+		      &err);
+		m.ops->free(m.ctx);
+	}
 	buf = test_read_file(path, &len);
 	put("storebin", "unknown-feature", buf, len);
 	free(buf);

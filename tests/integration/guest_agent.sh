@@ -1,5 +1,5 @@
 #!/bin/sh
-# The Linux guest's agent (tools/guest/agent), both ends on this host: the
+# The Linux guest's agent (tests/guest/agent), both ends on this host: the
 # agent serves on a unix socket (serve --unix, which also answers the
 # VMM's "CONNECT PORT" handshake) instead of vsock, and the client talks
 # to it as it would to a VM's vsock socket. Checked: exec's output, error

@@ -68,8 +68,8 @@ check "initrd: /init, busybox, the agent, guest.sh, the modules and order" \
 
 # ---- reproducible ------------------------------------------------------------
 check "the initrd and the root disk rebuild to the same bytes" \
-	'sh tools/guest/mkinitrd.sh "$tmp/initrd" "$AGENT" "$MODDIR" 2>"$err" &&
-	 sh tools/guest/mkrootfs.sh "$tmp/rootfs" "$AGENT" "$MODDIR" 2>>"$err" &&
+	'sh tests/guest/mkinitrd.sh "$tmp/initrd" "$AGENT" "$MODDIR" 2>"$err" &&
+	 sh tests/guest/mkrootfs.sh "$tmp/rootfs" "$AGENT" "$MODDIR" 2>>"$err" &&
 	 cmp "$tmp/initrd" "$INITRD" >>"$err" 2>&1 &&
 	 cmp "$tmp/rootfs" "$ROOTFS" >>"$err" 2>&1'
 

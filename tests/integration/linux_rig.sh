@@ -1,6 +1,6 @@
 #!/bin/sh
 # snapvm boots Linux: Debian's bzImage (build/guest/vmlinuz) with the guest
-# initrd (tools/guest/mkinitrd.sh, its /init is tools/guest/linux-init.sh)
+# initrd (tests/guest/mkinitrd.sh, its /init is tests/guest/linux-init.sh)
 # is ready and ticks with 1, 2 and 4 vCPUs; pause stops the ticks and
 # resume restarts them without a burst of the missed ones; a snapshot of the
 # running kernel restores in a new snapvm with its ticks going on; halt_after

@@ -3,7 +3,7 @@
 #
 # Debian's kernel boots the guest initrd, which switches to the ext4 root
 # disk (make guest: rootfs.ext4) on virtio-blk and starts the agent on
-# vsock (tools/guest/agent); the host drives the guest with snapfs-agent.
+# vsock (tests/guest/agent); the host drives the guest with snapfs-agent.
 # Checked:
 #   - the root is /dev/vda, ext4, and the agent answers;
 #   - a file written and fsync'ed by the guest is in the snapshot's

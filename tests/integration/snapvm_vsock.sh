@@ -18,7 +18,7 @@
 #     ECONNRESET) while new ones work both ways;
 #   - the kernel complains of nothing on its console;
 #   - when make guest built them, the guest's own initrd and snapfs-agent
-#     (tools/guest/agent) work through PATH: ping, exec, put and get.
+#     (tests/guest/agent) work through PATH: ping, exec, put and get.
 # Prints TAP. Runs where there is a hardware KVM (kvm_intel or kvm_amd:
 # PVM cannot run Debian's kernel), otherwise inside the rig.
 set -u
@@ -201,7 +201,7 @@ stop
 check "restored: PATH removed at the end" '[ ! -e "$V2" ]'
 quiet "restored"
 
-# ---- the guest agent (tools/guest/agent) on the guest's own initrd --------------
+# ---- the guest agent (tests/guest/agent) on the guest's own initrd --------------
 if [ -f ./initrd.cpio.gz ] && [ -x ./snapfs-agent ]; then
 	V3=$T/v3.sock AG=./snapfs-agent
 	start run --kernel "$KERNEL" --initrd ./initrd.cpio.gz --mem 256M \

@@ -17,9 +17,9 @@
 
 #include <cmocka.h>
 
-#include "digest.h"
-#include "store.h"
-#include "testutil.h"
+#include "snapshot/format/digest.h"
+#include "snapshot/store/store.h"
+#include "tests/lib/testutil.h"
 
 struct vcpu_expect {
 	uint64_t rip, rsp, cr3;

@@ -24,10 +24,10 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/control.h"
-#include "../../vmm/snapshot.h"
-#include "../../vmm/vm.h"
-#include "testutil.h"
+#include "vmm/control.h"
+#include "vmm/snapshot.h"
+#include "vmm/vm.h"
+#include "tests/lib/testutil.h"
 
 #define NOBODY		65534
 #define OTHER		65533

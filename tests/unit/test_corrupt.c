@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "testutil.h"
+#include "tests/lib/testutil.h"
 
 #define MEM (64u << 10)
 

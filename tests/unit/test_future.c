@@ -15,14 +15,14 @@
 
 #include <cmocka.h>
 
-#include "digest.h"
-#include "manifest.h"
-#include "state.h"
+#include "snapshot/format/digest.h"
+#include "snapshot/format/manifest.h"
+#include "snapshot/format/state.h"
 
-#include "manifest.pb-c.h"
-#include "state.pb-c.h"
-#include "future_manifest.pb-c.h"
-#include "future_state.pb-c.h"
+#include "proto/manifest.pb-c.h"
+#include "proto/state.pb-c.h"
+#include "tproto/future_manifest.pb-c.h"
+#include "tproto/future_state.pb-c.h"
 
 #define N_VCPUS		2
 #define N_XCRS		2

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "manifest.pb-c.h"
-#include "testutil.h"
+#include "proto/manifest.pb-c.h"
+#include "tests/lib/testutil.h"
 
 static void sample(struct snap_manifest *m)
 {

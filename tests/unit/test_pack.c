@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Pack files (snapshot/pack.c) through the directory backend: what a put
+ * Pack files (snapshot/store/pack.c) through the directory backend: what a put
  * and a sync leave is found by the next process, deletes stay deleted,
  * full packs are sealed and mostly dead ones compacted away, a torn tail
  * loses only what no sync covered, a reader finds what a writer synced
@@ -22,12 +22,12 @@
 
 #include <cmocka.h>
 
-#include "backend.h"
-#include "digest.h"
-#include "frame.h"
-#include "pack.h"
-#include "store.pb-c.h"
-#include "testutil.h"
+#include "snapshot/store/backend.h"
+#include "snapshot/format/digest.h"
+#include "snapshot/store/frame.h"
+#include "snapshot/store/pack.h"
+#include "proto/store.pb-c.h"
+#include "tests/lib/testutil.h"
 
 struct fx {
 	char *tmp;		/* the chunks directory */

@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "testutil.h"
+#include "tests/lib/testutil.h"
 
 #define MEM (1u << 20)
 

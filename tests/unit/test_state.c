@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "state.pb-c.h"
-#include "testutil.h"
+#include "proto/state.pb-c.h"
+#include "tests/lib/testutil.h"
 
 /* Both sides come from calloc, so padding is zero and memcmp is exact. */
 static void assert_vcpu_equal(const struct snap_vcpu *a,

@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "state.pb-c.h"
-#include "state_virtio.h"
+#include "proto/state.pb-c.h"
+#include "snapshot/format/state_virtio.h"
 
 /* A transport with a different, non-zero value in every field. */
 static void sample(struct snap_virtio *v, uint32_t seed, uint32_t n_queues,

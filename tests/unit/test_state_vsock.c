@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "state.pb-c.h"
-#include "state_virtio.h"
+#include "proto/state.pb-c.h"
+#include "snapshot/format/state_virtio.h"
 
 /* A transport with every field set, three queues (rx, tx, event). */
 static void sample(struct snap_virtio_vsock *s, uint32_t seed)

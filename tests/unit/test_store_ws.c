@@ -29,12 +29,12 @@
 
 #include <cmocka.h>
 
-#include "digest.h"
-#include "frame.h"
-#include "store.h"
-#include "store.pb-c.h"
-#include "store_int.h"
-#include "testutil.h"
+#include "snapshot/format/digest.h"
+#include "snapshot/store/frame.h"
+#include "snapshot/store/store.h"
+#include "proto/store.pb-c.h"
+#include "snapshot/store/store_int.h"
+#include "tests/lib/testutil.h"
 
 /* ---- pseudo-random bytes ------------------------------------------------- */
 

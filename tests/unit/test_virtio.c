@@ -19,9 +19,9 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/mem.h"
-#include "../../vmm/pci/pci.h"
-#include "../../vmm/virtio/virtio.h"
+#include "vmm/mem.h"
+#include "vmm/pci/pci.h"
+#include "vmm/virtio/virtio.h"
 
 #define RAM		(4ull << 20)
 #define QSIZE		16u

@@ -16,12 +16,12 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/boot/boot.h"
-#include "../../vmm/boot/e820.h"
-#include "../../vmm/boot/mptable.h"
-#include "../../vmm/mem.h"
-#include "test_vmm_elf.h"
-#include "testutil.h"
+#include "vmm/boot/boot.h"
+#include "vmm/boot/e820.h"
+#include "vmm/boot/mptable.h"
+#include "vmm/mem.h"
+#include "tests/unit/test_vmm_elf.h"
+#include "tests/lib/testutil.h"
 
 #define MIB (1ull << 20)
 #define GIB (1ull << 30)

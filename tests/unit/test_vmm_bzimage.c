@@ -18,11 +18,11 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/boot/boot.h"
-#include "../../vmm/boot/le.h"
-#include "../../vmm/boot/mptable.h"
-#include "../../vmm/mem.h"
-#include "testutil.h"
+#include "vmm/boot/boot.h"
+#include "vmm/boot/le.h"
+#include "vmm/boot/mptable.h"
+#include "vmm/mem.h"
+#include "tests/lib/testutil.h"
 
 #define MIB (1ull << 20)
 #define GIB (1ull << 30)

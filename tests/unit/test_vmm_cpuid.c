@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/cpuid.h"
+#include "vmm/cpuid.h"
 
 #define SIG_INDEX KVM_CPUID_FLAG_SIGNIFCANT_INDEX
 

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "test_vmm_elf.h"
+#include "tests/unit/test_vmm_elf.h"
 
 static int parse(const struct img *g, struct elf_info *info,
 		 struct snap_err *err)

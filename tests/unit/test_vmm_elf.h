@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../vmm/boot/elf.h"
-#include "../../vmm/boot/le.h"
+#include "vmm/boot/elf.h"
+#include "vmm/boot/le.h"
 
 #define IMG_PHOFF	64
 #define IMG_TEXT	0x1000	/* file offset of the first segment */

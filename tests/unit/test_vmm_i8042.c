@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/dev/dev.h"
+#include "vmm/dev/dev.h"
 
 #define DATA	0	/* port 0x60 */
 #define STATUS	4	/* port 0x64 */

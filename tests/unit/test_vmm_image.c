@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/image.h"
-#include "testutil.h"
+#include "vmm/image.h"
+#include "tests/lib/testutil.h"
 
 #define PAGES	200u			/* not a multiple of 64 */
 #define SIZE	((uint64_t)PAGES * IMAGE_PAGE)

@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/mem.h"
-#include "testutil.h"
+#include "vmm/mem.h"
+#include "tests/lib/testutil.h"
 
 #define GIB (1ull << 30)
 #define MIB (1ull << 20)

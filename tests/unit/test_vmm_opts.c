@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/ioport.h"
-#include "../../vmm/opts.h"
+#include "vmm/ioport.h"
+#include "vmm/opts.h"
 
 static void test_parse_size(void **unused)
 {

@@ -20,8 +20,8 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/dev/dev.h"
-#include "state.h"
+#include "vmm/dev/dev.h"
+#include "snapshot/format/state.h"
 
 #define SEC	0x00
 #define SEC_A	0x01

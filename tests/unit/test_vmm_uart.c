@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/dev/dev.h"
+#include "vmm/dev/dev.h"
 
 #define RBR 0
 #define IER 1

@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/vstate.h"
+#include "vmm/vstate.h"
 
 /* Non-zero bytes, no two alike within 255 bytes. */
 static void fill(void *p, size_t n)

@@ -34,11 +34,11 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/dev/dev.h"
-#include "../../vmm/mem.h"
-#include "../../vmm/pci/pci.h"
-#include "../../vmm/virtio/virtio.h"
-#include "testutil.h"
+#include "vmm/dev/dev.h"
+#include "vmm/mem.h"
+#include "vmm/pci/pci.h"
+#include "vmm/virtio/virtio.h"
+#include "tests/lib/testutil.h"
 
 #define RAM		(128ull << 20)
 #define QSIZE		256u

@@ -4,7 +4,7 @@
  * reading a snapshot and opening a store with the error reported, and the
  * signals that let a long copy clean up after itself.
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "snapdir.h"
-#include "store.h"
+#include "snapshot/format/snapdir.h"
+#include "snapshot/store/store.h"
 
 int cli_flush_stdout(void)
 {

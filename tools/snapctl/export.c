@@ -12,7 +12,7 @@
  * and the parent is fsynced. A failure or a signal removes the temporary,
  * so DIR holds a whole, checked snapshot or nothing.
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "io.h"
-#include "snapdir.h"
+#include "snapshot/format/io.h"
+#include "snapshot/format/snapdir.h"
 
 #define SPARSE_UNIT	4096	/* memory.bin's holes: whole pages */
 

@@ -2,13 +2,13 @@
 /*
  * Values formatted for people: sizes, times, vCPU states, text from disk.
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
 
-#include "utf8.h"
+#include "tools/snapctl/utf8.h"
 
 const char *fmt_size(uint64_t bytes, char out[FMT_SIZE_LEN])
 {

@@ -11,8 +11,8 @@
  * A failure or a signal removes the temporary; its images are gc's to
  * free.
  */
-#include "io.h"
-#include "snapctl.h"
+#include "snapshot/format/io.h"
+#include "tools/snapctl/snapctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "snapdir.h"
+#include "snapshot/format/snapdir.h"
 
 #define TMP_SUFFIX_LEN	(sizeof(".import-") - 1 + 8)
 

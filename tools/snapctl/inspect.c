@@ -3,14 +3,14 @@
  * snapctl inspect: the manifest and a summary of the state, as aligned
  * text (the JSON form is in inspect_json.c).
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
-#include "digest.h"
-#include "snapdir.h"
+#include "snapshot/format/digest.h"
+#include "snapshot/format/snapdir.h"
 
 #define LABEL_WIDTH	15	/* "memory sha256: " */
 #define VCPU_INDENT	10	/* "vcpu 255  " */

@@ -3,10 +3,10 @@
  * snapctl inspect --json: the same information as the text form, as one
  * JSON object. Ids and digests are hex strings; absent values are null.
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
-#include "digest.h"
-#include "json.h"
+#include "snapshot/format/digest.h"
+#include "tools/snapctl/json.h"
 
 static void features(struct json *j, const char *key, char **list,
 		     uint32_t n)

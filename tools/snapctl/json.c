@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-#include "json.h"
+#include "tools/snapctl/json.h"
 
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "tools/snapctl/utf8.h"
 
 void json_begin(struct json *j, FILE *out)
 {

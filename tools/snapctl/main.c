@@ -5,7 +5,7 @@
  * A subcommand is one row of commands[] and one function; a name of
  * several words ("store gc") is matched word by word against argv.
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
 #include <stdio.h>
 #include <string.h>

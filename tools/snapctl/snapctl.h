@@ -25,9 +25,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "manifest.h"
-#include "state.h"
-#include "store.h"
+#include "snapshot/format/manifest.h"
+#include "snapshot/format/state.h"
+#include "snapshot/store/store.h"
 
 #define SNAPCTL_PROG		"snapctl"
 #ifndef SNAPFS_VERSION

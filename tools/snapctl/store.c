@@ -4,7 +4,7 @@
  * numbers, check it and collect its garbage. Each subcommand opens the
  * store, asks libsnap one question and prints the answer.
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -16,9 +16,9 @@
 #include <string.h>
 #include <sys/xattr.h>
 
-#include "json.h"
-#include "snapdir.h"
-#include "store.h"
+#include "tools/snapctl/json.h"
+#include "snapshot/format/snapdir.h"
+#include "snapshot/store/store.h"
 
 #define LABEL_WIDTH	13	/* "compression: " */
 

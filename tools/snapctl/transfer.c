@@ -3,7 +3,7 @@
  * What import and export share: the files of a snapshot, the helpers of
  * their block loops, and the progress bar they draw on a terminal.
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapdir.h"
+#include "snapshot/format/snapdir.h"
 
 #define MIN(a, b)	((a) < (b) ? (a) : (b))
 #define BAR_WIDTH	30

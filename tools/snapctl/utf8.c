@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "utf8.h"
+#include "tools/snapctl/utf8.h"
 
 size_t utf8_seq_len(const char *str)
 {

@@ -4,9 +4,9 @@
  * (checksums, every field, required features, file sizes) plus, unless
  * --quick, the digest of memory.bin when the manifest records one.
  */
-#include "snapctl.h"
+#include "tools/snapctl/snapctl.h"
 
-#include "snapdir.h"
+#include "snapshot/format/snapdir.h"
 
 int verify_run(const struct snapctl_cmd *cmd, int argc, char **argv)
 {

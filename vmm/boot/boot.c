@@ -3,7 +3,7 @@
  * Kernel files, the table of kernel loaders, and what every loader shares:
  * the initrd's place and the low memory with the MP table.
  */
-#include "loader.h"
+#include "vmm/boot/loader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../opts.h"
-#include "e820.h"
+#include "vmm/opts.h"
+#include "vmm/boot/e820.h"
 
 /* Tried in order; the first whose probe says yes loads the kernel. */
 static const struct boot_loader *const boot_loaders[] = {

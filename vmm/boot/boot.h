@@ -35,8 +35,8 @@
 
 #include <stdint.h>
 
-#include "error.h"
-#include "mptable.h"
+#include "snapshot/format/error.h"
+#include "vmm/boot/mptable.h"
 
 #define BOOT_DATA_START		0x1000u
 #define BOOT_DATA_END		0x5000u

@@ -49,9 +49,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "e820.h"
-#include "le.h"
-#include "loader.h"
+#include "vmm/boot/e820.h"
+#include "vmm/boot/le.h"
+#include "vmm/boot/loader.h"
 
 #define BZ_SETUP_SECTS		0x1f1
 #define BZ_BOOT_FLAG		0x1fe

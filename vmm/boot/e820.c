@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "e820.h"
+#include "vmm/boot/e820.h"
 
 #include <errno.h>
 

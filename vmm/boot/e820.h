@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "../mem.h"
+#include "vmm/mem.h"
 
 #define E820_RAM	1
 #define E820_RESERVED	2

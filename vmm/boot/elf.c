@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include "elf.h"
+#include "vmm/boot/elf.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "le.h"
+#include "vmm/boot/le.h"
 
 /* Identification and header fields used here (System V gABI). */
 #define EI_CLASS	4

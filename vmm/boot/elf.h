@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "snapshot/format/error.h"
 
 #define ELF_MAX_PHDRS		256
 #define ELF_MAX_LOADS		32

@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../mem.h"
-#include "boot.h"
-#include "elf.h"
+#include "vmm/mem.h"
+#include "vmm/boot/boot.h"
+#include "vmm/boot/elf.h"
 
 struct boot_file {
 	const char *path;

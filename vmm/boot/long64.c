@@ -21,8 +21,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "le.h"
-#include "loader.h"
+#include "vmm/boot/le.h"
+#include "vmm/boot/loader.h"
 
 #define PAGE_SIZE	4096u
 #define PT_ENTRIES	512u

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include "mptable.h"
+#include "vmm/boot/mptable.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "le.h"
+#include "vmm/boot/le.h"
 
 #define MP_FLOAT_SIZE	16
 #define MP_HEADER_SIZE	44

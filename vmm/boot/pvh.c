@@ -29,9 +29,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "e820.h"
-#include "le.h"
-#include "loader.h"
+#include "vmm/boot/e820.h"
+#include "vmm/boot/le.h"
+#include "vmm/boot/loader.h"
 
 #define PVH_MAGIC		0x336ec578u
 #define PVH_VERSION		1u

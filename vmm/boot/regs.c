@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "boot.h"
+#include "vmm/boot/boot.h"
 
 #define CR0_PE		(1ull << 0)
 #define CR0_ET		(1ull << 4)

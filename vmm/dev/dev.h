@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ioport.h"
-#include "error.h"
-#include "manifest.h"
+#include "vmm/ioport.h"
+#include "snapshot/format/error.h"
+#include "snapshot/format/manifest.h"
 
 struct mem;
 struct pci_bus;

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dev.h"
+#include "vmm/dev/dev.h"
 
 #define I8042_DATA	0x60
 #define I8042_STATUS	0x64	/* command on write */

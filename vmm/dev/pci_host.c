@@ -5,9 +5,9 @@
  * address latched at 0xcf8: a guest paused between writing it and
  * reading 0xcfc reads the same register after a restore.
  */
-#include "../pci/pci.h"
-#include "dev.h"
-#include "state_virtio.h"
+#include "vmm/pci/pci.h"
+#include "vmm/dev/dev.h"
+#include "snapshot/format/state_virtio.h"
 
 static const struct dev_ports pci_ports[] = {
 	{ 0xcf8, 8 },

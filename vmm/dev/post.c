@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dev.h"
+#include "vmm/dev/dev.h"
 
 #define POST_PORT	0x80
 

@@ -28,8 +28,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "dev.h"
-#include "state.h"
+#include "vmm/dev/dev.h"
+#include "snapshot/format/state.h"
 
 #define RTC_BASE	0x70
 #define RTC_IRQ		8

@@ -23,9 +23,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "../term.h"
-#include "dev.h"
-#include "state.h"
+#include "vmm/term.h"
+#include "vmm/dev/dev.h"
+#include "snapshot/format/state.h"
 
 #define UART_BASE	0x3f8
 #define UART_IRQ	4

@@ -23,10 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../image.h"
-#include "../virtio/virtio.h"
-#include "dev.h"
-#include "snapdir.h"
+#include "vmm/image.h"
+#include "vmm/virtio/virtio.h"
+#include "vmm/dev/dev.h"
+#include "snapshot/format/snapdir.h"
 
 #define BLK_SECTOR		512u
 #define BLK_F_SEG_MAX		2

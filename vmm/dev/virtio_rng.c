@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <sys/random.h>
 
-#include "../virtio/virtio.h"
-#include "dev.h"
+#include "vmm/virtio/virtio.h"
+#include "vmm/dev/dev.h"
 
 #define RNG_MAX_REQUEST	(64u << 10)
 

@@ -41,8 +41,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dev.h"
-#include "vsock.h"
+#include "vmm/dev/dev.h"
+#include "vmm/dev/vsock.h"
 
 #define VSOCK_QUEUES		3
 #define VSOCK_CONFIG_LEN	8	/* le64 guest_cid */

@@ -19,7 +19,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-#include "../virtio/virtio.h"
+#include "vmm/virtio/virtio.h"
 
 #define Q_RX			0
 #define Q_TX			1

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vsock.h"
+#include "vmm/dev/vsock.h"
 
 /* Tell the guest of bytes forwarded once this many have gone unheard. */
 #define CREDIT_THRESHOLD	(CONN_BUF / 4)

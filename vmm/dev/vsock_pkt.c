@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "vsock.h"
+#include "vmm/dev/vsock.h"
 
 #define PKT_MAX			(64u << 10)	/* payload of a packet we send */
 #define EVENT_TRANSPORT_RESET	0u

@@ -7,7 +7,7 @@
  * bits the guest may write; the few registers with side effects (BAR0's
  * sizing, MSI-X message control) are handled after the masked write.
  */
-#include "pci.h"
+#include "vmm/pci/pci.h"
 
 #include <errno.h>
 #include <linux/kvm.h>

@@ -22,8 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "state_virtio.h"
+#include "snapshot/format/error.h"
+#include "snapshot/format/state_virtio.h"
 
 #define PCI_CONFIG_SIZE		SNAP_PCI_CONFIG_SIZE
 #define PCI_MAX_SLOTS		32u

@@ -2,14 +2,14 @@
 /*
  * The modern virtio-pci transport and split virtqueues. See virtio.h.
  */
-#include "virtio.h"
+#include "vmm/virtio/virtio.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../mem.h"
-#include "../pci/pci.h"
+#include "vmm/mem.h"
+#include "vmm/pci/pci.h"
 
 #define VIRTIO_PCI_VENDOR	0x1af4u
 #define VIRTIO_PCI_DEVICE_BASE	0x1040u

@@ -28,8 +28,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "error.h"
-#include "state_virtio.h"
+#include "snapshot/format/error.h"
+#include "snapshot/format/state_virtio.h"
 
 struct mem;
 struct pci_bus;
