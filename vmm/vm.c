@@ -175,23 +175,23 @@ static int setup_kvm(struct vm *vm, const struct kvm_host *host,
 
 /* ---- what the vCPUs ask of the VM (vcpu.h) ------------------------------ */
 
-static void vcpu_pio(void *opaque, uint16_t port, bool is_write,
-		     uint8_t *data, unsigned int size)
+static void vm_pio(void *opaque, uint16_t port, bool is_write, uint8_t *data,
+		   unsigned int size)
 {
 	struct vm *vm = opaque;
 
 	ioport_access(vm->bus, port, is_write, data, size);
 }
 
-static bool vcpu_mmio(void *opaque, uint64_t addr, bool is_write,
-		      uint8_t *data, unsigned int len)
+static bool vm_mmio(void *opaque, uint64_t addr, bool is_write, uint8_t *data,
+		    unsigned int len)
 {
 	struct vm *vm = opaque;
 
 	return devices_mmio(vm->devices, addr, is_write, data, len);
 }
 
-static void vcpu_request_exit(void *vm, int status, const char *why)
+static void vm_request_exit_why(void *vm, int status, const char *why)
 {
 	vm_request_exit(vm, status, "%s", why);
 }
@@ -202,9 +202,9 @@ static int create_vcpus(struct vm *vm, const struct kvm_host *host,
 {
 	const struct vcpu_host vh = {
 		.vm = vm,
-		.pio = vcpu_pio,
-		.mmio = vcpu_mmio,
-		.request_exit = vcpu_request_exit,
+		.pio = vm_pio,
+		.mmio = vm_mmio,
+		.request_exit = vm_request_exit_why,
 		.debug = vm->debug,
 	};
 	struct kvm_cpuid2 *cpuid = NULL;
