@@ -52,7 +52,8 @@ static int machine_start(const struct machine_ops *ops, void *ctx,
 		return ret;
 	ret = vm_start(m->vm);
 	if (ret)
-		return snap_err_set(err, ret, "vCPU threads: %s", strerror(-ret));
+		return snap_err_set(err, ret, "vCPU threads: %s",
+				    strerror(-ret));
 	return 0;
 }
 
@@ -96,7 +97,7 @@ int machine_run(const struct machine_ops *ops, void *ctx)
 	vm_destroy(m.vm);
 	kvm_host_close(&m.host);
 	if (ret)
-		mem_remove_created(m.spec.mem);	/* a file made for nothing */
+		mem_remove_created(m.spec.mem);	/* made for nothing */
 	mem_destroy(m.spec.mem);
 	ops->close(ctx, !ret);
 	if (ret) {

@@ -43,11 +43,11 @@ struct dev_config;
 struct machine_spec {
 	struct mem *mem;		/* RAM: the machine's from then on */
 	unsigned int cpus;
-	const char *cpus_what;		/* names cpus in an error: "--cpus" */
+	const char *cpus_what;		/* cpus in an error: "--cpus" */
 	const struct dev_config *devs;	/* must outlive the machine */
 	const char *control;		/* --control SOCKET, or NULL */
-	const char *cmdline;		/* for snapshots' manifests, or NULL */
-	struct saver_base base;		/* the saver's first base, if any */
+	const char *cmdline;		/* for manifests, or NULL */
+	struct saver_base base;		/* the saver's first base */
 	bool debug;			/* --debug */
 	/* Names every error from the build step on ("DIR: ..."), or NULL. */
 	const char *prefix;

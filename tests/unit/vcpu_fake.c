@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #define RUN_SIZE	8192	/* kvm_run, then the page of port data */
-#define IO_DATA		4096	/* where KVM puts port data: data_offset */
+#define IO_DATA		4096	/* data_offset: where port data is */
 #define MAX_DONE	(sizeof(fake.cpu[0].done) / sizeof(fake.cpu[0].done[0]))
 
 struct fake fake;
@@ -105,7 +105,8 @@ static void complete(struct fake_cpu *c)
 
 	if (c->n_done == MAX_DONE)
 		return;
-	if (c->open_exit == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_IN) {
+	if (c->open_exit == KVM_EXIT_IO &&
+	    run->io.direction == KVM_EXIT_IO_IN) {
 		len = run->io.size * run->io.count;
 		memcpy(d->data, (uint8_t *)run + run->io.data_offset, len);
 	} else if (c->open_exit == KVM_EXIT_MMIO && !run->mmio.is_write) {
@@ -138,8 +139,9 @@ static int kvm_run(struct fake_cpu *c)
 	if (ret == GUEST_RUNS) {
 		c->in_guest = true;
 		pthread_cond_broadcast(&fake_cv);
-		/* A kick sets immediate_exit (its signal stays blocked here). */
-		while (!__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED)) {
+		/* A kick sets immediate_exit; its signal stays blocked. */
+		while (!__atomic_load_n(&run->immediate_exit,
+					__ATOMIC_RELAXED)) {
 			fake_after_ms(&ts, 1);
 			pthread_cond_timedwait(&fake_cv, &fake_lock, &ts);
 		}

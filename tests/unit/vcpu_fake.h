@@ -29,8 +29,8 @@
 #define FAKE_RIP	0xfff0ull	/* what KVM_GET_REGS says */
 #define FAKE_CPUS	2
 #define FAKE_LOG	16
-#define GUEST_RUNS	1	/* a script step: the guest runs until kicked */
-#define WAIT_MS		10000	/* how long a test waits for a vCPU */
+#define GUEST_RUNS	1	/* a step: the guest runs until kicked */
+#define WAIT_MS		10000	/* how long a test waits */
 
 /* What KVM handed the guest when it completed an IN or an MMIO read. */
 struct completion {
@@ -42,7 +42,7 @@ struct completion {
 typedef int fake_script(struct kvm_run *run, unsigned int step);
 
 struct fake_cpu {
-	int fd;				/* a memfd: the vCPU descriptor */
+	int fd;				/* the vCPU: a memfd */
 	struct kvm_run *run;		/* our own mapping of its kvm_run */
 	fake_script *script;
 	unsigned int steps;
@@ -58,7 +58,7 @@ struct fake_cpu {
 
 struct access {
 	bool mmio;
-	uint64_t addr;			/* port or guest physical address */
+	uint64_t addr;			/* port, or guest physical */
 	bool is_write;
 	unsigned int size;
 	uint8_t data[8];		/* what was written */
@@ -67,12 +67,12 @@ struct access {
 struct fake {
 	struct fake_cpu cpu[FAKE_CPUS];
 	unsigned int created;
-	int fail_create;		/* KVM_CREATE_VCPU of this index fails */
-	int mask_error;			/* KVM_SET_SIGNAL_MASK fails with it */
+	int fail_create;		/* this vCPU's creation fails */
+	int mask_error;			/* KVM_SET_SIGNAL_MASK's errno */
 	struct access log[FAKE_LOG];
 	unsigned int n_log;
-	bool pio_waits_for_pause;	/* the next port access holds its vCPU */
-	bool in_pio;			/* ... which has started */
+	bool pio_waits_for_pause;	/* the next port access waits */
+	bool in_pio;			/* ... for a pause, and has begun */
 	struct vcpus *set;		/* for that wait */
 	unsigned int exits;		/* exit requests */
 	int status;			/* of the first */
@@ -99,7 +99,8 @@ int fake_mmio(struct kvm_run *run, uint64_t addr, bool is_write,
 	      uint32_t len, const void *data);
 int fake_exit(struct kvm_run *run, uint32_t reason);
 int fake_event(struct kvm_run *run, uint32_t type);	/* a system event */
-int fake_guest_runs(struct kvm_run *run, unsigned int step);	/* a script */
+/* A script: the guest runs until kicked, at every step. */
+int fake_guest_runs(struct kvm_run *run, unsigned int step);
 
 /*
  * In a cmocka test: wait until expr (read under fake_lock) holds; fail
