@@ -8,7 +8,8 @@
  *   m.NAME     each object of meta.h ("m.store.bin", "m.images/<id>", ...)
  *   names      the names, as the omap of one object, so that every
  *              change of names is one atomic operation:
- *                d:SNAP         a snapshot (value: its mtime, ns, LE)
+ *                d:SNAP         a snapshot (value: its inode number, LE)
+ *                t:SNAP         its mtime (ns, LE): when its names changed
  *                n:SNAP/FILE    a file name (value: the image's id)
  *                r:<id>:SNAP/FILE  the same name, found by image (nlink)
  *   lock       the store's locks (RADOS object locks with a lease):
@@ -25,11 +26,13 @@
 #define RADOS_NAMES_OID		"names"
 #define RADOS_LOCK_OID		"lock"
 #define RADOS_LEASE_S		30	/* a dead host's locks go after this */
+#define RADOS_LEASE_ENV		"SNAP_RADOS_LEASE_S"	/* another, 3-3600 */
 
 struct meta_rados {
 	struct rados_conn *c;
 	rados_ioctx_t nio;	/* the names object's, under lock */
 	char cookie[40];	/* this open's locks */
+	int lease_s;		/* their lease */
 	pthread_mutex_t lock;	/* names' read-modify-writes, lock state */
 	bool open_held, gc_held, write_held, lease_lost;
 	pthread_t lease;	/* renews held locks */
