@@ -9,6 +9,7 @@
 #   make check-proto  fail when a committed .proto field changed
 #   make fuzz       fuzz every parser of untrusted bytes, print a table
 #                   (tests/fuzz/fuzz.mk has the rest)
+#   make soak-fsx   a long snapfsx run over real mounts (tests/fsx/fsx.mk)
 #   make WERROR=0   warnings stay warnings
 
 CC      ?= gcc
@@ -181,6 +182,9 @@ $(BUILD)/tests/test_control: $(BUILD)/tests/unit/test_control.o \
 
 TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap \
 	     $(BUILD)/tests/snapedit
+
+# snapfsx, the exerciser of a real mount, and make soak-fsx.
+include tests/fsx/fsx.mk
 
 # ---- guests ------------------------------------------------------------------
 
