@@ -71,7 +71,7 @@ static int fusermount(struct fsx *fsx, bool lazy)
 
 int daemon_setup(struct fsx *fsx)
 {
-	char *argv[6];
+	char *argv[8];
 	int i = 0;
 
 	if (fsx->workdir) {
@@ -108,13 +108,22 @@ int daemon_setup(struct fsx *fsx)
 	return 0;
 }
 
+/* The end of the daemon's log (its last 2 KiB) on stderr. */
 static void show_log(struct fsx *fsx)
 {
-	char *argv[] = { "tail", "-n", "20", fsx->log, NULL };
+	char buf[2048];
+	size_t n;
+	FILE *f = fopen(fsx->log, "r");
 
-	fprintf(stderr, "snapfsx: the daemon's log (%s), its end:\n",
+	if (!f)
+		return;
+	if (fseek(f, -(long)sizeof(buf), SEEK_END))
+		rewind(f);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	fprintf(stderr, "snapfsx: the end of the daemon's log (%s):\n",
 		fsx->log);
-	daemon_run(fsx, argv);
+	fwrite(buf, 1, n, stderr);
 }
 
 /* Start the daemon and wait (up to 10 s) for its mount. */
@@ -272,9 +281,9 @@ void daemon_cleanup(struct fsx *fsx, bool failed)
 		fsx->files[i].fd = -1;
 	}
 	if (fsx->pid > 0) {
-		if (is_mounted(fsx->mnt))
-			fusermount(fsx, false);
-		if (reap(fsx, 5000) == -1) {
+		/* Unmounted, the daemon exits; else (busy) SIGTERM. */
+		if (!is_mounted(fsx->mnt) || fusermount(fsx, false) ||
+		    reap(fsx, 5000) == -1) {
 			kill(fsx->pid, SIGTERM);
 			if (reap(fsx, 5000) == -1) {
 				kill(fsx->pid, SIGKILL);

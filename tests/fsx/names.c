@@ -177,16 +177,14 @@ int op_rmsnap(struct fsx *fsx)
 	fsx_note(fsx, "rm -r %s (%d names)", fsx->dirs[dir].name,
 		 model_dir_names(fsx, dir));
 	/*
-	 * A file open through a name in the snapshot keeps the removed
-	 * directory's inode alive in the kernel; snapfs then hands that
-	 * dead inode to a new snapshot whose store directory gets the same
-	 * inode number, and nothing can be created in it (ENOENT).
-	 * --close-on-rmsnap steps around that bug.
+	 * A file open through a name the snapshot has or had keeps the
+	 * removed directory's inode alive in the kernel; snapfs then hands
+	 * that dead inode to a new snapshot whose store directory gets the
+	 * same inode number, and nothing can be created in it (ENOENT).
+	 * --close-on-rmsnap steps around that bug by closing every file.
 	 */
 	if (fsx->close_on_rmsnap)
-		for (int i = 0; i < FSX_MAX_NAMES; i++)
-			if (fsx->names[i].used && fsx->names[i].dir == dir)
-				model_close(fsx, fsx->names[i].file);
+		model_close_all(fsx);
 	for (int i = 0; i < FSX_MAX_NAMES; i++) {
 		if (!fsx->names[i].used || fsx->names[i].dir != dir)
 			continue;

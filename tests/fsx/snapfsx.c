@@ -63,6 +63,7 @@
 #include "tests/fsx/fsx.h"
 
 #define FSX_OP_TIMEOUT	120	/* seconds an operation may take */
+#define FSX_PROGRESS	50000	/* a line every so many operations */
 
 static struct fsx *the_fsx;	/* for the signal handler */
 
@@ -240,6 +241,12 @@ int main(int argc, char **argv)
 		} while (fsx_ops[fsx.kind].run(&fsx) != 0);
 		alarm(0);
 		fsx.done[fsx.kind]++;
+		if (fsx.opno % FSX_PROGRESS == 0 && !fsx.verbose) {
+			printf("snapfsx: %llu operations, %.0f ops/s\n",
+			       (unsigned long long)fsx.opno,
+			       (double)fsx.opno / (now() - t0));
+			fflush(stdout);
+		}
 	}
 	fsx.opno = fsx.nops;
 
