@@ -124,8 +124,8 @@ static void crash_names(struct fsx *fsx, bool missing[])
 			missing[i] = true;
 		} else if ((uint64_t)st.st_ino != fsx->files[nm->file].ino) {
 			if (!loose)
-				fsx_fail(fsx, "after kill -9: %s is inode %llu, "
-					 "expected %llu", path,
+				fsx_fail(fsx, "after kill -9: %s is inode "
+					 "%llu, expected %llu", path,
 					 (unsigned long long)st.st_ino,
 					 (unsigned long long)
 					 fsx->files[nm->file].ino);

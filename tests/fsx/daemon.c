@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,7 +130,7 @@ static void show_log(struct fsx *fsx)
 /* Start the daemon and wait (up to 10 s) for its mount. */
 int daemon_start(struct fsx *fsx)
 {
-	char opt[256];
+	char opt[512];
 	char *argv[8];
 	int i = 0, status;
 	pid_t pid;
@@ -147,8 +148,13 @@ int daemon_start(struct fsx *fsx)
 	argv[i++] = fsx->store;
 	argv[i++] = fsx->mnt;
 	argv[i++] = "-f";
-	if (fsx->cache_size) {
-		snprintf(opt, sizeof(opt), "cache_size=%s", fsx->cache_size);
+	if (fsx->cache_size || fsx->gc_bytes) {
+		snprintf(opt, sizeof(opt), "%s%.200s%s%s%.200s",
+			 fsx->cache_size ? "cache_size=" : "",
+			 fsx->cache_size ? fsx->cache_size : "",
+			 fsx->cache_size && fsx->gc_bytes ? "," : "",
+			 fsx->gc_bytes ? "gc_bytes=" : "",
+			 fsx->gc_bytes ? fsx->gc_bytes : "");
 		argv[i++] = "-o";
 		argv[i++] = opt;
 	}
@@ -237,9 +243,15 @@ void daemon_crash(struct fsx *fsx)
 	if (reap(fsx, 30000) == -1)
 		fsx_fail(fsx, "the daemon survived kill -9 for 30 s");
 	for (int i = 0; i < FSX_MAX_FILES; i++) {
-		if (fsx->files[i].used && fsx->files[i].fd >= 0)
-			close(fsx->files[i].fd);	/* fails: ENOTCONN */
-		fsx->files[i].fd = -1;
+		struct mfile *f = &fsx->files[i];
+
+		if (f->used && f->fd >= 0)
+			close(f->fd);	/* fails: ENOTCONN */
+		f->fd = -1;
+		if (f->used && !f->nlink) {
+			f->fd = -1;
+			model_orphan_gone(fsx, i);
+		}
 	}
 	if (fusermount(fsx, false) && fusermount(fsx, true))
 		fsx_fail(fsx, "fusermount3 -u of the dead mount failed");
@@ -300,7 +312,23 @@ void daemon_cleanup(struct fsx *fsx, bool failed)
 		return;
 	}
 	if (made_work && !fsx->keep && !is_mounted(fsx->mnt))
-		nftw(fsx->work, remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		nftw(fsx->work, remove_one, 16,
+		     FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* A gc now (the attribute's reply waits for it), then one whole file. */
+int op_gc(struct fsx *fsx)
+{
+	int file = model_pick_file(fsx);
+
+	fsx_note(fsx, "gc (setxattr user.snapfs.gc on the root)%s%s",
+		 file >= 0 ? ", then read all of " : "",
+		 file >= 0 ? model_label(fsx, file) : "");
+	if (setxattr(fsx->mnt, "user.snapfs.gc", "now", 3, 0))
+		fsx_fail_errno(fsx, "setxattr user.snapfs.gc");
+	if (file >= 0)
+		check_file(fsx, file);
+	return 0;
 }
 
 int op_remount(struct fsx *fsx)

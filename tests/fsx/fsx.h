@@ -40,13 +40,13 @@ struct mdir {
 struct mfile {
 	bool used;
 	unsigned id;		/* its number in messages ("file 7") */
-	uint64_t ino;		/* st_ino in the mount, stable across mounts */
+	uint64_t ino;		/* st_ino, the same across mounts */
 	size_t size;
 	uint8_t *data;
 	int nlink;
 	int fd;			/* open O_RDWR, or -1 */
-	bool mapdirty;		/* written through a shared mapping and not
-				 * written back since (no fsync or close) */
+	bool mapdirty;		/* written through a shared mapping, not
+				 * written back since (fsync, close) */
 
 	/* What a kill -9 of the daemon may not lose (snapfsx.c) */
 	bool dirty;		/* changed since its last fsync */
@@ -71,7 +71,7 @@ enum fsx_opkind {
 	OP_CREATE, OP_WRITE, OP_READ, OP_TRUNCATE, OP_MAPREAD, OP_MAPWRITE,
 	OP_MAPPRIV, OP_COPY, OP_CLONE, OP_LINK, OP_RENAME, OP_UNLINK,
 	OP_MKDIR, OP_RMSNAP, OP_RENAMEDIR, OP_FSYNC, OP_FSYNCDIR, OP_CLOSE,
-	OP_REMOUNT, OP_CRASH, OP_COUNT
+	OP_GC, OP_REMOUNT, OP_CRASH, OP_COUNT
 };
 
 struct fsx_op {
@@ -91,6 +91,7 @@ struct fsx {
 	const char *chunk_size;	/* snapctl store init --chunk-size */
 	size_t chunk;		/* the same in bytes (64 KiB by default) */
 	const char *cache_size;	/* snapfs -o cache_size */
+	const char *gc_bytes;	/* snapfs -o gc_bytes */
 	const char *snapfs;
 	const char *snapctl;
 	const char *workdir;	/* made by us when NULL */
@@ -104,7 +105,7 @@ struct fsx {
 	uint64_t rng;
 	uint64_t opno;
 	enum fsx_opkind kind;
-	char desc[512];		/* the operation in words, for messages */
+	char desc[512];		/* the operation in words */
 	unsigned next_id;	/* for names and file numbers */
 	size_t page;
 	uint8_t *buf;		/* maxio bytes of scratch */
@@ -125,8 +126,8 @@ struct fsx {
 
 	/* counts for the summary */
 	uint64_t done[OP_COUNT];
-	uint64_t crash_lost;	/* unsynced changes a crash legitimately lost */
-	uint64_t crash_kept;	/* unsynced changes that survived one */
+	uint64_t crash_lost;	/* files whose unsynced changes a kill lost */
+	uint64_t crash_kept;	/* files whose unsynced changes survived */
 };
 
 /* snapfsx.c */
@@ -161,6 +162,7 @@ int op_renamedir(struct fsx *fsx);
 int op_fsync(struct fsx *fsx);
 int op_fsyncdir(struct fsx *fsx);
 int op_close(struct fsx *fsx);
+int op_gc(struct fsx *fsx);
 int op_remount(struct fsx *fsx);
 int op_crash(struct fsx *fsx);
 
@@ -190,6 +192,7 @@ void model_synced(struct fsx *fsx, int file);
 int model_fd(struct fsx *fsx, int file);
 void model_close(struct fsx *fsx, int file);
 void model_close_all(struct fsx *fsx);
+void model_orphan_gone(struct fsx *fsx, int file);
 
 /* check.c */
 char **check_list(struct fsx *fsx, const char *path, int *n);

@@ -171,7 +171,11 @@ int model_add_name(struct fsx *fsx, int dir, int file, const char *name)
 	return -1;
 }
 
-/* A name goes; its file with its last name (any open fd is closed). */
+/*
+ * A name goes. A file losing its last name goes too, or, when it is open,
+ * sometimes lives on through its fd alone (an orphan, as after unlink of
+ * an open file) until that is closed.
+ */
 void model_drop_name(struct fsx *fsx, int name)
 {
 	struct mname *n = &fsx->names[name];
@@ -179,7 +183,7 @@ void model_drop_name(struct fsx *fsx, int name)
 
 	fsx->dirs[n->dir].dirty = true;
 	n->used = false;
-	if (--f->nlink == 0)
+	if (--f->nlink == 0 && (f->fd < 0 || fsx_below(fsx, 2)))
 		file_free(f);
 }
 
@@ -216,9 +220,14 @@ const char *model_label(const struct fsx *fsx, int file)
 	char path[FSX_PATH_LEN];
 	size_t skip = strlen(fsx->mnt) + 1;
 
+	if (!fsx->files[file].nlink) {
+		snprintf(buf, sizeof(buf), "file %u (unlinked, open)",
+			 fsx->files[file].id);
+		return buf;
+	}
 	model_file_path(fsx, file, path);
 	snprintf(buf, sizeof(buf), "file %u (%s)", fsx->files[file].id,
-		 strlen(path) > skip ? path + skip : path);
+		 path + skip);
 	return buf;
 }
 
@@ -289,6 +298,8 @@ int model_fd(struct fsx *fsx, int file)
 
 	if (f->fd >= 0)
 		return f->fd;
+	if (!f->nlink)
+		fsx_fail(fsx, "internal: an orphan without an fd");
 	model_file_path(fsx, file, path);
 	f->fd = open(path, O_RDWR);
 	if (f->fd < 0) {
@@ -310,6 +321,14 @@ void model_close(struct fsx *fsx, int file)
 	}
 	f->fd = -1;
 	f->mapdirty = false;	/* close wrote back the mapped pages */
+	if (!f->nlink)
+		file_free(f);	/* an orphan's last fd */
+}
+
+/* An orphan whose fd died with the daemon. */
+void model_orphan_gone(struct fsx *fsx, int file)
+{
+	file_free(&fsx->files[file]);
 }
 
 void model_close_all(struct fsx *fsx)

@@ -291,7 +291,8 @@ static int copy_dir(struct fsx *fsx)
 	if (from < 0)
 		return 1;
 	count = model_dir_names(fsx, from);
-	if (!room_for(fsx, count, count) || model_count_dirs(fsx) >= FSX_MAX_DIRS)
+	if (!room_for(fsx, count, count) ||
+	    model_count_dirs(fsx) >= FSX_MAX_DIRS)
 		return 1;
 	real = fsx_below(fsx, 4) == 0;
 	dir = model_new_dir(fsx);

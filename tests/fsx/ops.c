@@ -154,7 +154,7 @@ int op_read(struct fsx *fsx)
 	off = pick_off(fsx, size, fsx->maxlen);
 	len = pick_len(fsx, fsx->maxlen - off);
 	/* Sometimes through a new open of any of its names. */
-	other = fsx_below(fsx, 8) == 0;
+	other = fsx_below(fsx, 8) == 0 && fsx->files[file].nlink;
 	fsx_note(fsx, "read %s at %zu len %zu%s", model_label(fsx, file), off,
 		 len, other ? " (new open)" : "");
 	if (other) {
@@ -204,6 +204,8 @@ int op_truncate(struct fsx *fsx)
 	if (to > fsx->maxlen)
 		to = fsx->maxlen;
 	how = (int)fsx_below(fsx, 4);
+	if (how >= 2 && !fsx->files[file].nlink)
+		how = 0;	/* an orphan has no path */
 	if (how == 3)
 		to = 0;
 	fsx_note(fsx, "truncate %s from %zu to %zu by %s",
@@ -247,10 +249,17 @@ static void unmap(struct fsx *fsx, uint8_t *p, size_t off, size_t mlen)
 		fsx_fail_errno(fsx, "munmap");
 }
 
+/*
+ * A mapped read, private or shared; a shared mapping also sees a write
+ * or a copy_file_range into its range done through an fd while it is
+ * mapped (the page cache is one).
+ */
 int op_mapread(struct fsx *fsx)
 {
-	int file = model_pick_file(fsx), shared;
-	size_t size, off, len, mlen, tail;
+	static const char *const changes[] = { "", ", then pwrite under it",
+					       ", then copy_file_range from " };
+	int file = model_pick_file(fsx), shared, change, src = -1;
+	size_t size, off, len, mlen, tail, so = 0, n = 0;
 	uint8_t *p;
 
 	if (file < 0 || !fsx->files[file].size)
@@ -259,8 +268,18 @@ int op_mapread(struct fsx *fsx)
 	off = fsx_below(fsx, size);
 	len = pick_len(fsx, size - off);
 	shared = (int)fsx_below(fsx, 2);
-	fsx_note(fsx, "mapread %s at %zu len %zu %s", model_label(fsx, file),
-		 off, len, shared ? "MAP_SHARED" : "MAP_PRIVATE");
+	change = shared ? (int)fsx_below(fsx, 3) : 0;
+	if (change == 2) {
+		src = model_pick_file(fsx);
+		so = pick_off(fsx, fsx->files[src].size, fsx->maxlen);
+		if (src == file)
+			change = 0;	/* ranges may overlap: EINVAL */
+		else if (so < fsx->files[src].size)
+			n = min_sz(len, fsx->files[src].size - so);
+	}
+	fsx_note(fsx, "mapread %s at %zu len %zu %s%s%s",
+		 model_label(fsx, file), off, len, shared ? "MAP_SHARED" : "MAP_PRIVATE",
+		 changes[change], change == 2 ? model_label(fsx, src) : "");
 	p = map(fsx, file, off, len, PROT_READ,
 		shared ? MAP_SHARED : MAP_PRIVATE, &mlen);
 	check_bytes(fsx, file, off, p, len, "mapped read");
@@ -273,6 +292,23 @@ int op_mapread(struct fsx *fsx)
 					 "(size %zu) is 0x%02x, expected 0",
 					 size + i, size, p[len + i]);
 	}
+	if (change == 1) {
+		fsx_fill(fsx, fsx->buf, len);
+		io_pwrite(fsx, model_fd(fsx, file), fsx->buf, len, off);
+		model_write(fsx, file, off, fsx->buf, len);
+	} else if (change == 2) {
+		size_t got = io_copy(fsx, model_fd(fsx, src), so,
+				     model_fd(fsx, file), off, n ? n : len);
+
+		if (got != n)
+			fsx_fail(fsx, "copied %zu bytes, expected %zu", got, n);
+		if (n)
+			model_write(fsx, file, off, fsx->files[src].data + so,
+				    n);
+	}
+	if (change)
+		check_bytes(fsx, file, off, p, len,
+			    "shared mapping after a change under it");
 	unmap(fsx, p, off, mlen);
 	return 0;
 }
@@ -391,8 +427,8 @@ int op_copy(struct fsx *fsx)
 	got = io_copy(fsx, model_fd(fsx, src), so, model_fd(fsx, dst), doff,
 		      n ? n : len);
 	if (got != n)
-		fsx_fail(fsx, "copied %zu bytes, expected %zu (source size %zu)",
-			 got, n, ssize);
+		fsx_fail(fsx, "copied %zu bytes, expected %zu (source size "
+			 "%zu)", got, n, ssize);
 	if (n)
 		model_write(fsx, dst, doff, fsx->files[src].data + so, n);
 	check_size(fsx, dst);

@@ -35,6 +35,7 @@ const struct fsx_op fsx_ops[OP_COUNT] = {
 	[OP_FSYNC]	= { "fsync",	 op_fsync,	 50 },
 	[OP_FSYNCDIR]	= { "fsyncdir",	 op_fsyncdir,	 15 },
 	[OP_CLOSE]	= { "close",	 op_close,	 40 },
+	[OP_GC]		= { "gc",	 op_gc,		  3 },
 	[OP_REMOUNT]	= { "remount",	 op_remount,	  2 },
 	[OP_CRASH]	= { "crash",	 op_crash,	  2 },
 };
@@ -55,10 +56,12 @@ static void usage(FILE *f)
 "    --chunk-size S    the store's chunk size (snapctl store init\n"
 "                      --chunk-size; default the store's, 64K)\n"
 "    --cache-size S    the daemon's chunk cache (snapfs -o cache_size)\n"
+"    --gc-bytes S      the daemon's background gc bound (-o gc_bytes)\n"
 "    --weight OP=N     how often OP is drawn, per thousand; 0: never\n"
 "                      (OP: ");
 	for (int k = 0; k < OP_COUNT; k++)
-		fprintf(f, "%s%s", fsx_ops[k].name, k + 1 < OP_COUNT ? " " : ")\n");
+		fprintf(f, "%s%s", fsx_ops[k].name,
+			k + 1 < OP_COUNT ? " " : ")\n");
 	fprintf(f,
 "    --snapfs PATH     the daemon (default $BUILD/snapfs, BUILD=build)\n"
 "    --snapctl PATH    snapctl (default $BUILD/snapctl)\n"
@@ -122,7 +125,7 @@ static const char *build_path(char *buf, const char *prog)
 	return buf;
 }
 
-enum { O_SEED = 256, O_OPS, O_MAXLEN, O_MAXIO, O_CHUNK, O_CACHE, O_WEIGHT,
+enum { O_SEED = 256, O_OPS, O_MAXLEN, O_MAXIO, O_CHUNK, O_CACHE, O_GC, O_WEIGHT,
        O_SNAPFS, O_SNAPCTL, O_DIR, O_KEEP, O_VFROM, O_CLOSE_RMSNAP };
 
 static const struct option longopts[] = {
@@ -132,6 +135,7 @@ static const struct option longopts[] = {
 	{ "maxio",	  required_argument, NULL, O_MAXIO },
 	{ "chunk-size",	  required_argument, NULL, O_CHUNK },
 	{ "cache-size",	  required_argument, NULL, O_CACHE },
+	{ "gc-bytes",	  required_argument, NULL, O_GC },
 	{ "weight",	  required_argument, NULL, O_WEIGHT },
 	{ "snapfs",	  required_argument, NULL, O_SNAPFS },
 	{ "snapctl",	  required_argument, NULL, O_SNAPCTL },
@@ -192,6 +196,9 @@ int fsx_options(struct fsx *fsx, int argc, char **argv)
 			break;
 		case O_CACHE:
 			fsx->cache_size = optarg;
+			break;
+		case O_GC:
+			fsx->gc_bytes = optarg;
 			break;
 		case O_WEIGHT:
 			if (parse_weight(fsx, optarg))

@@ -8,14 +8,17 @@
  * It makes a store (snapctl store init), starts snapfs on it in the
  * foreground by its pid, and does --ops operations chosen from a seeded
  * generator: write, read, truncate (grow and shrink, by fd, by path, by
- * O_TRUNC), mmap reads (private and shared), mmap writes (shared, with or
- * without msync; private, which must not reach the file), copy_file_range
- * within a file and across files, whole-file copies into new files (the
- * clone path), cp -r of a snapshot directory (with copy_file_range, as cp
- * does, or by running cp), link, rename (over other names too, and with
- * RENAME_NOREPLACE), unlink, mkdir, rm -r of a snapshot, rename of a
- * snapshot, fsync, fsync of a directory, close, a clean unmount and
- * remount, and kill -9 of the daemon followed by a remount.
+ * O_TRUNC), mmap reads (private and shared; a shared mapping must also
+ * see a write or a copy_file_range done under it), mmap writes (shared,
+ * with or without msync; private, which must not reach the file),
+ * copy_file_range within a file and across files, whole-file copies into
+ * new files (the clone path), cp -r of a snapshot directory (with
+ * copy_file_range, as cp does, or by running cp), link, rename (over
+ * other names too, and with RENAME_NOREPLACE), unlink (an open file may
+ * live on unlinked, used through its fd until closed), mkdir, rm -r of a
+ * snapshot, rename of a snapshot, fsync, fsync of a directory, close, a
+ * gc on request (user.snapfs.gc), a clean unmount and remount, and kill
+ * -9 of the daemon followed by a remount.
  *
  * What is checked:
  * - every read (pread, a mapping, a whole file) byte for byte; sizes, inode

@@ -1,7 +1,8 @@
 #!/bin/sh
 # make soak-fsx: snapfsx over real snapfs mounts for a long time. Runs
 # SOAK_OPS operations in all (10^6 by default), shared among chunk sizes
-# from 4 KiB to 1 MiB, each with a chunk cache of a few chunks, one seed
+# from 4 KiB to 1 MiB, each with a chunk cache of a few chunks and a
+# background gc after every MiB of chunks written, one seed
 # each (from SOAK_SEED, the clock by default), and prints a table: ops/s,
 # remounts, kills, what the kills lost, and each run's result. A failed
 # run leaves its store and the daemon's log in /tmp/snapfsx.* (the run's
@@ -39,7 +40,7 @@ for conf in $CONFIGS; do
 	log=$out/seed-$seed.log
 	# shellcheck disable=SC2086	# SOAK_ARGS is words
 	if "$FSX" --seed "$seed" --ops "$per" --chunk-size "$chunk" \
-	   --cache-size "$cache" --maxlen "$maxlen" --close-on-rmsnap \
+	   --cache-size "$cache" --maxlen "$maxlen" --gc-bytes 1M --close-on-rmsnap \
 	   $SOAK_ARGS >"$log" 2>&1; then
 		result=ok
 	else

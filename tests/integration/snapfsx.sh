@@ -1,11 +1,12 @@
 #!/bin/sh
 # snapfsx (tests/fsx) over real snapfs mounts, briefly: a few thousand
 # random operations for each of three seeds and chunk sizes, one with a
-# chunk cache of a few chunks: writes, reads, truncates, mapped reads and
-# writes (private and shared), copy_file_range, whole-file and cp -r
-# clones, links, renames, unlinks, fsyncs, remounts and kill -9 of the
-# daemon, each checked against snapfsx's model; and the same seed giving
-# the same operations twice. make soak-fsx is the long run.
+# chunk cache of a few chunks and one with a background gc every 256 KiB
+# written: writes, reads, truncates, mapped reads and writes (private and
+# shared), copy_file_range, whole-file and cp -r clones, links, renames,
+# unlinks, fsyncs, gc, remounts and kill -9 of the daemon, each checked
+# against snapfsx's model; and the same seed giving the same operations
+# twice. make soak-fsx is the long run.
 # Prints TAP.
 #
 # Needs $BUILD/tests/snapfsx, $BUILD/snapfs and $BUILD/snapctl (BUILD
@@ -57,7 +58,8 @@ fsx() {
 
 fsx 1 --ops 3000 --chunk-size 4K --cache-size 64K --maxlen 256K
 fsx 2 --ops 3000 --chunk-size 64K --maxlen 1M
-fsx 3 --ops 3000 --chunk-size 16K --cache-size 128K --maxlen 512K
+fsx 3 --ops 3000 --chunk-size 16K --cache-size 128K --maxlen 512K \
+	--gc-bytes 256K
 
 # Replayable: the same seed and options print the same operations.
 for i in 1 2; do
@@ -67,6 +69,7 @@ for i in 1 2; do
 done
 { diff "$work/ops.1" "$work/ops.2" && tail -n 3 "$work/replay.1"; } \
 	>"$work/out" 2>&1
+# shellcheck disable=SC2016	# check evaluates its test
 check "seed 42 twice: the same 400 operations" \
 	'[ "$(wc -l <"$work/ops.1")" -ge 400 ] &&
 	 cmp -s "$work/ops.1" "$work/ops.2"'
