@@ -188,6 +188,7 @@ static void rewrite(struct fsx *fsx, int file, int fd)
 
 	if (ftruncate(fd, 0) || ftruncate(fd, (off_t)f->size))
 		fsx_fail_errno(fsx, "ftruncate");
+	f->shrunk |= f->layered;
 	io_pwrite(fsx, fd, f->data, f->size, 0);
 }
 

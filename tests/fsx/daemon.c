@@ -177,8 +177,10 @@ int daemon_start(struct fsx *fsx)
 	}
 	fsx->pid = pid;
 	for (int t = 0; t < 1000; t++) {
-		if (is_mounted(fsx->mnt))
+		if (is_mounted(fsx->mnt)) {
+			model_mounted(fsx);
 			return 0;
+		}
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			fsx->pid = -1;
 			fprintf(stderr, "snapfsx: %s exited with status %d "

@@ -48,6 +48,12 @@ struct mfile {
 	bool mapdirty;		/* written through a shared mapping, not
 				 * written back since (fsync, close) */
 
+	/* For --avoid cutadopt (README.md): a copy's source or destination,
+	 * shrunk since, and mounted again since that */
+	bool layered;
+	bool shrunk;
+	bool at_risk;
+
 	/* What a kill -9 of the daemon may not lose (snapfsx.c) */
 	bool dirty;		/* changed since its last fsync */
 	size_t synced_size;
@@ -98,7 +104,8 @@ struct fsx {
 	bool verbose;
 	uint64_t verbose_from;	/* print operations from this number on */
 	bool keep;		/* keep the work directory */
-	bool close_on_rmsnap;	/* close a snapshot's files before rm -r */
+	bool close_on_rmsnap;	/* --avoid deadinode */
+	bool avoid_cutadopt;	/* --avoid cutadopt */
 	unsigned weight[OP_COUNT];
 
 	/* the run */
@@ -193,6 +200,9 @@ int model_fd(struct fsx *fsx, int file);
 void model_close(struct fsx *fsx, int file);
 void model_close_all(struct fsx *fsx);
 void model_orphan_gone(struct fsx *fsx, int file);
+void model_mounted(struct fsx *fsx);
+bool model_no_adopt(const struct fsx *fsx, int src, size_t src_off,
+		    int dst, size_t len);
 
 /* check.c */
 char **check_list(struct fsx *fsx, const char *path, int *n);
@@ -222,5 +232,7 @@ void io_pwrite(struct fsx *fsx, int fd, const void *buf, size_t len,
 size_t io_pread(struct fsx *fsx, int fd, void *buf, size_t len, size_t off);
 size_t io_copy(struct fsx *fsx, int in, size_t off_in, int out,
 	       size_t off_out, size_t len);
+size_t fsx_copy(struct fsx *fsx, int src, size_t so, int dst, size_t doff,
+		size_t n, size_t len);
 
 #endif

@@ -269,6 +269,7 @@ void model_resize(struct fsx *fsx, int file, size_t size)
 	struct mfile *f = &fsx->files[file];
 
 	if (size < f->size) {
+		f->shrunk |= f->layered;
 		/* Keep the tail zero: a later growth reads zeros there. */
 		memset(f->data + size, 0, f->size - size);
 		touch(f, size, f->size - size);
@@ -323,6 +324,27 @@ void model_close(struct fsx *fsx, int file)
 	f->mapdirty = false;	/* close wrote back the mapped pages */
 	if (!f->nlink)
 		file_free(f);	/* an orphan's last fd */
+}
+
+/* A new mount: a layered file shrunk before it is now at risk. */
+void model_mounted(struct fsx *fsx)
+{
+	for (int i = 0; i < FSX_MAX_FILES; i++)
+		fsx->files[i].at_risk |= fsx->files[i].shrunk;
+}
+
+/*
+ * Whether a copy of len bytes from src at src_off into dst must not let
+ * the store adopt src's chain (--avoid cutadopt): src is at risk, and the
+ * copy is one that adopts (docs/store.md, "Copying": from offset 0 into
+ * an empty image, of the whole file or of at least 64 chunks).
+ */
+bool model_no_adopt(const struct fsx *fsx, int src, size_t src_off,
+		    int dst, size_t len)
+{
+	return fsx->avoid_cutadopt && fsx->files[src].at_risk &&
+	       src_off == 0 && fsx->files[dst].size == 0 &&
+	       (len >= fsx->files[src].size || len >= 64 * fsx->chunk);
 }
 
 /* An orphan whose fd died with the daemon. */

@@ -181,7 +181,7 @@ int op_rmsnap(struct fsx *fsx)
 	 * removed directory's inode alive in the kernel; snapfs then hands
 	 * that dead inode to a new snapshot whose store directory gets the
 	 * same inode number, and nothing can be created in it (ENOENT).
-	 * --close-on-rmsnap steps around that bug by closing every file.
+	 * --avoid deadinode steps around that bug by closing every file.
 	 */
 	if (fsx->close_on_rmsnap)
 		model_close_all(fsx);
@@ -267,9 +267,8 @@ static int copy_file(struct fsx *fsx)
 		 pf + strlen(fsx->mnt) + 1, fsx->dirs[dir].name,
 		 fsx->next_id + 1, fsx->files[src].size);
 	n = create_in(fsx, dir, NULL);
-	got = io_copy(fsx, model_fd(fsx, src), 0,
-		      fsx->files[fsx->names[n].file].fd, 0,
-		      fsx->files[src].size);
+	got = fsx_copy(fsx, src, 0, fsx->names[n].file, 0,
+		       fsx->files[src].size, 1);
 	if (got != fsx->files[src].size)
 		fsx_fail(fsx, "copied %zu bytes, expected %zu", got,
 			 fsx->files[src].size);
@@ -298,11 +297,15 @@ static int copy_dir(struct fsx *fsx)
 	dir = model_new_dir(fsx);
 	model_dir_path(fsx, from, pf);
 	model_dir_path(fsx, dir, pt);
-	fsx_note(fsx, "cp -r %s %s (%d files%s)", fsx->dirs[from].name,
-		 fsx->dirs[dir].name, count, real ? ", by cp" : "");
 	for (int i = 0; i < FSX_MAX_NAMES; i++)
 		if (fsx->names[i].used && fsx->names[i].dir == from)
 			src_names[k++] = i;
+	/* cp would adopt what it copies: copy by pieces (fsx_copy) */
+	for (int i = 0; i < k && real && fsx->avoid_cutadopt; i++)
+		if (fsx->files[fsx->names[src_names[i]].file].at_risk)
+			real = 0;
+	fsx_note(fsx, "cp -r %s %s (%d files%s)", fsx->dirs[from].name,
+		 fsx->dirs[dir].name, count, real ? ", by cp" : "");
 	if (real) {
 		char *argv[] = { "cp", "-r", pf, pt, NULL };
 
@@ -316,8 +319,10 @@ static int copy_dir(struct fsx *fsx)
 		char path[FSX_PATH_LEN];
 		struct stat st;
 
+		fsx->files[src].layered = true;
 		if (real) {
 			file = model_new_file(fsx);
+			fsx->files[file].layered = true;
 			n = model_add_name(fsx, dir, file,
 					   fsx->names[src_names[i]].name);
 			model_path(fsx, n, path);
@@ -326,9 +331,8 @@ static int copy_dir(struct fsx *fsx)
 			fsx->files[file].ino = (uint64_t)st.st_ino;
 		} else {
 			n = create_in(fsx, dir, fsx->names[src_names[i]].name);
-			if (io_copy(fsx, model_fd(fsx, src), 0,
-				    fsx->files[fsx->names[n].file].fd, 0,
-				    fsx->files[src].size) !=
+			if (fsx_copy(fsx, src, 0, fsx->names[n].file, 0,
+				     fsx->files[src].size, 1) !=
 			    fsx->files[src].size)
 				fsx_fail(fsx, "short copy into %s",
 					 fsx->names[n].name);

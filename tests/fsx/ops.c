@@ -80,6 +80,33 @@ static size_t min_sz(size_t a, size_t b)
 }
 
 /*
+ * Copy n bytes (the caller knows them to be there; len when n is 0, which
+ * must copy nothing) from file src at so to file dst at doff, as io_copy.
+ * Both become layered: they may share a chain in the store. Under
+ * --avoid cutadopt a copy the store would adopt goes in two pieces, the
+ * first short of the whole and of 64 chunks, so chunks are shared by key
+ * instead; one byte goes by pwrite.
+ */
+size_t fsx_copy(struct fsx *fsx, int src, size_t so, int dst, size_t doff,
+		size_t n, size_t len)
+{
+	int in = model_fd(fsx, src), out = model_fd(fsx, dst);
+	size_t first;
+
+	fsx->files[src].layered = fsx->files[dst].layered = true;
+	if (!n || !model_no_adopt(fsx, src, so, dst, n))
+		return io_copy(fsx, in, so, out, doff, n ? n : len);
+	if (n == 1) {
+		io_pwrite(fsx, out, fsx->files[src].data + so, 1, doff);
+		return 1;
+	}
+	first = min_sz(n - 1, 63 * fsx->chunk);
+	first = io_copy(fsx, in, so, out, doff, first);
+	return first + io_copy(fsx, in, so + first, out, doff + first,
+			       n - first);
+}
+
+/*
  * An offset below limit: anywhere, on a chunk boundary, near the file's
  * end, or inside the file; boundaries and ends are where bugs live.
  */
@@ -297,8 +324,7 @@ int op_mapread(struct fsx *fsx)
 		io_pwrite(fsx, model_fd(fsx, file), fsx->buf, len, off);
 		model_write(fsx, file, off, fsx->buf, len);
 	} else if (change == 2) {
-		size_t got = io_copy(fsx, model_fd(fsx, src), so,
-				     model_fd(fsx, file), off, n ? n : len);
+		size_t got = fsx_copy(fsx, src, so, file, off, n, len);
 
 		if (got != n)
 			fsx_fail(fsx, "copied %zu bytes, expected %zu", got, n);
@@ -424,8 +450,7 @@ int op_copy(struct fsx *fsx)
 	 * file's own end grows it, so looping on len would go on copying
 	 * what it just wrote. Past the end, the copy must be empty.
 	 */
-	got = io_copy(fsx, model_fd(fsx, src), so, model_fd(fsx, dst), doff,
-		      n ? n : len);
+	got = fsx_copy(fsx, src, so, dst, doff, n, len);
 	if (got != n)
 		fsx_fail(fsx, "copied %zu bytes, expected %zu (source size "
 			 "%zu)", got, n, ssize);

@@ -68,9 +68,11 @@ static void usage(FILE *f)
 "    --dir DIR         work here (store, mount, daemon log) instead of a\n"
 "                      new /tmp/snapfsx.XXXXXX\n"
 "    --keep            keep the work directory (always kept on failure)\n"
-"    --close-on-rmsnap close a snapshot's open files before removing it\n"
-"                      (around a snapfs bug: a new snapshot may get the\n"
-"                      removed one's dead inode; tests/fsx/README.md)\n"
+"    --avoid BUG       step around a known snapfs bug (tests/fsx/README.md)\n"
+"                      keeping the operations: deadinode (close every\n"
+"                      file before rm -r of a snapshot), cutadopt (copy\n"
+"                      in pieces what the store would adopt from a file\n"
+"                      shrunk after a copy and mounted again since)\n"
 "    -v, --verbose     print every operation\n"
 "    --verbose-from N  print operations from number N on\n"
 "    -h, --help        this text\n"
@@ -126,7 +128,7 @@ static const char *build_path(char *buf, const char *prog)
 }
 
 enum { O_SEED = 256, O_OPS, O_MAXLEN, O_MAXIO, O_CHUNK, O_CACHE, O_GC, O_WEIGHT,
-       O_SNAPFS, O_SNAPCTL, O_DIR, O_KEEP, O_VFROM, O_CLOSE_RMSNAP };
+       O_SNAPFS, O_SNAPCTL, O_DIR, O_KEEP, O_VFROM, O_AVOID };
 
 static const struct option longopts[] = {
 	{ "seed",	  required_argument, NULL, O_SEED },
@@ -141,7 +143,7 @@ static const struct option longopts[] = {
 	{ "snapctl",	  required_argument, NULL, O_SNAPCTL },
 	{ "dir",	  required_argument, NULL, O_DIR },
 	{ "keep",	  no_argument,	     NULL, O_KEEP },
-	{ "close-on-rmsnap", no_argument,    NULL, O_CLOSE_RMSNAP },
+	{ "avoid",	  required_argument, NULL, O_AVOID },
 	{ "verbose",	  no_argument,	     NULL, 'v' },
 	{ "verbose-from", required_argument, NULL, O_VFROM },
 	{ "help",	  no_argument,	     NULL, 'h' },
@@ -216,8 +218,13 @@ int fsx_options(struct fsx *fsx, int argc, char **argv)
 		case O_KEEP:
 			fsx->keep = true;
 			break;
-		case O_CLOSE_RMSNAP:
-			fsx->close_on_rmsnap = true;
+		case O_AVOID:
+			if (!strcmp(optarg, "deadinode"))
+				fsx->close_on_rmsnap = true;
+			else if (!strcmp(optarg, "cutadopt"))
+				fsx->avoid_cutadopt = true;
+			else
+				return bad("--avoid", optarg);
 			break;
 		case 'v':
 			fsx->verbose = true;
