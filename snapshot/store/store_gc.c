@@ -245,7 +245,7 @@ struct dparsed {
 static int delta_parsed(struct live *l, const uint8_t id[SNAP_ID_LEN],
 			struct dparsed **out)
 {
-	char path[4096], label[80], hex[2 * SNAP_ID_LEN + 1];
+	char label[80], hex[2 * SNAP_ID_LEN + 1];
 	uint8_t pk[SNAP_KEY_LEN];
 	struct dparsed *d;
 	struct snap_err e;
@@ -265,8 +265,8 @@ static int delta_parsed(struct live *l, const uint8_t id[SNAP_ID_LEN],
 		return -ENOMEM;
 	snap_id_hex(id, hex);
 	snprintf(label, sizeof(label), "delta %s", hex);
-	store_id_path(l->s, "deltas", id, path, sizeof(path));
-	ret = meta_delta_read(path, label, chain_frame, &d->fp, NULL, &e);
+	ret = meta_delta_read(&l->s->meta, id, label, chain_frame, &d->fp,
+			      NULL, &e);
 	if (ret == -ENOMEM) {
 		free(d->fp.e);
 		free(d);
@@ -426,6 +426,34 @@ static int mark_open_key(void *arg, const uint8_t k[SNAP_KEY_LEN])
 	return mark_key(om->l, k);
 }
 
+/* Image object name (in images/), when it has a name: live, and its chain. */
+static int mark_named(void *arg, const char *name)
+{
+	struct live *l = arg;
+	struct snap_store *s = l->s;
+	uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
+	struct image_info ii;
+	struct snap_err ie;
+	unsigned nlink;
+	char who[300];
+	int ret;
+
+	if (strlen(name) != 2 * SNAP_ID_LEN || unhex(name, id, SNAP_ID_LEN))
+		return 0;
+	if (s->meta.ops->nlink(s->meta.ctx, id, &nlink, &ie) || nlink == 0)
+		return 0;	/* no name: live only if open */
+	if (meta_image_read(&s->meta, id, &ii, &ie)) {
+		problem(l, ie.msg);
+		return 0;
+	}
+	pad(id, pk);
+	ret = keyset_add(&l->images, pk, NULL);
+	if (ret)
+		return ret;
+	snprintf(who, sizeof(who), "image %s", name);
+	return mark_chain(l, ii.head, who);
+}
+
 /*
  * Mark everything live: images with names, images open here, their
  * chains and their keys. Problems (an unreadable image or delta) are
@@ -435,9 +463,6 @@ static int mark_live(struct live *l)
 {
 	struct snap_store *s = l->s;
 	struct open_marks om = { .l = l };
-	char dir[4096], path[4096 + 300];
-	struct dirent *e;
-	DIR *d;
 	int ret = 0;
 
 	/* Open images first: their maps hold keys no journal has yet. */
@@ -450,38 +475,8 @@ static int mark_live(struct live *l)
 		return ret == -ENOMEM ? snap_err_set(l->err, ret, "out of "
 						     "memory") : ret;
 
-	snprintf(dir, sizeof(dir), "%s/images", s->dir);
-	d = opendir(dir);
-	if (!d)
-		return snap_err_set(l->err, -errno, "%s: %m", dir);
-	while (!ret && (e = readdir(d))) {
-		uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
-		struct image_info ii;
-		struct snap_err ie;
-		struct stat st;
-
-		if (strlen(e->d_name) != 2 * SNAP_ID_LEN ||
-		    unhex(e->d_name, id, SNAP_ID_LEN))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s.ref", dir, e->d_name);
-		if (stat(path, &st) || st.st_nlink < 2)
-			continue;	/* no name: live only if open */
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (meta_image_read(path, &ii, &ie)) {
-			problem(l, ie.msg);
-			continue;
-		}
-		pad(id, pk);
-		ret = keyset_add(&l->images, pk, NULL);
-		if (!ret) {
-			char who[300];
-
-			snprintf(who, sizeof(who), "image %s", e->d_name);
-			ret = mark_chain(l, ii.head, who);
-		}
-	}
-	closedir(d);
-	return ret;
+	return s->meta.ops->each(s->meta.ctx, "images", mark_named, l,
+				 l->err);
 }
 
 /* ---- gc ------------------------------------------------------------------------- */
@@ -510,44 +505,48 @@ static int sweep_chunk(void *arg, const uint8_t key[SNAP_KEY_LEN],
 	return 0;
 }
 
-/* Remove what in STORE/sub is not live; temporaries always go. */
-static int sweep_dir(struct live *l, const char *sub, struct keyset *live,
+struct sweep_meta {
+	struct snap_store *s;
+	const char *folder;
+	struct keyset *live;
+	uint64_t *freed;
+};
+
+/* An object of images/ or deltas/ not live goes (images/<id>.ref and .ws
+ * with their image). */
+static int sweep_object(void *arg, const char *name)
+{
+	struct sweep_meta *sm = arg;
+	struct snap_meta *m = &sm->s->meta;
+	uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
+	size_t n = strlen(name);
+	bool beside = (n == 2 * SNAP_ID_LEN + 4 &&
+		       !strcmp(name + 2 * SNAP_ID_LEN, ".ref")) ||
+		      (n == 2 * SNAP_ID_LEN + 3 &&
+		       !strcmp(name + 2 * SNAP_ID_LEN, ".ws"));
+	char full[META_NAME_MAX + 8];
+
+	if (n < 2 * SNAP_ID_LEN || unhex(name, id, SNAP_ID_LEN))
+		return 0;	/* not ours */
+	if (n != 2 * SNAP_ID_LEN && !beside)
+		return 0;
+	pad(id, pk);
+	if (keyset_has(sm->live, pk))
+		return 0;
+	snprintf(full, sizeof(full), "%s/%s", sm->folder, name);
+	if (!m->ops->del(m->ctx, full, NULL) && !beside)
+		(*sm->freed)++;
+	return 0;
+}
+
+/* Remove what in folder is not live. */
+static int sweep_dir(struct live *l, const char *folder, struct keyset *live,
 		     uint64_t *freed)
 {
-	char dir[4096], path[4096 + 300];
-	struct dirent *e;
-	DIR *d;
+	struct sweep_meta sm = { l->s, folder, live, freed };
+	struct snap_meta *m = &l->s->meta;
 
-	snprintf(dir, sizeof(dir), "%s/%s", l->s->dir, sub);
-	d = opendir(dir);
-	if (!d)
-		return snap_err_set(l->err, -errno, "%s: %m", dir);
-	while ((e = readdir(d))) {
-		uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
-		size_t n = strlen(e->d_name);
-		/* images/<id>.ref and .ws go with their image */
-		bool beside = (n == 2 * SNAP_ID_LEN + 4 &&
-			    !strcmp(e->d_name + 2 * SNAP_ID_LEN, ".ref")) ||
-			   (n == 2 * SNAP_ID_LEN + 3 &&
-			    !strcmp(e->d_name + 2 * SNAP_ID_LEN, ".ws"));
-
-		if (e->d_name[0] == '.')
-			continue;
-		if (n < 2 * SNAP_ID_LEN || unhex(e->d_name, id, SNAP_ID_LEN))
-			continue;	/* not ours */
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (n == 2 * SNAP_ID_LEN || beside) {
-			pad(id, pk);
-			if (keyset_has(live, pk))
-				continue;
-			if (!unlink(path) && !beside)
-				(*freed)++;
-		} else if (strstr(e->d_name, ".tmp-")) {
-			unlink(path);	/* a publication cut short */
-		}
-	}
-	closedir(d);
-	return 0;
+	return m->ops->each(m->ctx, folder, sweep_object, &sm, l->err);
 }
 
 static int sweep_tmp(struct snap_store *s)
@@ -581,14 +580,14 @@ int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 	if (s->rdonly)
 		return snap_err_set(err, -EROFS, "gc: store opened read-only");
 	pthread_rwlock_wrlock(&s->gc_lock);
-	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	ret = s->meta.ops->lock(s->meta.ctx, META_LOCK_GC, err);
+	if (ret) {
 		pthread_rwlock_unlock(&s->gc_lock);
 		if (ret == -EBUSY)
 			return snap_err_set(err, ret, "gc: another process "
 					    "has the store open (a mounted "
 					    "snapfs?); gc needs it alone");
-		return snap_err_set(err, ret, "gc: flock: %s", strerror(-ret));
+		return snap_err_prefix(err, ret, "gc");
 	}
 	ret = mark_live(&l);
 	if (!ret && !l.problems) {
@@ -615,7 +614,7 @@ int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 		ret = s->backend.ops->sync(s->backend.ctx);
 	if (!ret && s->backend.ops->compact)
 		ret = s->backend.ops->compact(s->backend.ctx);
-	flock(s->lock_fd, LOCK_SH);
+	s->meta.ops->unlock(s->meta.ctx, META_LOCK_GC);
 	pthread_rwlock_unlock(&s->gc_lock);
 	keyset_free(&l.keys);
 	deltas_free(&l.deltas);
