@@ -182,6 +182,7 @@ $(BUILD)/tests/test_control: $(BUILD)/tests/unit/test_control.o \
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka -lpthread
 
 TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap \
+	     $(BUILD)/tests/chunkctl \
 	     $(BUILD)/tests/snapedit
 
 # ---- guests ------------------------------------------------------------------
@@ -268,6 +269,10 @@ run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap $(GUEST_ELF) $(GUEST_LINUX) \
 $(BUILD)/tests/mksnap: $(BUILD)/tests/lib/mksnap.o $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+# Drives one chunk backend line by line, for tests/integration/rados.sh.
+$(BUILD)/tests/chunkctl: $(BUILD)/tests/lib/chunkctl.o $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
 # Makes a snapshot hostile in one way, for restore's refusals.
 $(BUILD)/tests/snapedit: $(BUILD)/tests/lib/snapedit.o $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
@@ -288,6 +293,7 @@ clean:
 # Everything that includes generated headers waits for them.
 ALL_SRCS := $(LIBSNAP_SRCS) $(SNAPCTL_SRCS) $(SNAPVM_SRCS) $(SNAPFS_SRCS) \
 	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/lib/mksnap.c \
+	    tests/lib/chunkctl.c \
 	    tests/lib/snapedit.c
 $(patsubst %.c,$(BUILD)/%.o,$(ALL_SRCS)): | $(PROTO_H)
 

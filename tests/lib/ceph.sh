@@ -38,21 +38,41 @@ ceph_have() {
 
 ceph_say() { echo "ceph.sh: $*" >&2; }
 
-# Whether pid $1 runs (not a zombie) and is a daemon of our cluster: its
-# arguments name our ceph.conf, so a pid the system reused is left alone.
-ceph_ours() {
+# Whether pid $1 runs (a zombie does not).
+ceph_alive() {
 	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
 	_st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ] || return 1
+	[ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ]
+}
+
+# Whether pid $1 runs and is a daemon of our cluster: its arguments name
+# our ceph.conf, so a pid the system reused is left alone.
+ceph_ours() {
+	ceph_alive "$1" || return 1
 	case $(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) in
 	*"$CEPH_DIR/ceph.conf"*) return 0 ;;
 	esac
 	return 1
 }
 
-# TERM, then KILL after 10 s, then reap; pid $1.
+# Wait (5 s at most) until the daemon just started as pid $1 runs its
+# program: until its exec, /proc shows this shell's arguments, and
+# ceph_ours would take it for a pid reused by someone else.
+ceph_exec_wait() {
+	_i=0
+	while ceph_alive "$1" && ! ceph_ours "$1" && [ "$_i" -lt 50 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+
+# TERM, then KILL after 10 s, then reap; pid $1. A pid that runs
+# something else is left alone (and never waited for).
 ceph_kill() {
-	ceph_ours "$1" || { wait "$1" 2>/dev/null; return 0; }
+	if ! ceph_ours "$1"; then
+		ceph_alive "$1" || wait "$1" 2>/dev/null
+		return 0
+	fi
 	kill -TERM "$1" 2>/dev/null
 	_i=0
 	while ceph_ours "$1" && [ "$_i" -lt 100 ]; do
@@ -136,6 +156,7 @@ ceph_mon_begin() {
 		</dev/null >>"$CEPH_DIR/log/mon.out" 2>&1 &
 	CEPH_MON_PID=$!
 	echo "$CEPH_MON_PID" >"$CEPH_DIR/mon.pid"
+	ceph_exec_wait "$CEPH_MON_PID"
 }
 
 # Start the monitor and wait until it answers; a port another process
@@ -162,6 +183,7 @@ ceph_osd_begin() {
 		</dev/null >>"$CEPH_DIR/log/osd.out" 2>&1 &
 	CEPH_OSD_PID=$!
 	echo "$CEPH_OSD_PID" >"$CEPH_DIR/osd.pid"
+	ceph_exec_wait "$CEPH_OSD_PID"
 }
 
 # Wait (CEPH_TIMEOUT s) until the osdmap shows $1 OSDs up.

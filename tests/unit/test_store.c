@@ -5,12 +5,15 @@
  * chunks and metadata, gc, a writer killed at random, threads, a small
  * cache, copy_range, and the backends' own contract.
  *
- * Most cases run twice: over the directory backend ("/dir") and over
- * snap_backend_mem ("/mem"); the metadata is in a temporary directory
- * either way. The memory backend is handed to the store through a thin
- * wrapper ("held") whose free does nothing, so that its chunks outlive a
- * close and a test can reopen the store; the wrapper also counts frees and
- * can corrupt what get returns.
+ * Most cases run over the directory backend ("/dir"), over
+ * snap_backend_mem ("/mem") and, when SNAP_TEST_RADOS is "CONF:POOL" (a
+ * Ceph cluster: tests/integration/rados.sh starts one and sets it), over
+ * snap_backend_rados ("/rados"), each case in a namespace of its own,
+ * emptied at its end; the metadata is in a temporary directory either
+ * way. The memory and RADOS backends are handed to the store through a
+ * thin wrapper ("held") whose free does nothing, so that its chunks
+ * outlive a close and a test can reopen the store; the wrapper also
+ * counts frees and can corrupt what get returns.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -226,13 +230,70 @@ static const struct snap_backend_ops held_ops = {
 	.each = held_each, .sync = held_sync, .free = held_free,
 };
 
+/* ---- a Ceph cluster, when the environment names one ---------------------- */
+
+static int count_key(void *arg, const uint8_t key[SNAP_KEY_LEN],
+		     uint64_t size);
+
+/* SNAP_TEST_RADOS "CONF:POOL", split; false when unset. */
+static bool rados_env(char conf[4096], char pool[256])
+{
+	const char *e = getenv("SNAP_TEST_RADOS"), *colon;
+
+	if (!e || !*e)
+		return false;
+	colon = strrchr(e, ':');
+	if (!colon || colon == e || !colon[1] ||
+	    (size_t)(colon - e) >= 4096 || strlen(colon + 1) >= 256) {
+		fprintf(stderr, "SNAP_TEST_RADOS=%s: expected CONF:POOL\n", e);
+		abort();
+	}
+	snprintf(conf, 4096, "%.*s", (int)(colon - e), e);
+	snprintf(pool, 256, "%s", colon + 1);
+	return true;
+}
+
+/* A RADOS backend on a namespace no other case (or run) uses. */
+static int rados_open(struct snap_backend *b, struct snap_err *err)
+{
+	static atomic_uint seq;
+	char conf[4096], pool[256], ns[96];
+	uint64_t r;
+
+	if (!rados_env(conf, pool))
+		return snap_err_set(err, -EINVAL, "SNAP_TEST_RADOS is not set");
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		abort();
+	snprintf(ns, sizeof(ns), "test_store.%d.%u.%016" PRIx64, (int)getpid(),
+		 atomic_fetch_add(&seq, 1), r);
+	return snap_backend_rados(conf, pool, ns, 0, b, err);
+}
+
+static int del_key(void *arg, const uint8_t key[SNAP_KEY_LEN], uint64_t size)
+{
+	struct snap_backend *b = arg;
+
+	return b->ops->del(b->ctx, key);
+}
+
+/* Remove what a case left in its namespace: the pool outlives the run. */
+static void rados_empty(struct snap_backend *b)
+{
+	uint64_t n = 0;
+
+	assert_int_equal(b->ops->each(b->ctx, del_key, b), 0);
+	assert_int_equal(b->ops->each(b->ctx, count_key, &n), 0);
+	assert_int_equal(n, 0);
+}
+
 /* ---- the fixture: a store in a fresh temporary directory ----------------- */
 
-enum { ON_DIR, ON_MEM };
-static int on_dir = ON_DIR, on_mem = ON_MEM;
+enum { ON_DIR, ON_MEM, ON_RADOS };
+static int on_dir = ON_DIR, on_mem = ON_MEM, on_rados = ON_RADOS;
 
 struct fx {
-	bool mem;
+	bool mem;			/* chunks in held (memory or RADOS) */
+	bool rados;
 	char *tmp;
 	char *dir;			/* the store: tmp/store */
 	struct held held;		/* ON_MEM: the chunks */
@@ -296,11 +357,16 @@ static int fx_setup(void **state)
 
 	if (!f)
 		return -1;
-	f->mem = *(int *)*state == ON_MEM;
+	f->rados = *(int *)*state == ON_RADOS;
+	f->mem = *(int *)*state == ON_MEM || f->rados;
 	f->tmp = test_tmpdir();
 	if (asprintf(&f->dir, "%s/store", f->tmp) < 0)
 		abort();
-	if (f->mem && snap_backend_mem(&f->held.inner))
+	if (f->rados && rados_open(&f->held.inner, &f->err)) {
+		fprintf(stderr, "rados setup: %s\n", f->err.msg);
+		return -1;
+	}
+	if (f->mem && !f->rados && snap_backend_mem(&f->held.inner))
 		return -1;
 	if (snap_store_init(f->dir, CHUNK, &f->err) || fx_open(f)) {
 		fprintf(stderr, "store setup: %s\n", f->err.msg);
@@ -315,6 +381,8 @@ static int fx_teardown(void **state)
 	struct fx *f = *state;
 
 	fx_close(f);
+	if (f->rados)
+		rados_empty(&f->held.inner);
 	if (f->held.inner.ops)
 		f->held.inner.ops->free(f->held.inner.ctx);
 	test_rmtree(f->tmp);
@@ -2340,7 +2408,44 @@ static void backend_contract(struct snap_backend *b)
 	assert_memory_equal(out, buf + 1, 200);
 }
 
-/* For both backends, and the directory's two layouts. */
+/*
+ * RADOS: the contract in a namespace of its own, which a second backend
+ * on another namespace of the same pool never lists nor reads; a missing
+ * pool and a missing configuration are refused by name.
+ */
+static void rados_contract(struct fx *f)
+{
+	struct snap_backend b, other;
+	char conf[4096], pool[256];
+	uint8_t key[SNAP_KEY_LEN];
+	uint64_t n = 0;
+	size_t len;
+	int one = 1;
+
+	assert_true(rados_env(conf, pool));
+	CHECK(f, rados_open(&b, &f->err));
+	CHECK(f, rados_open(&other, &f->err));
+	backend_contract(&b);
+	snap_sha256(&one, sizeof(one), key);
+	assert_int_equal(b.ops->has(b.ctx, key), 1);
+	assert_int_equal(other.ops->has(other.ctx, key), 0);
+	assert_int_equal(other.ops->get(other.ctx, key, &one, sizeof(one),
+					&len), -ENOENT);
+	assert_int_equal(other.ops->each(other.ctx, count_key, &n), 0);
+	assert_int_equal(n, 0);
+	rados_empty(&b);
+	b.ops->free(b.ctx);
+	other.ops->free(other.ctx);
+
+	EXPECT_ERR(f, -ENOENT, snap_backend_rados(conf, "snap-no-such-pool",
+						  "x", 0, &b, &f->err));
+	assert_non_null(strstr(f->err.msg, "snap-no-such-pool"));
+	EXPECT_ERR(f, -ENOENT, snap_backend_rados("/nonexistent/ceph.conf",
+						  pool, "x", 0, &b, &f->err));
+	assert_non_null(strstr(f->err.msg, "/nonexistent/ceph.conf"));
+}
+
+/* For every backend, and the directory's two layouts. */
 static void test_backend_contract(void **state)
 {
 	struct fx *f = *state;
@@ -2349,6 +2454,10 @@ static void test_backend_contract(void **state)
 	uint8_t key[SNAP_KEY_LEN];
 	int one = 1;
 
+	if (f->rados) {
+		rados_contract(f);
+		return;
+	}
 	if (f->mem) {
 		assert_int_equal(snap_backend_mem(&b), 0);
 		backend_contract(&b);
@@ -3301,10 +3410,14 @@ static void test_times(void **state)
 	fx_verify_clean(f, "times");
 }
 
-/* Every case over both backends, or over the directory only. */
+/*
+ * Every case over every backend (RADOS only when SNAP_TEST_RADOS names a
+ * cluster: main drops those cases otherwise), or over the directory only.
+ */
 #define BOTH(fn)							\
 	{ #fn "/dir", fn, fx_setup, fx_teardown, &on_dir },		\
-	{ #fn "/mem", fn, fx_setup, fx_teardown, &on_mem }
+	{ #fn "/mem", fn, fx_setup, fx_teardown, &on_mem },		\
+	{ #fn "/rados", fn, fx_setup, fx_teardown, &on_rados }
 #define ON_DIR_ONLY(fn)	{ #fn, fn, fx_setup, fx_teardown, &on_dir }
 #define ON_MEM_ONLY(fn)	{ #fn, fn, fx_setup, fx_teardown, &on_mem }
 
@@ -3362,9 +3475,20 @@ static void test_gc_shadowed(void **state)
 	model_free(&m);
 }
 
+/* Without a cluster the RADOS cases are left out: say so, as a skip. */
+static bool rados_left_out;
+
+static void test_rados_left_out(void **state)
+{
+	fprintf(stderr, "test_store: SNAP_TEST_RADOS is not set: the cases "
+		"over RADOS are not run here (tests/integration/rados.sh "
+		"runs them on a cluster of its own)\n");
+	skip();
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	struct CMUnitTest tests[] = {
 		BOTH(test_init_open),
 		ON_MEM_ONLY(test_backend_ownership),
 		BOTH(test_backend_contract),
@@ -3393,7 +3517,20 @@ int main(void)
 		BOTH(test_largest_image),
 		BOTH(test_times),
 		cmocka_unit_test(test_err_prefix_empty),
+		cmocka_unit_test(test_rados_left_out),
 	};
+	char conf[4096], pool[256];
+	size_t n = 0;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	rados_left_out = !rados_env(conf, pool);
+	for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++) {
+		bool on_ceph = tests[i].initial_state == &on_rados;
+
+		if (rados_left_out && on_ceph)
+			continue;
+		if (!rados_left_out && tests[i].test_func == test_rados_left_out)
+			continue;
+		tests[n++] = tests[i];
+	}
+	return _cmocka_run_group_tests("test_store", tests, n, NULL, NULL);
 }

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chunkctl: drive one chunk backend from a script, one command a line on
+ * stdin, one answer a line on stdout, so that a test can stop a Ceph OSD
+ * between two commands of the same client.
+ *
+ *   chunkctl rados CONF POOL NAMESPACE | chunkctl dir PATH
+ *
+ *   put N    put N chunks of 64 KiB (random bytes made from their index)
+ *   get N    read them back and compare
+ *   empty    delete every chunk the backend lists
+ *   quit
+ *
+ * Answers: "ok CMD N p50_us MAX_us" (the median and the slowest call),
+ * or "err CMD ERRNO-NAME MS" (the first failure and how long it took).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "snapshot/format/digest.h"
+#include "snapshot/store/backend.h"
+
+#define CHUNK (64u << 10)
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void fill(uint8_t *buf, unsigned idx)
+{
+	uint64_t x = (idx + 1) * 0x9e3779b97f4a7c15ull | 1;
+
+	for (size_t i = 0; i < CHUNK; i += 8) {
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		memcpy(buf + i, &x, 8);
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* put or get chunk idx; 0 or a negative errno (-EBADMSG: wrong bytes). */
+static int one(struct snap_backend *b, int put, unsigned idx, uint8_t *want,
+	       uint8_t *got)
+{
+	uint8_t key[SNAP_KEY_LEN];
+	size_t len = 0;
+	int ret;
+
+	fill(want, idx);
+	snap_sha256(want, CHUNK, key);
+	if (put)
+		return b->ops->put(b->ctx, key, want, CHUNK);
+	ret = b->ops->get(b->ctx, key, got, CHUNK, &len);
+	if (!ret && (len != CHUNK || memcmp(got, want, CHUNK)))
+		ret = -EBADMSG;
+	return ret;
+}
+
+static void run(struct snap_backend *b, const char *cmd, unsigned n)
+{
+	uint8_t *want = malloc(CHUNK), *got = malloc(CHUNK);
+	uint64_t *t = calloc(n ? n : 1, sizeof(*t)), t0;
+	int put = !strcmp(cmd, "put"), ret = 0;
+
+	if (!want || !got || !t) {
+		printf("err %s ENOMEM 0\n", cmd);
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		t0 = now_us();
+		ret = one(b, put, i, want, got);
+		t[i] = now_us() - t0;
+		if (ret) {
+			printf("err %s %s %llu\n", cmd, strerrorname_np(-ret),
+			       (unsigned long long)(t[i] / 1000));
+			goto out;
+		}
+	}
+	qsort(t, n, sizeof(*t), cmp_u64);
+	printf("ok %s %u %llu %llu\n", cmd, n,
+	       (unsigned long long)(n ? t[n / 2] : 0),
+	       (unsigned long long)(n ? t[n - 1] : 0));
+out:
+	free(want);
+	free(got);
+	free(t);
+}
+
+static int del_key(void *arg, const uint8_t key[SNAP_KEY_LEN], uint64_t size)
+{
+	struct snap_backend *b = arg;
+
+	return b->ops->del(b->ctx, key);
+}
+
+static int open_backend(int argc, char **argv, struct snap_backend *b,
+			struct snap_err *err)
+{
+	if (argc == 5 && !strcmp(argv[1], "rados"))
+		return snap_backend_rados(argv[2], argv[3], argv[4], 0, b, err);
+	if (argc == 3 && !strcmp(argv[1], "dir"))
+		return snap_backend_dir(argv[2], SNAP_BACKEND_PACKS, b, err);
+	fprintf(stderr, "usage: chunkctl rados CONF POOL NAMESPACE | "
+		"chunkctl dir PATH\n");
+	return -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	struct snap_err err = { "" };
+	struct snap_backend b;
+	char line[128], cmd[16];
+	unsigned n;
+	int ret;
+
+	if (open_backend(argc, argv, &b, &err)) {
+		if (err.msg[0])
+			fprintf(stderr, "chunkctl: %s\n", err.msg);
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (fgets(line, sizeof(line), stdin)) {
+		n = 0;
+		if (sscanf(line, "%15s %u", cmd, &n) < 1)
+			continue;
+		if (!strcmp(cmd, "quit"))
+			break;
+		if (!strcmp(cmd, "put") || !strcmp(cmd, "get")) {
+			run(&b, cmd, n);
+		} else if (!strcmp(cmd, "empty")) {
+			ret = b.ops->each(b.ctx, del_key, &b);
+			if (!ret)
+				ret = b.ops->sync(b.ctx);
+			printf(ret ? "err empty %s 0\n" : "ok empty%s\n",
+			       ret ? strerrorname_np(-ret) : "");
+		} else {
+			printf("err %s unknown 0\n", cmd);
+		}
+	}
+	b.ops->free(b.ctx);
+	return 0;
+}
