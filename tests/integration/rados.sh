@@ -66,19 +66,21 @@ note "cluster start to a working write: $(($(now_ms) - t0)) ms"
 
 # ---- test_store over RADOS ---------------------------------------------------
 
-# Every /rados case passes, and there are as many as /mem cases (none
-# was left out for want of a cluster).
+# Every /rados and /rados+cache case passes, and there are as many of
+# each as /mem cases (none was left out for want of a cluster).
 SNAP_TEST_RADOS="$CEPH_CONF:$CEPH_POOL" CMOCKA_MESSAGE_OUTPUT=TAP \
 	"$TEST_STORE" >"$work/store.tap" 2>&1
 rc=$?
 nr=$(grep -c '^ok [0-9]* - .*/rados$' "$work/store.tap")
+nc=$(grep -c '^ok [0-9]* - .*/rados+cache$' "$work/store.tap")
 nm=$(grep -c '^ok [0-9]* - .*/mem$' "$work/store.tap")
 grep -E '^not ok|SKIP' "$work/store.tap" >"$err"
-if [ "$rc" -eq 0 ] && [ "$nr" -gt 0 ] && [ "$nr" -eq "$nm" ] && [ ! -s "$err" ]; then
-	ok "test_store over RADOS: $nr cases passed"
+if [ "$rc" -eq 0 ] && [ "$nr" -gt 0 ] && [ "$nr" -eq "$nm" ] &&
+   [ "$nc" -eq "$nm" ] && [ ! -s "$err" ]; then
+	ok "test_store over RADOS: $nr cases passed, and $nc behind the cache tier"
 else
 	tail -40 "$work/store.tap" >>"$err"
-	not_ok "test_store over RADOS: exit $rc, $nr of $nm cases passed"
+	not_ok "test_store over RADOS: exit $rc, $nr and $nc (cache) of $nm cases passed"
 fi
 
 # ---- one client through an OSD's stop and return -----------------------------

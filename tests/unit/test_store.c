@@ -6,11 +6,14 @@
  * cache, copy_range, and the backends' own contract.
  *
  * Most cases run over the directory backend ("/dir"), over
- * snap_backend_mem ("/mem") and, when SNAP_TEST_RADOS is "CONF:POOL" (a
- * Ceph cluster: tests/integration/rados.sh starts one and sets it), over
- * snap_backend_rados ("/rados"), each case in a namespace of its own,
- * emptied at its end; the metadata is in a temporary directory either
- * way. The memory and RADOS backends are handed to the store through a
+ * snap_backend_mem ("/mem"), over the cache tier in front of it ("/cache",
+ * with room for 16 chunks, so that the cases evict) and, when
+ * SNAP_TEST_RADOS is "CONF:POOL" (a Ceph cluster:
+ * tests/integration/rados.sh starts one and sets it), over
+ * snap_backend_rados, bare ("/rados") and behind the cache
+ * ("/rados+cache"), each case in a namespace of its own, emptied at its
+ * end; the metadata is in a temporary directory either way. The
+ * backends other than the directory are handed to the store through a
  * thin wrapper ("held") whose free does nothing, so that its chunks
  * outlive a close and a test can reopen the store; the wrapper also
  * counts frees and can corrupt what get returns.
@@ -288,12 +291,15 @@ static void rados_empty(struct snap_backend *b)
 
 /* ---- the fixture: a store in a fresh temporary directory ----------------- */
 
-enum { ON_DIR, ON_MEM, ON_RADOS };
-static int on_dir = ON_DIR, on_mem = ON_MEM, on_rados = ON_RADOS;
+enum { ON_DIR, ON_MEM, ON_CACHE, ON_RADOS, ON_RADOS_CACHE };
+static int on_dir = ON_DIR, on_mem = ON_MEM, on_cache = ON_CACHE,
+	   on_rados = ON_RADOS, on_rados_cache = ON_RADOS_CACHE;
+#define CACHE_BYTES	(16 * (CHUNK + 32))
 
 struct fx {
 	bool mem;			/* chunks in held (memory or RADOS) */
 	bool rados;
+	bool cached;			/* held is a cache in front */
 	char *tmp;
 	char *dir;			/* the store: tmp/store */
 	struct held held;		/* ON_MEM: the chunks */
@@ -351,14 +357,31 @@ static void fx_reopen(struct fx *f)
 	CHECK(f, fx_open(f));
 }
 
+/* Put a cache tier (in tmp/name) in front of b, in its place. */
+static int cache_over(struct fx *f, struct snap_backend *b, const char *name)
+{
+	struct snap_backend remote = *b;
+	char path[4096];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", f->tmp, name);
+	ret = snap_backend_cache(&remote, path, CACHE_BYTES, b, &f->err);
+	if (ret)
+		remote.ops->free(remote.ctx);
+	return ret;
+}
+
 static int fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	f->rados = *(int *)*state == ON_RADOS;
-	f->mem = *(int *)*state == ON_MEM || f->rados;
+	int on = *(int *)*state;
+
+	f->rados = on == ON_RADOS || on == ON_RADOS_CACHE;
+	f->cached = on == ON_CACHE || on == ON_RADOS_CACHE;
+	f->mem = on != ON_DIR;
 	f->tmp = test_tmpdir();
 	if (asprintf(&f->dir, "%s/store", f->tmp) < 0)
 		abort();
@@ -368,6 +391,10 @@ static int fx_setup(void **state)
 	}
 	if (f->mem && !f->rados && snap_backend_mem(&f->held.inner))
 		return -1;
+	if (f->cached && cache_over(f, &f->held.inner, "cache")) {
+		fprintf(stderr, "cache setup: %s\n", f->err.msg);
+		return -1;
+	}
 	if (snap_store_init(f->dir, CHUNK, &f->err) || fx_open(f)) {
 		fprintf(stderr, "store setup: %s\n", f->err.msg);
 		return -1;
@@ -2424,6 +2451,8 @@ static void rados_contract(struct fx *f)
 
 	assert_true(rados_env(conf, pool));
 	CHECK(f, rados_open(&b, &f->err));
+	if (f->cached)
+		CHECK(f, cache_over(f, &b, "cache2"));
 	CHECK(f, rados_open(&other, &f->err));
 	backend_contract(&b);
 	snap_sha256(&one, sizeof(one), key);
@@ -2460,6 +2489,8 @@ static void test_backend_contract(void **state)
 	}
 	if (f->mem) {
 		assert_int_equal(snap_backend_mem(&b), 0);
+		if (f->cached)
+			CHECK(f, cache_over(f, &b, "cache2"));
 		backend_contract(&b);
 		b.ops->free(b.ctx);
 		return;
@@ -3417,7 +3448,9 @@ static void test_times(void **state)
 #define BOTH(fn)							\
 	{ #fn "/dir", fn, fx_setup, fx_teardown, &on_dir },		\
 	{ #fn "/mem", fn, fx_setup, fx_teardown, &on_mem },		\
-	{ #fn "/rados", fn, fx_setup, fx_teardown, &on_rados }
+	{ #fn "/cache", fn, fx_setup, fx_teardown, &on_cache },		\
+	{ #fn "/rados", fn, fx_setup, fx_teardown, &on_rados },		\
+	{ #fn "/rados+cache", fn, fx_setup, fx_teardown, &on_rados_cache }
 #define ON_DIR_ONLY(fn)	{ #fn, fn, fx_setup, fx_teardown, &on_dir }
 #define ON_MEM_ONLY(fn)	{ #fn, fn, fx_setup, fx_teardown, &on_mem }
 
@@ -3524,7 +3557,8 @@ int main(void)
 
 	rados_left_out = !rados_env(conf, pool);
 	for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++) {
-		bool on_ceph = tests[i].initial_state == &on_rados;
+		bool on_ceph = tests[i].initial_state == &on_rados ||
+			       tests[i].initial_state == &on_rados_cache;
 
 		if (rados_left_out && on_ceph)
 			continue;
