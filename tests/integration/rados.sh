@@ -1,11 +1,13 @@
 #!/bin/sh
 # The memory store's chunks in Ceph RADOS, on a throwaway single-node
 # cluster this script starts (tests/lib/ceph.sh) and stops: test_store's
-# cases over snap_backend_rados (SNAP_TEST_RADOS), then one client
-# (chunkctl) that puts and reads chunks, loses its OSD (a read fails with
-# ETIMEDOUT within a bound, it does not hang) and reads every chunk again
-# once the OSD is back; the cluster's start and stop times, and chunk
-# reads against the directory backend, as notes. Prints TAP.
+# cases over snap_backend_rados (SNAP_TEST_RADOS), bare and behind the
+# cache tier; then two clients (chunkctl) on one namespace, a bare and
+# one behind a cache tier: a puts chunks, both read them, the OSD stops
+# (a's read fails with ETIMEDOUT within a bound, it does not hang; b
+# reads everything from its cache) and returns (a reads every chunk
+# again). The cluster's start and stop times, and chunk reads against
+# the directory backend, as notes. Prints TAP.
 #
 # Needs ceph-mon, ceph-osd, ceph and rados (sh tools/deps.sh installs
 # them; without them the whole script is a loud skip), python3,
@@ -35,13 +37,15 @@ for prog in "$TEST_STORE" "$CHUNKCTL"; do
 done
 
 work=$(mktemp -d /tmp/snapfs-rados.XXXXXX) || exit 1
-ctl=		# the chunkctl client's pid
+ctl=		# the chunkctl clients' pids
 cleanup() {
-	exec 3>&- 2>/dev/null
-	if [ -n "$ctl" ] && kill -0 "$ctl" 2>/dev/null; then
-		kill -TERM "$ctl"
-		wait "$ctl"
-	fi
+	exec 3>&- 4>&- 2>/dev/null
+	for p in $ctl; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill -TERM "$p"
+			wait "$p"
+		fi
+	done
 	ceph_stop || echo "rados.sh: $work is left: a daemon still runs" >&2
 	[ -n "$CEPH_DIR" ] || rm -rf "$work"
 }
@@ -83,47 +87,65 @@ else
 	not_ok "test_store over RADOS: exit $rc, $nr and $nc (cache) of $nm cases passed"
 fi
 
-# ---- one client through an OSD's stop and return -----------------------------
+# ---- two clients through an OSD's stop and return -----------------------------
 
-mkfifo "$work/in" || exit 1
-"$CHUNKCTL" rados "$CEPH_CONF" "$CEPH_POOL" "rados-sh.$$" \
-	<"$work/in" >"$work/out" 2>"$work/ctl.err" &
-ctl=$!
-exec 3>"$work/in"
-asked=0
+# Two hosts on one store: client a bare, client b behind a cache tier
+# with room for every chunk; both in the same namespace.
+NS=rados-sh.$$
+mkfifo "$work/a.in" "$work/b.in" || exit 1
+"$CHUNKCTL" rados "$CEPH_CONF" "$CEPH_POOL" "$NS" \
+	<"$work/a.in" >"$work/a.out" 2>"$work/a.err" &
+ctl_a=$!
+"$CHUNKCTL" rados "$CEPH_CONF" "$CEPH_POOL" "$NS" "$work/cache" \
+	$((N * 66000 + 4096)) <"$work/b.in" >"$work/b.out" 2>"$work/b.err" &
+ctl_b=$!
+ctl="$ctl_a $ctl_b"
+exec 3>"$work/a.in" 4>"$work/b.in"
+asked_a=0 asked_b=0
 
-# Send command $1 to the client and wait (at most $2 s) for its answer,
-# in $ans; fails when none comes.
+# ask CLIENT CMD SECONDS: send CMD to client a or b and wait (at most
+# SECONDS) for its answer, in $ans; fails when none comes.
 ask() {
-	echo "$1" >&3
-	asked=$((asked + 1))
+	case $1 in
+	a) echo "$2" >&3; asked_a=$((asked_a + 1)); _n=$asked_a _p=$ctl_a ;;
+	b) echo "$2" >&4; asked_b=$((asked_b + 1)); _n=$asked_b _p=$ctl_b ;;
+	esac
 	_i=0
-	while [ "$(wc -l <"$work/out")" -lt "$asked" ]; do
+	while [ "$(wc -l <"$work/$1.out")" -lt "$_n" ]; do
 		_i=$((_i + 1))
-		if [ "$_i" -gt $(($2 * 10)) ] || ! kill -0 "$ctl" 2>/dev/null; then
-			ans="no answer to '$1' in $2 s"
-			cat "$work/ctl.err" >"$err"
+		if [ "$_i" -gt $(($3 * 10)) ] || ! kill -0 "$_p" 2>/dev/null; then
+			ans="no answer from client $1 to '$2' in $3 s"
+			{ echo "$ans"; cat "$work/$1.err"; } >"$err"
 			return 1
 		fi
 		sleep 0.1
 	done
-	ans=$(sed -n "${asked}p" "$work/out")
+	ans=$(sed -n "${_n}p" "$work/$1.out")
 }
 
-# "ok CMD N P50 MAX" from $ans: its median in $p50.
+# "ok CMD N P50 MAX" in $ans: its median in $p50.
 answered_ok() {
+	# shellcheck disable=SC2086	# the answer's words
 	set -- $ans
 	[ "$1" = ok ] || { echo "$ans" >"$err"; return 1; }
 	p50=$4
 }
 
-ask "put $N" 60 && answered_ok
+ask a "put $N" 60 && answered_ok
 r=$?
-check "$N chunks put through librados" '[ $r -eq 0 ]'
-ask "get $N" 60 && answered_ok
+check "client a puts $N chunks through librados" '[ $r -eq 0 ]'
+ask a "get $N" 60 && answered_ok
 r=$?
-check "$N chunks read back, byte for byte" '[ $r -eq 0 ]'
+check "client a reads them back, byte for byte" '[ $r -eq 0 ]'
 rados_get_us=${p50:-0}
+ask b "get $N" 60 && answered_ok
+r=$?
+check "client b reads them through its cache tier (cold)" '[ $r -eq 0 ]'
+cold_us=${p50:-0}
+ask b "get $N" 60 && answered_ok
+r=$?
+check "client b reads them again (warm)" '[ $r -eq 0 ]'
+warm_us=${p50:-0}
 
 t0=$(now_ms)
 ceph_osd_stop 2>"$err"
@@ -132,7 +154,8 @@ check "the OSD stops (and the osdmap says so)" '[ $r -eq 0 ]'
 note "OSD stop: $(($(now_ms) - t0)) ms"
 
 # Without an OSD a read must fail, not hang: librados's op timeout.
-if ask "get 1" 60; then
+if ask a "get 1" 60; then
+	# shellcheck disable=SC2086
 	set -- $ans
 	case "$1 $2 $3" in
 	"err get ETIMEDOUT"|"err get EIO")
@@ -148,6 +171,10 @@ if ask "get 1" 60; then
 else
 	not_ok "a read without the OSD answers at all"
 fi
+ask b "get $N" 60 && answered_ok
+r=$?
+check "client b still reads all $N chunks from its cache without the OSD" \
+	'[ $r -eq 0 ]'
 
 t0=$(now_ms)
 ceph_osd_start 2>"$err"
@@ -155,18 +182,21 @@ r=$?
 check "the OSD starts again" '[ $r -eq 0 ]'
 note "OSD restart to up: $(($(now_ms) - t0)) ms"
 t0=$(now_ms)
-ask "get $N" 60 && answered_ok
+ask a "get $N" 60 && answered_ok
 r=$?
-check "the same client reads all $N chunks again once the OSD is back" '[ $r -eq 0 ]'
+check "client a reads all $N chunks again once the OSD is back" '[ $r -eq 0 ]'
 note "first full read after the OSD's return: $(($(now_ms) - t0)) ms"
 
-ask "empty" 60
-check "the client removes its chunks" '[ "$ans" = "ok empty" ]'
+ask a "empty" 60
+check "client a removes the chunks" '[ "$ans" = "ok empty" ]'
 echo quit >&3
-exec 3>&-
-wait "$ctl"
-r=$?
-check "the client exits 0" '[ $r -eq 0 ]'
+echo quit >&4
+exec 3>&- 4>&-
+wait "$ctl_a"
+ra=$?
+wait "$ctl_b"
+rb=$?
+check "both clients exit 0" '[ "$ra" -eq 0 ] && [ "$rb" -eq 0 ]'
 ctl=
 
 # ---- the directory backend, same chunks, same run ----------------------------
@@ -178,9 +208,11 @@ ans=$(sed -n 2p "$work/dir.out")
 answered_ok && dir_get_us=$p50
 check "the directory backend reads the same chunks back" '[ -n "${dir_get_us:-}" ]'
 if [ -n "${dir_get_us:-}" ] && [ "$dir_get_us" -gt 0 ]; then
-	note "64 KiB chunk read, p50: RADOS $rados_get_us us, directory" \
-	     "$dir_get_us us ($(echo "$rados_get_us $dir_get_us" |
-		awk '{ printf "%.1f", $1 / $2 }')x)"
+	note "64 KiB chunk read, p50 (us): RADOS $rados_get_us, through" \
+	     "the cache cold $cold_us, warm $warm_us; directory $dir_get_us;" \
+	     "RADOS/directory $(echo "$rados_get_us $dir_get_us" |
+		awk '{ printf "%.1f", $1 / $2 }')x, warm cache/directory" \
+	     "$(echo "$warm_us $dir_get_us" | awk '{ printf "%.1f", $1 / $2 }')x"
 fi
 
 # ---- stop ----------------------------------------------------------------------

@@ -4,7 +4,11 @@
  * stdin, one answer a line on stdout, so that a test can stop a Ceph OSD
  * between two commands of the same client.
  *
- *   chunkctl rados CONF POOL NAMESPACE | chunkctl dir PATH
+ *   chunkctl rados CONF POOL NAMESPACE [CACHE_DIR CACHE_BYTES]
+ *   chunkctl dir PATH
+ *
+ * With CACHE_DIR, the RADOS backend is behind the cache tier
+ * (snap_backend_cache) in CACHE_DIR, holding at most CACHE_BYTES.
  *
  *   put N    put N chunks of 64 KiB (random bytes made from their index)
  *   get N    read them back and compare
@@ -107,15 +111,33 @@ static int del_key(void *arg, const uint8_t key[SNAP_KEY_LEN], uint64_t size)
 	return b->ops->del(b->ctx, key);
 }
 
+static int open_rados(int argc, char **argv, struct snap_backend *b,
+		      struct snap_err *err)
+{
+	struct snap_backend r;
+	int ret;
+
+	ret = snap_backend_rados(argv[2], argv[3], argv[4], 0, &r, err);
+	if (ret || argc == 5) {
+		*b = r;
+		return ret;
+	}
+	ret = snap_backend_cache(&r, argv[5], strtoull(argv[6], NULL, 0), b,
+				 err);
+	if (ret)
+		r.ops->free(r.ctx);
+	return ret;
+}
+
 static int open_backend(int argc, char **argv, struct snap_backend *b,
 			struct snap_err *err)
 {
-	if (argc == 5 && !strcmp(argv[1], "rados"))
-		return snap_backend_rados(argv[2], argv[3], argv[4], 0, b, err);
+	if ((argc == 5 || argc == 7) && !strcmp(argv[1], "rados"))
+		return open_rados(argc, argv, b, err);
 	if (argc == 3 && !strcmp(argv[1], "dir"))
 		return snap_backend_dir(argv[2], SNAP_BACKEND_PACKS, b, err);
-	fprintf(stderr, "usage: chunkctl rados CONF POOL NAMESPACE | "
-		"chunkctl dir PATH\n");
+	fprintf(stderr, "usage: chunkctl rados CONF POOL NAMESPACE "
+		"[CACHE_DIR CACHE_BYTES] | chunkctl dir PATH\n");
 	return -EINVAL;
 }
 
