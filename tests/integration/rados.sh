@@ -138,6 +138,10 @@ ask a "get $N" 60 && answered_ok
 r=$?
 check "client a reads them back, byte for byte" '[ $r -eq 0 ]'
 rados_get_us=${p50:-0}
+ask b count 60
+check "client b lists the $N chunks of the namespace" \
+	'[ "${ans% *}" = "ok count $N" ]'
+note "listing $N chunks with their sizes: ${ans##* } ms"
 ask b "get $N" 60 && answered_ok
 r=$?
 check "client b reads them through its cache tier (cold)" '[ $r -eq 0 ]'

@@ -12,6 +12,7 @@
  *
  *   put N    put N chunks of 64 KiB (random bytes made from their index)
  *   get N    read them back and compare
+ *   count    list every chunk with its size ("ok count N MS")
  *   empty    delete every chunk the backend lists
  *   quit
  *
@@ -111,6 +112,26 @@ static int del_key(void *arg, const uint8_t key[SNAP_KEY_LEN], uint64_t size)
 	return b->ops->del(b->ctx, key);
 }
 
+static int count_key(void *arg, const uint8_t key[SNAP_KEY_LEN],
+		     uint64_t size)
+{
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+static void count(struct snap_backend *b)
+{
+	uint64_t t0 = now_us();
+	unsigned n = 0;
+	int ret = b->ops->each(b->ctx, count_key, &n);
+
+	if (ret)
+		printf("err count %s 0\n", strerrorname_np(-ret));
+	else
+		printf("ok count %u %llu\n", n,
+		       (unsigned long long)((now_us() - t0) / 1000));
+}
+
 static int open_rados(int argc, char **argv, struct snap_backend *b,
 		      struct snap_err *err)
 {
@@ -163,6 +184,8 @@ int main(int argc, char **argv)
 			break;
 		if (!strcmp(cmd, "put") || !strcmp(cmd, "get")) {
 			run(&b, cmd, n);
+		} else if (!strcmp(cmd, "count")) {
+			count(&b);
 		} else if (!strcmp(cmd, "empty")) {
 			ret = b.ops->each(b.ctx, del_key, &b);
 			if (!ret)
