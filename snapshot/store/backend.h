@@ -94,8 +94,9 @@ int snap_backend_rados(const char *conf, const char *pool, const char *prefix,
  * from remote and keeps a copy; the copies take at most max_bytes (each
  * its value and 32 bytes), the least recently used removed first. Each
  * copy carries the SHA-256 of its value: one that does not match is
- * dropped and fetched again, never returned. put, del, each and sync are
- * remote's (put does not fill the cache). Copies left in dir by an
+ * dropped and fetched again, never returned. put, has, size, del, each
+ * and sync are remote's (put does not fill the cache; has asks remote
+ * even for a key held here, since another host may have removed it). Copies left in dir by an
  * earlier run are used, as the least recent. The cache takes remote over
  * (its free frees remote) when it returns 0, and leaves it to the caller
  * otherwise. One process at a time may use dir.

@@ -14,7 +14,7 @@
  * Puts and dels go to the remote (write-through); a put does not fill the
  * cache (a host rarely reads back at once what it just wrote, and a read
  * fills it). What the remote holds is the truth: has, size and each ask
- * it, except that a key held locally is known to exist.
+ * it.
  *
  * Recency is kept in memory: a list, most recently used first, and a hash
  * table of its entries, under one lock; file I/O happens outside it. A
@@ -53,7 +53,7 @@ struct cache_backend {
 	uint64_t bytes;
 };
 
-/* ---- the index -------------------------------------------------------------- */
+/* ---- the index ----------------------------------------------------------- */
 
 static struct entry **idx_slot(struct cache_backend *c,
 			       const uint8_t key[SNAP_KEY_LEN])
@@ -176,7 +176,7 @@ static size_t idx_evict(struct cache_backend *c,
 	return n;
 }
 
-/* ---- local copies -------------------------------------------------------------- */
+/* ---- local copies -------------------------------------------------------- */
 
 /* Remove key's local copy and its entry: it was found bad or gone. */
 static void local_drop(struct cache_backend *c,
@@ -258,7 +258,7 @@ static void local_keep(struct cache_backend *c,
 	} while (n == 16);
 }
 
-/* ---- the backend ------------------------------------------------------------------ */
+/* ---- the backend --------------------------------------------------------- */
 
 static int cache_get(void *ctx, const uint8_t key[SNAP_KEY_LEN], void *buf,
 		     size_t cap, size_t *len)
@@ -286,26 +286,15 @@ static int cache_get(void *ctx, const uint8_t key[SNAP_KEY_LEN], void *buf,
 	return ret;
 }
 
-static bool cache_holds(struct cache_backend *c,
-			const uint8_t key[SNAP_KEY_LEN], uint64_t *bytes)
-{
-	struct entry *e;
-
-	pthread_mutex_lock(&c->lock);
-	e = *idx_slot(c, key);
-	if (e)
-		*bytes = e->bytes - DIGEST_LEN;
-	pthread_mutex_unlock(&c->lock);
-	return e != NULL;
-}
-
+/*
+ * has and size ask the remote even for a key held here: the store puts
+ * a chunk only when has says it is absent, and a copy here says nothing
+ * of whether another host's gc removed the chunk from the remote since.
+ */
 static int cache_has(void *ctx, const uint8_t key[SNAP_KEY_LEN])
 {
 	struct cache_backend *c = ctx;
-	uint64_t size;
 
-	if (cache_holds(c, key, &size))
-		return 1;
 	return c->remote.ops->has(c->remote.ctx, key);
 }
 
@@ -314,8 +303,6 @@ static int cache_size(void *ctx, const uint8_t key[SNAP_KEY_LEN],
 {
 	struct cache_backend *c = ctx;
 
-	if (cache_holds(c, key, size))
-		return 0;
 	return c->remote.ops->size(c->remote.ctx, key, size);
 }
 

@@ -19,7 +19,6 @@
 #include "snapshot/store/backend.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +27,7 @@
 #include "snapshot/format/digest.h"
 
 #define OID_LEN (2 * SNAP_KEY_LEN)
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define EACH_BATCH 64	/* stats in flight while each walks a listing */
 
 struct rados_backend {
@@ -52,19 +52,27 @@ static void oid_of(const uint8_t key[SNAP_KEY_LEN], char oid[OID_LEN + 1])
 	snap_hex(key, SNAP_KEY_LEN, oid);
 }
 
+/* A lower-case hex digit's value, or -1. */
+static int nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
 /* Whether name is a key's object name (64 lower-case hex digits). */
 static int oid_key(const char *name, uint8_t key[SNAP_KEY_LEN])
 {
 	if (strlen(name) != OID_LEN)
 		return 0;
 	for (int i = 0; i < SNAP_KEY_LEN; i++) {
-		unsigned v;
+		int hi = nibble(name[2 * i]), lo = nibble(name[2 * i + 1]);
 
-		if (sscanf(name + 2 * i, "%2x", &v) != 1 ||
-		    !strchr("0123456789abcdef", name[2 * i]) ||
-		    !strchr("0123456789abcdef", name[2 * i + 1]))
+		if (hi < 0 || lo < 0)
 			return 0;
-		key[i] = (uint8_t)v;
+		key[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 1;
 }
@@ -287,7 +295,7 @@ static int rados_open_cluster(const char *conf, rados_t *cluster,
 	if (ret)
 		return snap_err_set(err, ret, "rados: cannot create a client: %s",
 				    strerror(-ret));
-	for (size_t i = 0; i < sizeof(rados_timeouts) / sizeof(*rados_timeouts); i++)
+	for (size_t i = 0; i < ARRAY_LEN(rados_timeouts); i++)
 		rados_conf_set(*cluster, rados_timeouts[i][0],
 			       rados_timeouts[i][1]);
 	ret = rados_conf_read_file(*cluster, conf);

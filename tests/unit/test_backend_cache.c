@@ -5,7 +5,8 @@
  * contract; a second read served locally; the bound on the local bytes
  * held after every read, least recently used evicted first; a corrupt,
  * cut or lost local copy fetched again and repaired, never returned;
- * copies kept across a restart, trimmed to a smaller bound; a value too
+ * copies kept across a restart, trimmed to a smaller bound; has and size
+ * from the remote, whatever is here; a value too
  * large to keep; threads reading at once.
  */
 #include <errno.h>
@@ -97,7 +98,7 @@ static const struct snap_backend_ops remote_ops = {
 	.del = r_del, .each = r_each, .sync = r_sync, .free = r_free,
 };
 
-/* ---- the fixture -------------------------------------------------------------- */
+/* ---- the fixture --------------------------------------------------------- */
 
 struct fx {
 	char *tmp, *dir;
@@ -206,7 +207,7 @@ static void copy_path(struct fx *f, int i, char *path, size_t cap)
 	snprintf(path, cap, "%s/%.2s/%s", f->dir, hex, hex);
 }
 
-/* ---- cases ------------------------------------------------------------------------- */
+/* ---- cases --------------------------------------------------------------- */
 
 static void test_contract(void **state)
 {
@@ -333,6 +334,25 @@ static void test_restart(void **state)
 	assert_int_equal(hits, 3);
 }
 
+/*
+ * A chunk another host's gc removed from the remote: has and size say so
+ * although a copy is here (the store would otherwise never put it
+ * again); the copy's bytes, still right, are what a get returns.
+ */
+static void test_remote_truth(void **state)
+{
+	struct fx *f = *state;
+	uint64_t size;
+
+	cache_open(f, 8 * COPY);
+	assert_int_equal(fetches(f, 0), 1);
+	assert_int_equal(f->remote.mem.ops->del(f->remote.mem.ctx, f->key[0]),
+			 0);
+	assert_int_equal(f->c.ops->has(f->c.ctx, f->key[0]), 0);
+	assert_int_equal(f->c.ops->size(f->c.ctx, f->key[0], &size), -ENOENT);
+	assert_int_equal(fetches(f, 0), 0);
+}
+
 /* A value larger than the whole cache is served, not kept. */
 static void test_too_large(void **state)
 {
@@ -411,6 +431,7 @@ int main(void)
 		CASE(test_bound_lru),
 		CASE(test_corrupt_copy),
 		CASE(test_restart),
+		CASE(test_remote_truth),
 		CASE(test_too_large),
 		CASE(test_bad_dir),
 		CASE(test_threads),
