@@ -3,10 +3,12 @@
 # cluster this script starts (tests/lib/ceph.sh) and stops: test_store's
 # cases over snap_backend_rados (SNAP_TEST_RADOS), bare and behind the
 # cache tier; then two clients (chunkctl) on one namespace, a bare and
-# one behind a cache tier: a puts chunks, both read them, the OSD stops
-# (a's read fails with ETIMEDOUT within a bound, it does not hang; b
-# reads everything from its cache) and returns (a reads every chunk
-# again). The cluster's start and stop times, and chunk reads against
+# one behind a cache tier: a puts chunks and writes an image into a
+# memory store over its backend, both read the chunks, the OSD stops
+# (a's read fails with ETIMEDOUT within a bound, it does not hang, and
+# the store's read with EIO naming image, offset and chunk; b reads
+# everything from its cache) and returns (a reads every chunk and the
+# store its image again, in the same process). The cluster's start and stop times, and chunk reads against
 # the directory backend, as notes. Prints TAP.
 #
 # Needs ceph-mon, ceph-osd, ceph and rados (sh tools/deps.sh installs
@@ -138,10 +140,15 @@ ask a "get $N" 60 && answered_ok
 r=$?
 check "client a reads them back, byte for byte" '[ $r -eq 0 ]'
 rados_get_us=${p50:-0}
+ask a "store $work/store" 60
+check "client a opens a memory store over its RADOS backend" '[ "$ans" = "ok store" ]'
+ask a "swrite 64" 60 && answered_ok
+r=$?
+check "client a writes a 64-chunk image into the store" '[ $r -eq 0 ]'
 ask b count 60
-check "client b lists the $N chunks of the namespace" \
-	'[ "${ans% *}" = "ok count $N" ]'
-note "listing $N chunks with their sizes: ${ans##* } ms"
+check "client b lists the $((N + 64)) chunks of the namespace" \
+	'[ "${ans% *}" = "ok count $((N + 64))" ]'
+note "listing $((N + 64)) chunks with their sizes: ${ans##* } ms"
 ask b "get $N" 60 && answered_ok
 r=$?
 check "client b reads them through its cache tier (cold)" '[ $r -eq 0 ]'
@@ -179,6 +186,21 @@ ask b "get $N" 60 && answered_ok
 r=$?
 check "client b still reads all $N chunks from its cache without the OSD" \
 	'[ $r -eq 0 ]'
+# The store's read: EIO naming the image, the offset and the chunk.
+if ask a sread 60; then
+	case $ans in
+	"err sread EIO "[0-9]*" image "*": offset "*": chunk "*": Connection timed out")
+		ms=${ans#err sread EIO }
+		ms=${ms%% *}
+		check "the store's read without the OSD is EIO within $FAIL_MS ms ($ms)" \
+			'[ "$ms" -le "$FAIL_MS" ]'
+		note "the store said: ${ans#err sread EIO * }" ;;
+	*)	echo "$ans" >"$err"
+		not_ok "the store's read without the OSD is EIO naming image, offset and chunk" ;;
+	esac
+else
+	not_ok "the store's read without the OSD answers at all"
+fi
 
 t0=$(now_ms)
 ceph_osd_start 2>"$err"
@@ -190,6 +212,9 @@ ask a "get $N" 60 && answered_ok
 r=$?
 check "client a reads all $N chunks again once the OSD is back" '[ $r -eq 0 ]'
 note "first full read after the OSD's return: $(($(now_ms) - t0)) ms"
+ask a sread 60 && answered_ok
+r=$?
+check "the same store reads its image whole again" '[ $r -eq 0 ]'
 
 ask a "empty" 60
 check "client a removes the chunks" '[ "$ans" = "ok empty" ]'

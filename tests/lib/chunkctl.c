@@ -14,19 +14,27 @@
  *   get N    read them back and compare
  *   count    list every chunk with its size ("ok count N MS")
  *   empty    delete every chunk the backend lists
+ *   store DIR    open the memory store in DIR (made when missing) over
+ *                the backend, which it takes over, with room for one
+ *                chunk in its cache, so that reads reach the backend
+ *   swrite N     write an image of N chunks into it (and sync)
+ *   sread        read that image whole and compare
  *   quit
  *
  * Answers: "ok CMD N p50_us MAX_us" (the median and the slowest call),
- * or "err CMD ERRNO-NAME MS" (the first failure and how long it took).
+ * or "err CMD ERRNO-NAME MS" (the first failure and how long it took);
+ * a store's failure adds its message.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "snapshot/format/digest.h"
 #include "snapshot/store/backend.h"
+#include "snapshot/store/store.h"
 
 #define CHUNK (64u << 10)
 
@@ -112,6 +120,89 @@ static int del_key(void *arg, const uint8_t key[SNAP_KEY_LEN], uint64_t size)
 	return b->ops->del(b->ctx, key);
 }
 
+/* ---- a store over the backend ---------------------------------------------- */
+
+struct st {
+	struct snap_store *s;
+	uint8_t id[SNAP_ID_LEN];
+	unsigned chunks;		/* in the image; 0: none written */
+};
+
+static void st_open(struct st *st, struct snap_backend *b, const char *dir)
+{
+	struct snap_store_opts o = { .cache_bytes = CHUNK, .backend = b };
+	struct snap_err err = { "" };
+	int ret = 0;
+
+	if (access(dir, F_OK))
+		ret = snap_store_init(dir, CHUNK, &err);
+	if (!ret)
+		ret = snap_store_open(dir, &o, &st->s, &err);
+	if (ret) {
+		/* A failed open freed b too: nothing is left to drive. */
+		printf("err store %s 0 %s\n", strerrorname_np(-ret), err.msg);
+		exit(1);
+	}
+	printf("ok store\n");
+}
+
+/* The image's write or read, in 1 MiB pieces; 0 or a negative errno. */
+static int st_io(struct st *st, int write, uint8_t *buf, uint8_t *want,
+		 struct snap_err *err)
+{
+	struct snap_image *img = NULL;
+	uint64_t size = (uint64_t)st->chunks * CHUNK;
+	int ret = snap_image_open(st->s, st->id, write ? SNAP_IMAGE_WRITE : 0,
+				  &img, err);
+
+	for (uint64_t off = 0; !ret && off < size; off += 16 * CHUNK) {
+		size_t len = size - off < 16 * CHUNK ? size - off : 16 * CHUNK;
+		ssize_t n;
+
+		for (size_t c = 0; c < len; c += CHUNK)
+			fill(want + c, (unsigned)((off + c) / CHUNK) + 1000);
+		n = write ? snap_image_write(img, want, len, off, err)
+			  : snap_image_read(img, buf, len, off, err);
+		if (n < 0)
+			ret = (int)n;
+		else if ((size_t)n != len || (!write && memcmp(buf, want, len)))
+			ret = snap_err_set(err, -EBADMSG, "wrong bytes at %llu",
+					   (unsigned long long)off);
+	}
+	if (!ret && write)
+		ret = snap_image_sync(img, err);
+	if (img && snap_image_close(img, ret ? NULL : err) && !ret)
+		ret = -EIO;
+	return ret;
+}
+
+static void st_run(struct st *st, const char *cmd, unsigned n)
+{
+	uint8_t *buf = malloc(16 * CHUNK), *want = malloc(16 * CHUNK);
+	struct snap_err err = { "" };
+	uint64_t t0 = now_us();
+	int write = !strcmp(cmd, "swrite"), ret = -ENOMEM;
+
+	if (!st->s || (!write && !st->chunks))
+		ret = snap_err_set(&err, -EINVAL, "no store or no image");
+	else if (buf && want && write)
+		ret = snap_image_create(st->s, 0, st->id, &err);
+	else if (buf && want)
+		ret = 0;
+	if (!ret && write)
+		st->chunks = n;
+	if (!ret)
+		ret = st_io(st, write, buf, want, &err);
+	if (ret)
+		printf("err %s %s %llu %s\n", cmd, strerrorname_np(-ret),
+		       (unsigned long long)((now_us() - t0) / 1000), err.msg);
+	else
+		printf("ok %s %u %llu\n", cmd, st->chunks,
+		       (unsigned long long)((now_us() - t0) / 1000));
+	free(buf);
+	free(want);
+}
+
 static int count_key(void *arg, const uint8_t key[SNAP_KEY_LEN],
 		     uint64_t size)
 {
@@ -166,7 +257,8 @@ int main(int argc, char **argv)
 {
 	struct snap_err err = { "" };
 	struct snap_backend b;
-	char line[128], cmd[16];
+	char line[4200], cmd[16], arg[4096];
+	struct st st = { 0 };
 	unsigned n;
 	int ret;
 
@@ -178,11 +270,17 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while (fgets(line, sizeof(line), stdin)) {
 		n = 0;
-		if (sscanf(line, "%15s %u", cmd, &n) < 1)
+		arg[0] = '\0';
+		if (sscanf(line, "%15s %4095s", cmd, arg) < 1)
 			continue;
+		n = (unsigned)strtoul(arg, NULL, 0);
 		if (!strcmp(cmd, "quit"))
 			break;
-		if (!strcmp(cmd, "put") || !strcmp(cmd, "get")) {
+		if (!strcmp(cmd, "store") && !st.s) {
+			st_open(&st, &b, arg);
+		} else if (!strcmp(cmd, "swrite") || !strcmp(cmd, "sread")) {
+			st_run(&st, cmd, n);
+		} else if (!strcmp(cmd, "put") || !strcmp(cmd, "get")) {
 			run(&b, cmd, n);
 		} else if (!strcmp(cmd, "count")) {
 			count(&b);
@@ -196,6 +294,9 @@ int main(int argc, char **argv)
 			printf("err %s unknown 0\n", cmd);
 		}
 	}
-	b.ops->free(b.ctx);
+	if (st.s)
+		snap_store_close(st.s);	/* which frees b */
+	else
+		b.ops->free(b.ctx);
 	return 0;
 }
