@@ -52,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "snapshot/format/error.h"
 #include "snapshot/store/store.h"
@@ -99,6 +100,9 @@ struct snap_meta_ops {
 		     struct snap_err *err);
 	int (*sync_names)(void *ctx, const char *snap, struct snap_err *err);
 
+	/* the room where it all is (statvfs(3)'s fields) */
+	int (*statfs)(void *ctx, struct statvfs *sv, struct snap_err *err);
+
 	/* locks */
 	int (*lock)(void *ctx, enum meta_lock which, struct snap_err *err);
 	void (*unlock)(void *ctx, enum meta_lock which);
@@ -121,5 +125,15 @@ int meta_dir_open(const char *dir, struct snap_meta *m, struct snap_err *err);
 
 /* Make the folders of a new store in dir (an empty directory). */
 int meta_dir_init(const char *dir, struct snap_err *err);
+
+struct rados_conn;
+
+/* The metadata of the store c connects to (meta_rados.h), with a
+ * reference to c of its own. */
+int meta_rados_open(struct rados_conn *c, struct snap_meta *m,
+		    struct snap_err *err);
+
+/* Begin a new store there: its namespace must hold no object. */
+int meta_rados_init(struct rados_conn *c, struct snap_err *err);
 
 #endif
