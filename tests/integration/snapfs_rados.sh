@@ -3,7 +3,8 @@
 # mount points) by a throwaway single-node cluster this script starts
 # (tests/lib/ceph.sh) and stops by its pids: the metadata contract over
 # RADOS (test_meta), a snapshot imported and cloned with cp -r through
-# host A read byte for byte through host B, a snapshot made on A listed
+# host A read byte for byte through host B (through B's local chunk
+# cache, which stays within its bound), a snapshot made on A listed
 # by B at once, a second writer refused in one line, gc refused while
 # the store is mounted and run once it is not, and verify clean after.
 # Prints TAP.
@@ -110,8 +111,11 @@ check "store init and import into $STORE" \
 
 mount_at "$STORE" "$MNT" >"$err" 2>&1 && a=$last
 check "host A mounts the store read-write" '[ -n "${a:-}" ]'
-mount_at "$STORE" "$MNT2" -o ro >"$err" 2>&1 && b=$last
-check "host B mounts it read-only beside A" '[ -n "${b:-}" ]'
+CACHE_B=1048576	# B's chunk cache: 1 MiB, less than what B reads
+mount_at "$STORE" "$MNT2" -o "ro,chunk_cache=$work/cacheB,chunk_cache_size=$CACHE_B" \
+	>"$err" 2>&1 && b=$last
+check "host B mounts it read-only beside A, with a local chunk cache" \
+	'[ -n "${b:-}" ]'
 
 check "A clones s1 with cp -r" 'cp -r "$MNT/s1" "$MNT/s2" 2>"$err"'
 dd if=/dev/urandom of="$work/s2.part" bs=4096 count=16 2>/dev/null
@@ -121,6 +125,12 @@ check "B reads A's clone byte for byte, and s1 as imported" \
 	'cmp "$MNT/s2/memory.bin" "$MNT2/s2/memory.bin" 2>"$err" &&
 	 cmp "$work/snap/memory.bin" "$MNT2/s1/memory.bin" 2>>"$err" &&
 	 cmp "$work/snap/state.bin" "$MNT2/s2/state.bin" 2>>"$err"'
+# What B read went through its cache tier: copies kept, within the bound.
+cached=$(find "$work/cacheB" -path "$work/cacheB/tmp" -prune -o -type f \
+	-printf '%s\n' |
+	awk '{ n++; b += $1 } END { print n + 0, b + 0 }')
+check "B's chunk cache holds copies (${cached% *}, ${cached#* } bytes), within $CACHE_B" \
+	'[ "${cached% *}" -gt 0 ] && [ "${cached#* }" -le "$CACHE_B" ]'
 mkdir "$MNT/s3" && cp "$work/snap/manifest.bin" "$MNT/s3/" 2>"$err"
 check "a snapshot A makes is in B's listing at once" \
 	'[ "$(ls "$MNT2" | tr "\n" " ")" = "s1 s2 s3 " ]'
