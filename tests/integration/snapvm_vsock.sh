@@ -235,10 +235,9 @@ case $(file -bL "$busybox" 2>/dev/null) in
 esac
 if ! "$CC" -std=gnu11 -O2 -static -D_GNU_SOURCE -Wall -Wextra -Werror \
 	-o "$tmp/vsock_peer" tests/integration/vsock_peer.c 2>"$tmp/cc.err"; then
-	echo "not ok 1 - vsock_peer.c builds static"
-	sed 's/^/# /' "$tmp/cc.err"
-	echo "1..1"
-	exit 1
+	err=$tmp/cc.err
+	not_ok "vsock_peer.c builds static"
+	tap_end
 fi
 
 # The initrd: busybox, vsock_peer, the virtio-pci and vsock modules in
