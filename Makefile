@@ -30,6 +30,8 @@ endif
 PKGS     := libprotobuf-c libzstd libcrypto
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# librados (the RADOS chunk backend): Debian's librados-dev has no .pc.
+DEP_LIBS   += -lrados
 
 CFLAGS   := -std=gnu11 -O2 -g -D_GNU_SOURCE -MMD -MP $(WARNINGS) \
 	    -I. -I$(BUILD) $(DEP_CFLAGS) $(EXTRA_CFLAGS)

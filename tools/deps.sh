@@ -2,13 +2,16 @@
 # Install the Debian packages snapfs needs, only those that are missing.
 # Quiet when nothing is needed; idempotent. clang and libclang-rt-dev
 # (libFuzzer and the sanitizers' runtimes, which clang only recommends)
-# build the fuzz targets of tests/fuzz.
+# build the fuzz targets of tests/fuzz. ceph-mon and ceph-osd run the
+# throwaway single-node cluster of tests/lib/ceph.sh; librados-dev builds
+# the RADOS chunk backend.
 set -eu
 
 PACKAGES="build-essential pkg-config libfuse3-dev fuse3 protobuf-c-compiler
 libprotobuf-c-dev libzstd-dev libssl-dev libcmocka-dev
 qemu-system-x86 busybox-static cpio xz-utils attr e2fsprogs
-clang libclang-rt-dev"
+clang libclang-rt-dev
+ceph-mon ceph-osd librados-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -4,8 +4,9 @@
 
 /*
  * Where the memory store keeps its chunks: a small table of operations on
- * opaque values named by 32-byte keys, so that an object store can serve
- * chunks one day without touching the rest of libsnap.
+ * opaque values named by 32-byte keys, so that an object store (Ceph
+ * RADOS, snap_backend_rados) serves chunks without touching the rest of
+ * libsnap.
  *
  * Contract of every backend:
  * - put stores len bytes under key; putting a key that exists is allowed
@@ -68,6 +69,24 @@ struct snap_backend {
  */
 int snap_backend_dir(const char *dir, unsigned flags, struct snap_backend *b,
 		     struct snap_err *err);
+
+/*
+ * Chunks in Ceph pool pool, one object each, named by the key in hex, in
+ * the RADOS namespace prefix (NULL or "": the pool's default namespace),
+ * which should hold nothing else: each lists that namespace, so stores in
+ * namespaces of their own never list each other's objects. conf names a
+ * ceph.conf (NULL: Ceph's own search, CEPH_CONF first); CEPH_ARGS is read
+ * too. SNAP_BACKEND_RDONLY makes put and del fail with -EROFS.
+ *
+ * sync has nothing to do: RADOS acknowledges a write once it is durable.
+ * No call waits forever: connecting, and an operation whose OSD or
+ * monitor is gone, fail after 10 s (-ETIMEDOUT) unless conf sets
+ * client_mount_timeout, rados_mon_op_timeout or rados_osd_op_timeout.
+ * Errors of the constructor name the configuration or the pool.
+ */
+int snap_backend_rados(const char *conf, const char *pool, const char *prefix,
+		       unsigned flags, struct snap_backend *b,
+		       struct snap_err *err);
 
 /* Chunks in this process's memory: for tests, lost at free. */
 int snap_backend_mem(struct snap_backend *b);

@@ -211,14 +211,12 @@ static size_t pack(ZSTD_CCtx *cctx, int level, uint8_t *obj, size_t at,
 /* The store says it has patches: required in store.bin before the first. */
 static bool patches_allowed(struct snap_store *s)
 {
-	char path[4096];
 	struct snap_err err;
 
 	if (__atomic_load_n(&s->patches, __ATOMIC_ACQUIRE))
 		return true;
 	pthread_mutex_lock(&s->info_lock);
-	snprintf(path, sizeof(path), "%s/store.bin", s->dir);
-	if (!s->patches && !meta_store_require(path, FEATURE_PATCHES, &err))
+	if (!s->patches && !meta_store_require(&s->meta, FEATURE_PATCHES, &err))
 		__atomic_store_n(&s->patches, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->info_lock);
 	return s->patches;

@@ -119,11 +119,9 @@ int frame_fsync_file(const char *path)
 	return ret;
 }
 
-int frame_publish(const char *path, const void *payload, size_t len,
-		  unsigned flags, struct snap_err *err)
+int frame_publish_bytes(const char *path, const void *buf, size_t n,
+			unsigned flags, struct snap_err *err)
 {
-	uint8_t *buf = NULL;
-	size_t n;
 	char tmp[4096];
 	uint32_t rnd;
 	int fd, ret;
@@ -134,14 +132,9 @@ int frame_publish(const char *path, const void *payload, size_t len,
 	    (int)sizeof(tmp))
 		return snap_err_set(err, -ENAMETOOLONG, "%s: name too long",
 				    path);
-	ret = frame_encode(payload, len, &buf, &n);
-	if (ret)
-		return snap_err_set(err, ret, "%s: %s", path, strerror(-ret));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		ret = snap_err_set(err, -errno, "%s: %m", tmp);
-		goto out;
-	}
+	if (fd < 0)
+		return snap_err_set(err, -errno, "%s: %m", tmp);
 	ret = snap_io_write_all(&snap_io_posix, fd, buf, n, 0);
 	if (!ret && (flags & FRAME_DURABLE) && fsync(fd))
 		ret = -errno;
@@ -163,10 +156,23 @@ int frame_publish(const char *path, const void *payload, size_t len,
 	if (ret)
 		snap_err_set(err, ret, "%s: fsync of its directory: %s", path,
 			     strerror(-ret));
-	goto out;
+	return ret;
 out_unlink:
 	unlink(tmp);
-out:
+	return ret;
+}
+
+int frame_publish(const char *path, const void *payload, size_t len,
+		  unsigned flags, struct snap_err *err)
+{
+	uint8_t *buf;
+	size_t n;
+	int ret;
+
+	ret = frame_encode(payload, len, &buf, &n);
+	if (ret)
+		return snap_err_set(err, ret, "%s: %s", path, strerror(-ret));
+	ret = frame_publish_bytes(path, buf, n, flags, err);
 	free(buf);
 	return ret;
 }
@@ -191,20 +197,14 @@ static int take_one(void *arg, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int frame_read_one(const char *path, const char *label, uint8_t **payload,
-		   size_t *len, struct snap_err *err)
+int frame_decode_one(const uint8_t *buf, size_t n, const char *label,
+		     uint8_t **payload, size_t *len, struct snap_err *err)
 {
 	struct one o = { 0 };
-	uint8_t *buf;
-	size_t n, end;
+	size_t end;
 	int ret;
 
-	ret = snap_read_file(path, label, FRAME_HDR + FRAME_MAX, &buf, &n,
-			     err);
-	if (ret)
-		return ret;
 	ret = frame_each(buf, n, label, take_one, &o, &end, err);
-	free(buf);
 	if (ret == -EBADMSG && o.count > 1)
 		ret = snap_err_set(err, ret, "%s: more than one frame", label);
 	else if (!ret && (o.count != 1 || end != n))
@@ -220,4 +220,20 @@ int frame_read_one(const char *path, const char *label, uint8_t **payload,
 	*payload = o.p;
 	*len = o.n;
 	return 0;
+}
+
+int frame_read_one(const char *path, const char *label, uint8_t **payload,
+		   size_t *len, struct snap_err *err)
+{
+	uint8_t *buf;
+	size_t n;
+	int ret;
+
+	ret = snap_read_file(path, label, FRAME_HDR + FRAME_MAX, &buf, &n,
+			     err);
+	if (ret)
+		return ret;
+	ret = frame_decode_one(buf, n, label, payload, len, err);
+	free(buf);
+	return ret;
 }

@@ -54,8 +54,17 @@ int frame_each(const uint8_t *buf, size_t len, const char *label,
 int frame_publish(const char *path, const void *payload, size_t len,
 		  unsigned flags, struct snap_err *err);
 
+/* frame_publish of bytes already framed (n bytes at buf). */
+int frame_publish_bytes(const char *path, const void *buf, size_t n,
+			unsigned flags, struct snap_err *err);
+
 /* fsync the file at path. */
 int frame_fsync_file(const char *path);
+
+/* The payload of buf (n bytes), which must hold exactly one frame, in a
+ * new buffer; errors name label. */
+int frame_decode_one(const uint8_t *buf, size_t n, const char *label,
+		     uint8_t **payload, size_t *len, struct snap_err *err);
 
 /* Read a file holding exactly one frame; *payload is a new buffer. */
 int frame_read_one(const char *path, const char *label, uint8_t **payload,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The store: opening it, its locks, and its names.
+ * The store: opening it, its locks, and its names. A store in a
+ * directory:
  *
  *   STORE/store.bin            StoreInfo (chunk size), written last by init
  *   STORE/lock                 flock: shared by every open, exclusive for gc
@@ -13,26 +14,23 @@
  *   STORE/deltas/<id>          a delta's journal of DeltaFrames
  *   STORE/snapshots/NAME/FILE  names: hard links of images/<id>.ref
  *
- * Names are directories and links of the local filesystem, so mkdir,
- * rename and link are as atomic as the filesystem makes them.
+ * (as meta_dir.c keeps them; meta.h says what any other place must do).
+ * Here, what every place shares: checking names, read-only stores, and
+ * the ctime of images whose names change.
  */
 #include "snapshot/store/store_int.h"
 
 #include <dirent.h>
-#include <limits.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "snapshot/format/digest.h"
-#include "snapshot/store/frame.h"
 
 /* How long an open waits for a gc another process runs, and how often it
  * looks again. */
@@ -45,7 +43,7 @@
 #define ZSTD_DEFAULT	1
 
 static const char *const store_dirs[] = {
-	"chunks", "chunks/packs", "images", "deltas", "snapshots",
+	"chunks", "chunks/packs",
 };
 
 void snap_id_hex(const uint8_t id[SNAP_ID_LEN], char out[2 * SNAP_ID_LEN + 1])
@@ -53,22 +51,13 @@ void snap_id_hex(const uint8_t id[SNAP_ID_LEN], char out[2 * SNAP_ID_LEN + 1])
 	snap_hex(id, SNAP_ID_LEN, out);
 }
 
-void store_id_path(const struct snap_store *s, const char *sub,
-		   const uint8_t id[SNAP_ID_LEN], char *buf, size_t size)
+void meta_name(char buf[META_NAME_MAX], const char *folder,
+	       const uint8_t id[SNAP_ID_LEN], const char *suffix)
 {
 	char hex[2 * SNAP_ID_LEN + 1];
 
 	snap_id_hex(id, hex);
-	snprintf(buf, size, "%s/%s/%s", s->dir, sub, hex);
-}
-
-void store_ref_path(const struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
-		    char *buf, size_t size)
-{
-	char hex[2 * SNAP_ID_LEN + 1];
-
-	snap_id_hex(id, hex);
-	snprintf(buf, size, "%s/images/%s.ref", s->dir, hex);
+	snprintf(buf, META_NAME_MAX, "%s/%s%s", folder, hex, suffix);
 }
 
 int store_new_id(uint8_t id[SNAP_ID_LEN])
@@ -120,6 +109,7 @@ int snap_store_init(const char *dir, uint32_t chunk_size,
 		    struct snap_err *err)
 {
 	struct store_info si = { .chunk_size = chunk_size, .packs = true };
+	struct snap_meta m;
 	char path[4096];
 	int ret;
 
@@ -138,30 +128,51 @@ int snap_store_init(const char *dir, uint32_t chunk_size,
 		if (mkdir(path, 0755))
 			return snap_err_set(err, -errno, "%s: %m", path);
 	}
+	ret = meta_dir_init(dir, err);
+	if (ret)
+		return ret;
 	ret = store_new_id(si.id);
 	if (ret)
 		return snap_err_set(err, ret, "getrandom: %s", strerror(-ret));
 	si.created_ns = store_now_ns();
-	snprintf(path, sizeof(path), "%s/store.bin", dir);
-	return meta_store_write(path, &si, err);
+	ret = meta_dir_open(dir, &m, err);
+	if (ret)
+		return ret;
+	ret = meta_store_write(&m, &si, err);
+	if (ret)
+		snap_err_prefix(err, ret, "%s", dir);
+	m.ops->free(m.ctx);
+	return ret;
 }
 
-static int take_lock(const char *dir, const char *name, int op, int *fd,
-		     struct snap_err *err)
+/* Its shared lock, waiting out a gc of another process (snapfs's, in the
+ * background), which is short; and with write, the writer's lock. */
+static int store_lock(struct snap_store *s, struct snap_err *err)
 {
-	char path[4096];
+	struct snap_meta *m = &s->meta;
+	int ret;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (*fd < 0 && errno == EROFS)
-		*fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		return snap_err_set(err, -errno, "%s: %m", path);
-	if (flock(*fd, op | LOCK_NB) == 0)
+	for (int ms = 0;; ms += GC_WAIT_STEP_MS) {
+		ret = m->ops->lock(m->ctx, META_LOCK_OPEN, err);
+		if (ret != -EBUSY || ms >= GC_WAIT_MS)
+			break;
+		usleep(GC_WAIT_STEP_MS * 1000);
+	}
+	if (ret == -EBUSY)
+		return snap_err_set(err, ret, "%s: gc has been running in "
+				    "another process for %d s", s->dir,
+				    GC_WAIT_MS / 1000);
+	if (ret)
+		return snap_err_prefix(err, ret, "%s", s->dir);
+	if (s->rdonly)
 		return 0;
-	if (errno != EWOULDBLOCK)
-		return snap_err_set(err, -errno, "%s: flock: %m", path);
-	return -EBUSY;
+	ret = m->ops->lock(m->ctx, META_LOCK_WRITE, err);
+	if (ret == -EBUSY)
+		return snap_err_set(err, ret, "%s: open for writing by another "
+				    "process", s->dir);
+	if (ret)
+		return snap_err_prefix(err, ret, "%s", s->dir);
+	return 0;
 }
 
 int snap_store_open(const char *dir, const struct snap_store_opts *opts,
@@ -190,7 +201,6 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 			opts->backend->ops->free(opts->backend->ctx);
 		return snap_err_set(err, -ENOMEM, "%s: out of memory", dir);
 	}
-	s->lock_fd = s->write_fd = -1;
 	pthread_rwlock_init(&s->gc_lock, NULL);
 	pthread_mutex_init(&s->images_lock, NULL);
 	pthread_mutex_init(&s->info_lock, NULL);
@@ -200,8 +210,10 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	s->dirty_max = opts->dirty_bytes ? opts->dirty_bytes : DIRTY_DEFAULT;
 	s->zstd_level = opts->zstd_level ? opts->zstd_level : ZSTD_DEFAULT;
 
-	snprintf(path, sizeof(path), "%s/store.bin", dir);
-	ret = meta_store_read(path, &si, err);
+	ret = meta_dir_open(s->dir, &s->meta, err);
+	if (ret)
+		goto fail;
+	ret = meta_store_read(&s->meta, &si, err);
 	if (ret) {
 		if (ret == -ENOENT)
 			snap_err_set(err, ret, "%s: not a store (no store.bin; "
@@ -212,29 +224,11 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	}
 	s->chunk_size = si.chunk_size;
 	s->patches = si.patches;
-	/* A gc in another process (snapfs's, in the background) is short:
-	 * wait for it rather than fail. */
-	for (int ms = 0;; ms += GC_WAIT_STEP_MS) {
-		ret = take_lock(dir, "lock", LOCK_SH, &s->lock_fd, err);
-		if (ret != -EBUSY || ms >= GC_WAIT_MS)
-			break;
-		close(s->lock_fd);
-		s->lock_fd = -1;
-		usleep(GC_WAIT_STEP_MS * 1000);
-	}
-	if (ret == -EBUSY)
-		snap_err_set(err, ret, "%s: gc has been running in another "
-			     "process for %d s", dir, GC_WAIT_MS / 1000);
-	if (!ret && !s->rdonly) {
-		ret = take_lock(dir, "lock.write", LOCK_EX, &s->write_fd, err);
-		if (ret == -EBUSY)
-			snap_err_set(err, ret, "%s: open for writing by another "
-				     "process", dir);
-	}
+	ret = store_lock(s, err);
 	if (ret)
 		goto fail;
 	if (!s->backend.ops) {
-		snprintf(path, sizeof(path), "%s/chunks", dir);
+		snprintf(path, sizeof(path), "%s/chunks", s->dir);
 		ret = snap_backend_dir(path, (si.packs ? SNAP_BACKEND_PACKS : 0) |
 				       (s->rdonly ? SNAP_BACKEND_RDONLY : 0),
 				       &s->backend, err);
@@ -298,10 +292,8 @@ void snap_store_close(struct snap_store *s)
 	chunk_cache_free(s->cache);
 	if (s->backend.ops)
 		s->backend.ops->free(s->backend.ctx);
-	if (s->write_fd >= 0)
-		close(s->write_fd);
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
+	if (s->meta.ops)
+		s->meta.ops->free(s->meta.ctx);
 	pthread_rwlock_destroy(&s->gc_lock);
 	pthread_mutex_destroy(&s->images_lock);
 	pthread_mutex_destroy(&s->info_lock);
@@ -321,11 +313,11 @@ static bool component_ok(const char *c, size_t n)
 }
 
 /*
- * Check path and build "STORE/snapshots/PATH" in buf. depth: 1 for a
- * snapshot, 2 for a file, 0 for either; *got gets the depth found.
+ * Check path: depth 1 for a snapshot, 2 for a file, 0 for either; *got
+ * gets the depth found.
  */
-static int name_path(const struct snap_store *s, const char *path, int depth,
-		     char *buf, size_t size, int *got, struct snap_err *err)
+static int name_check(const char *path, int depth, int *got,
+		      struct snap_err *err)
 {
 	const char *slash = strchr(path, '/');
 	int d = slash ? 2 : 1;
@@ -347,80 +339,47 @@ static int name_path(const struct snap_store *s, const char *path, int depth,
 				    path, depth == 1 ? "snapshot" : "file");
 	if (got)
 		*got = d;
-	if (snprintf(buf, size, "%s/snapshots/%s", s->dir, path) >= (int)size)
-		return snap_err_set(err, -ENAMETOOLONG, "'%s': name too long",
-				    path);
 	return 0;
 }
 
-static int writable(const struct snap_store *s, const char *what,
-		    struct snap_err *err)
+/* A change of name path (of depth) is allowed: the store is writable. */
+static int may_change(const struct snap_store *s, const char *path, int depth,
+		      int *got, struct snap_err *err)
 {
 	if (s->rdonly)
 		return snap_err_set(err, -EROFS, "%s: store opened read-only",
-				    what);
-	return 0;
-}
-
-
-/* Check that s is writable and name a name of depth, then op it. */
-static int change_name(struct snap_store *s, const char *name, int depth,
-		       int (*op)(const char *path), struct snap_err *err)
-{
-	char p[4096];
-	int ret;
-
-	ret = writable(s, name, err);
-	if (!ret)
-		ret = name_path(s, name, depth, p, sizeof(p), NULL, err);
-	if (ret)
-		return ret;
-	if (op(p))
-		return snap_err_set(err, -errno, "%s: %m", name);
-	return 0;
-}
-
-static int mkdir_dir(const char *path)
-{
-	return mkdir(path, 0755);
+				    path);
+	return name_check(path, depth, got, err);
 }
 
 int snap_store_mkdir(struct snap_store *s, const char *name,
 		     struct snap_err *err)
 {
-	return change_name(s, name, 1, mkdir_dir, err);
+	int ret = may_change(s, name, 1, NULL, err);
+
+	return ret ? ret : s->meta.ops->mkdir(s->meta.ctx, name, err);
 }
 
 int snap_store_rmdir(struct snap_store *s, const char *name,
 		     struct snap_err *err)
 {
-	return change_name(s, name, 1, rmdir, err);
+	int ret = may_change(s, name, 1, NULL, err);
+
+	return ret ? ret : s->meta.ops->rmdir(s->meta.ctx, name, err);
 }
 
 int snap_store_link(struct snap_store *s, const char *path,
 		    const uint8_t id[SNAP_ID_LEN], struct snap_err *err)
 {
-	char p[4096], ref[4096];
-	int ret;
+	int ret = may_change(s, path, 2, NULL, err);
 
-	ret = writable(s, path, err);
-	if (!ret)
-		ret = name_path(s, path, 2, p, sizeof(p), NULL, err);
 	if (ret)
 		return ret;
-	store_ref_path(s, id, ref, sizeof(ref));
 	store_fresh_drop(s, id);
-	if (link(ref, p)) {
-		char hex[2 * SNAP_ID_LEN + 1];
-
-		snap_id_hex(id, hex);
-		if (errno == ENOENT && access(ref, F_OK))
-			return snap_err_set(err, -ENOENT, "%s: no image %s",
-					    path, hex);
-		return snap_err_set(err, -errno, "%s: %m", path);
-	}
-	image_names_changed(s, id);
-	return 0;
+	ret = s->meta.ops->link(s->meta.ctx, path, id, err);
+	if (!ret)
+		image_names_changed(s, id);
+	return ret;
 }
 
 int snap_store_hardlink(struct snap_store *s, const char *from,
@@ -434,10 +393,10 @@ int snap_store_hardlink(struct snap_store *s, const char *from,
 }
 
 /*
- * The image the file name at p (checked) refers to, for its ctime: false
+ * The image file name path (checked) refers to, for its ctime: false
  * when there is none (or no image is open here to tell).
  */
-static bool name_image(struct snap_store *s, const char *p,
+static bool name_image(struct snap_store *s, const char *path,
 		       uint8_t id[SNAP_ID_LEN])
 {
 	struct snap_err e;
@@ -446,75 +405,56 @@ static bool name_image(struct snap_store *s, const char *p,
 	pthread_mutex_lock(&s->images_lock);
 	open = s->images != NULL;
 	pthread_mutex_unlock(&s->images_lock);
-	return open && meta_ref_read(p, id, &e) == 0;
+	return open && s->meta.ops->lookup(s->meta.ctx, path, id, NULL,
+					   &e) == 0;
 }
 
 int snap_store_unlink(struct snap_store *s, const char *path,
 		      struct snap_err *err)
 {
 	uint8_t id[SNAP_ID_LEN];
-	char p[4096];
 	bool named;
 	int ret;
 
-	ret = writable(s, path, err);
-	if (!ret)
-		ret = name_path(s, path, 2, p, sizeof(p), NULL, err);
+	ret = may_change(s, path, 2, NULL, err);
 	if (ret)
 		return ret;
-	named = name_image(s, p, id);
-	if (unlink(p))
-		return snap_err_set(err, -errno, "%s: %m", path);
-	if (named)
+	named = name_image(s, path, id);
+	ret = s->meta.ops->unlink(s->meta.ctx, path, err);
+	if (!ret && named)
 		image_names_changed(s, id);
-	return 0;
+	return ret;
 }
 
 int snap_store_lookup(struct snap_store *s, const char *path,
 		      uint8_t id[SNAP_ID_LEN], unsigned *nlink,
 		      struct snap_err *err)
 {
-	struct stat st;
-	char p[4096];
-	int ret;
+	int ret = name_check(path, 2, NULL, err);
 
-	ret = name_path(s, path, 2, p, sizeof(p), NULL, err);
-	if (ret)
-		return ret;
-	if (stat(p, &st))
-		return snap_err_set(err, -errno, "%s: %m", path);
-	if (!S_ISREG(st.st_mode))
-		return snap_err_set(err, -EISDIR, "%s: not a file", path);
-	ret = meta_ref_read(p, id, err);
-	if (ret)
-		return ret;
-	if (nlink)	/* less the image's own images/<id>.ref */
-		*nlink = st.st_nlink > 1 ? (unsigned)st.st_nlink - 1 : 1;
-	return 0;
+	return ret ? ret : s->meta.ops->lookup(s->meta.ctx, path, id, nlink,
+					       err);
 }
 
 int snap_store_rename(struct snap_store *s, const char *from, const char *to,
 		      bool noreplace, struct snap_err *err)
 {
 	uint8_t id[SNAP_ID_LEN], old[SNAP_ID_LEN];
-	char pf[4096], pt[4096];
 	bool named, replaced;
-	int df, dt, ret;
+	int df, ret;
 
-	ret = writable(s, from, err);
+	ret = may_change(s, from, 0, &df, err);
 	if (!ret)
-		ret = name_path(s, from, 0, pf, sizeof(pf), &df, err);
-	if (!ret)
-		ret = name_path(s, to, df, pt, sizeof(pt), &dt, err);
+		ret = name_check(to, df, NULL, err);
 	if (ret)
 		return ret;
 	/* Files: the renamed image's ctime moves (as on ext4), and the
 	 * replaced one's, which other names or opens may keep. */
-	named = df == 2 && name_image(s, pf, id);
-	replaced = df == 2 && !noreplace && name_image(s, pt, old);
-	if (renameat2(AT_FDCWD, pf, AT_FDCWD, pt,
-		      noreplace ? RENAME_NOREPLACE : 0))
-		return snap_err_set(err, -errno, "%s -> %s: %m", from, to);
+	named = df == 2 && name_image(s, from, id);
+	replaced = df == 2 && !noreplace && name_image(s, to, old);
+	ret = s->meta.ops->rename(s->meta.ctx, from, to, noreplace, err);
+	if (ret)
+		return ret;
 	/* Two names of one image: rename(2) leaves both, changing nothing. */
 	if (named && replaced && !memcmp(id, old, SNAP_ID_LEN))
 		return 0;
@@ -525,91 +465,33 @@ int snap_store_rename(struct snap_store *s, const char *from, const char *to,
 	return 0;
 }
 
-static int visible(const struct dirent *e)
-{
-	return strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-}
-
 int snap_store_list(struct snap_store *s, const char *name,
 		    int (*fn)(void *arg, const char *entry), void *arg,
 		    struct snap_err *err)
 {
-	struct dirent **list;
-	char p[4096];
-	int n, ret = 0;
+	int ret = name ? name_check(name, 1, NULL, err) : 0;
 
-	if (name) {
-		ret = name_path(s, name, 1, p, sizeof(p), NULL, err);
-		if (ret)
-			return ret;
-	} else {
-		snprintf(p, sizeof(p), "%s/snapshots", s->dir);
-	}
-	n = scandir(p, &list, visible, alphasort);
-	if (n < 0)
-		return snap_err_set(err, -errno, "%s: %m", name ? name : p);
-	for (int i = 0; i < n; i++) {
-		if (!ret)
-			ret = fn(arg, list[i]->d_name);
-		free(list[i]);
-	}
-	free(list);
-	return ret;
+	return ret ? ret : s->meta.ops->list(s->meta.ctx, name, fn, arg, err);
 }
 
 int snap_store_dir_stat(struct snap_store *s, const char *name,
 			struct stat *st, struct snap_err *err)
 {
-	char p[4096];
-	int ret;
+	int ret = name ? name_check(name, 1, NULL, err) : 0;
 
-	if (name) {
-		ret = name_path(s, name, 1, p, sizeof(p), NULL, err);
-		if (ret)
-			return ret;
-	} else {
-		snprintf(p, sizeof(p), "%s/snapshots", s->dir);
-	}
-	if (stat(p, st))
-		return snap_err_set(err, -errno, "%s: %m", name ? name : p);
-	if (!S_ISDIR(st->st_mode))
-		return snap_err_set(err, -ENOTDIR, "%s: not a snapshot", name);
-	return 0;
+	return ret ? ret : s->meta.ops->dir_stat(s->meta.ctx, name, st, err);
 }
 
 int snap_store_nlink(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 		     unsigned *nlink, struct snap_err *err)
 {
-	struct stat st;
-	char ref[4096];
-
-	store_ref_path(s, id, ref, sizeof(ref));
-	if (stat(ref, &st))
-		return snap_err_set(err, -errno, "%s: %m", ref);
-	*nlink = st.st_nlink > 1 ? (unsigned)st.st_nlink - 1 : 0;
-	return 0;
+	return s->meta.ops->nlink(s->meta.ctx, id, nlink, err);
 }
 
 int snap_store_sync(struct snap_store *s, const char *name,
 		    struct snap_err *err)
 {
-	char p[4096];
-	int fd, ret;
+	int ret = name ? name_check(name, 1, NULL, err) : 0;
 
-	if (name) {
-		ret = name_path(s, name, 1, p, sizeof(p), NULL, err);
-		if (ret)
-			return ret;
-	} else {
-		snprintf(p, sizeof(p), "%s/snapshots", s->dir);
-	}
-	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return snap_err_set(err, -errno, "%s: %m", name ? name : p);
-	ret = fsync(fd) ? -errno : 0;
-	close(fd);
-	if (ret)
-		return snap_err_set(err, ret, "%s: fsync: %s",
-				    name ? name : p, strerror(-ret));
-	return 0;
+	return ret ? ret : s->meta.ops->sync_names(s->meta.ctx, name, err);
 }

@@ -24,7 +24,7 @@ static int image_flatten_locked(struct image *im, struct snap_err *err);
 
 /*
  * Under im->lock (or before im is shared): move im onto a new, empty
- * delta above its head. flags: FRAME_DURABLE, or the new files become
+ * delta above its head. flags: META_DURABLE, or the new files become
  * durable with the image's next sync.
  */
 int image_move_up(struct image *im, unsigned flags, struct snap_err *err)
@@ -45,7 +45,7 @@ int image_move_up(struct image *im, unsigned flags, struct snap_err *err)
 	head_moved(im, ii.head, im->info.head, flen, 0);
 	bits_clear(im, BIT_OWN);
 	im->depth++;
-	if (!(flags & FRAME_DURABLE))
+	if (!(flags & META_DURABLE))
 		im->meta_fresh = true;
 	return 0;
 }
@@ -62,7 +62,6 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 			struct snap_err *err)
 {
 	struct delta_frame f = { .frozen = true };
-	char label[64];
 	uint8_t *buf;
 	size_t len;
 	int ret;
@@ -81,23 +80,13 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 	}
 	f.size = im->size;
 	f.times = im->times;
-	ret = journal_open(im, err);
-	if (ret)
-		return ret;
 	ret = meta_delta_encode(&f, &buf, &len);
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
-	if (write(im->jfd, buf, len) != (ssize_t)len || fsync(im->jfd)) {
-		ret = errno ? -errno : -ENOSPC;
-		if (ftruncate(im->jfd, (off_t)im->jbytes))
-			ret = -errno;
-		free(buf);
-		image_label(im, label, sizeof(label));
-		return snap_err_set(err, ret, "%s: journal: %s", label,
-				    strerror(-ret));
-	}
+	ret = journal_append(im, buf, len, true, err);
 	free(buf);
-	im->jbytes += len;
+	if (ret)
+		return ret;
 	memcpy(frozen, im->info.head, SNAP_ID_LEN);
 	return image_move_up(im, 0, err);
 }
@@ -128,9 +117,9 @@ int snap_image_clone(struct snap_store *s, const uint8_t src[SNAP_ID_LEN],
 	times.ctime_ns = ci.created_ns;
 	if (!ret)
 		ret = delta_create(s, ci.head, frozen, im->size, &times,
-				   FRAME_DURABLE, NULL, err);
+				   META_DURABLE, NULL, err);
 	if (!ret)
-		ret = image_info_write(s, &ci, true, FRAME_DURABLE, err);
+		ret = image_info_write(s, &ci, true, META_DURABLE, err);
 	if (!ret)
 		ret = image_ws_copy(s, src, ci.id, err);
 	if (ret) {
@@ -180,7 +169,6 @@ static int image_flatten_locked(struct image *im, struct snap_err *err)
 	uint8_t *buf = NULL;
 	struct image_info ii;
 	uint64_t count;
-	char path[4096];
 	size_t len;
 	int ret;
 
@@ -199,11 +187,10 @@ static int image_flatten_locked(struct image *im, struct snap_err *err)
 		ret = snap_err_set(err, ret, "out of memory");
 		goto out;
 	}
-	store_id_path(s, "deltas", ii.head, path, sizeof(path));
-	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
-			    FRAME_NOREPLACE | FRAME_DURABLE, err);
+	ret = delta_put(s, ii.head, buf, len, META_NOREPLACE | META_DURABLE,
+			err);
 	if (!ret)
-		ret = image_info_write(s, &ii, false, FRAME_DURABLE, err);
+		ret = image_info_write(s, &ii, false, META_DURABLE, err);
 	if (ret)
 		goto out;
 	head_moved(im, ii.head, NULL, len, count);
@@ -320,7 +307,6 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 	struct delta_frame f = { .has_parent = true, .size = size };
 	uint8_t frozen[SNAP_ID_LEN], tail[SNAP_KEY_LEN];
 	bool first = !d->adopted || d->size == 0;
-	char path[4096];
 	uint8_t *buf;
 	size_t len;
 	int ret;
@@ -357,9 +343,7 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 		ret = meta_delta_encode(&f, &buf, &len);
 		if (ret)
 			return snap_err_set(err, ret, "out of memory");
-		store_id_path(s, "deltas", di.head, path, sizeof(path));
-		ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
-				    FRAME_NOREPLACE, err);
+		ret = delta_put(s, di.head, buf, len, META_NOREPLACE, err);
 		free(buf);
 		if (!ret)
 			ret = image_info_write(s, &di, false, 0, err);

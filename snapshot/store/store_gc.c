@@ -49,45 +49,48 @@ static int sweep_chunk(void *arg, const uint8_t key[SNAP_KEY_LEN],
 	return 0;
 }
 
-/* Remove what in STORE/sub is not live; temporaries always go. */
-static int sweep_dir(struct live *l, const char *sub, struct keyset *live,
+struct sweep_meta {
+	struct snap_store *s;
+	const char *folder;
+	struct keyset *live;
+	uint64_t *freed;
+};
+
+/* An object of images/ or deltas/ not live goes (images/<id>.ref and .ws
+ * with their image). */
+static int sweep_object(void *arg, const char *name)
+{
+	struct sweep_meta *sm = arg;
+	struct snap_meta *m = &sm->s->meta;
+	uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
+	size_t n = strlen(name);
+	bool beside = (n == 2 * SNAP_ID_LEN + 4 &&
+		       !strcmp(name + 2 * SNAP_ID_LEN, ".ref")) ||
+		      (n == 2 * SNAP_ID_LEN + 3 &&
+		       !strcmp(name + 2 * SNAP_ID_LEN, ".ws"));
+	char full[META_NAME_MAX + 8];
+
+	if (n < 2 * SNAP_ID_LEN || live_unhex(name, id, SNAP_ID_LEN))
+		return 0;	/* not ours */
+	if (n != 2 * SNAP_ID_LEN && !beside)
+		return 0;
+	live_id_key(id, pk);
+	if (keyset_has(sm->live, pk))
+		return 0;
+	snprintf(full, sizeof(full), "%s/%s", sm->folder, name);
+	if (!m->ops->del(m->ctx, full, NULL) && !beside)
+		(*sm->freed)++;
+	return 0;
+}
+
+/* Remove what in folder is not live. */
+static int sweep_dir(struct live *l, const char *folder, struct keyset *live,
 		     uint64_t *freed)
 {
-	char dir[4096], path[4096 + 300];
-	struct dirent *e;
-	DIR *d;
+	struct sweep_meta sm = { l->s, folder, live, freed };
+	struct snap_meta *m = &l->s->meta;
 
-	snprintf(dir, sizeof(dir), "%s/%s", l->s->dir, sub);
-	d = opendir(dir);
-	if (!d)
-		return snap_err_set(l->err, -errno, "%s: %m", dir);
-	while ((e = readdir(d))) {
-		uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
-		size_t n = strlen(e->d_name);
-		/* images/<id>.ref and .ws go with their image */
-		bool beside = (n == 2 * SNAP_ID_LEN + 4 &&
-			    !strcmp(e->d_name + 2 * SNAP_ID_LEN, ".ref")) ||
-			   (n == 2 * SNAP_ID_LEN + 3 &&
-			    !strcmp(e->d_name + 2 * SNAP_ID_LEN, ".ws"));
-
-		if (e->d_name[0] == '.')
-			continue;
-		if (n < 2 * SNAP_ID_LEN ||
-		    live_unhex(e->d_name, id, SNAP_ID_LEN))
-			continue;	/* not ours */
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (n == 2 * SNAP_ID_LEN || beside) {
-			live_id_key(id, pk);
-			if (keyset_has(live, pk))
-				continue;
-			if (!unlink(path) && !beside)
-				(*freed)++;
-		} else if (strstr(e->d_name, ".tmp-")) {
-			unlink(path);	/* a publication cut short */
-		}
-	}
-	closedir(d);
-	return 0;
+	return m->ops->each(m->ctx, folder, sweep_object, &sm, l->err);
 }
 
 static int sweep_tmp(struct snap_store *s)
@@ -121,14 +124,14 @@ int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 	if (s->rdonly)
 		return snap_err_set(err, -EROFS, "gc: store opened read-only");
 	pthread_rwlock_wrlock(&s->gc_lock);
-	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	ret = s->meta.ops->lock(s->meta.ctx, META_LOCK_GC, err);
+	if (ret) {
 		pthread_rwlock_unlock(&s->gc_lock);
 		if (ret == -EBUSY)
 			return snap_err_set(err, ret, "gc: another process "
 					    "has the store open (a mounted "
 					    "snapfs?); gc needs it alone");
-		return snap_err_set(err, ret, "gc: flock: %s", strerror(-ret));
+		return snap_err_prefix(err, ret, "gc");
 	}
 	ret = live_mark(&l);
 	if (!ret && !l.problems) {
@@ -155,7 +158,7 @@ int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 		ret = s->backend.ops->sync(s->backend.ctx);
 	if (!ret && s->backend.ops->compact)
 		ret = s->backend.ops->compact(s->backend.ctx);
-	flock(s->lock_fd, LOCK_SH);
+	s->meta.ops->unlock(s->meta.ctx, META_LOCK_GC);
 	pthread_rwlock_unlock(&s->gc_lock);
 	keyset_free(&l.keys);
 	live_free_deltas(&l.deltas);

@@ -23,8 +23,6 @@ static void image_free(struct image *im)
 {
 	if (!im)
 		return;
-	if (im->jfd >= 0)
-		close(im->jfd);
 	pthread_mutex_destroy(&im->lock);
 	map_free(im);
 	image_record_free(im);
@@ -53,7 +51,7 @@ static struct image *find_open(struct snap_store *s,
 int image_get(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	      struct image **out, struct snap_err *err)
 {
-	char path[4096], hex[2 * SNAP_ID_LEN + 1];
+	char hex[2 * SNAP_ID_LEN + 1];
 	struct image *im;
 	int ret;
 
@@ -71,11 +69,9 @@ int image_get(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 		goto out;
 	}
 	im->s = s;
-	im->jfd = -1;
 	im->opens = 1;
 	pthread_mutex_init(&im->lock, NULL);
-	store_id_path(s, "images", id, path, sizeof(path));
-	ret = meta_image_read(path, &im->info, err);
+	ret = meta_image_read(&s->meta, id, &im->info, err);
 	if (ret == -ENOENT) {
 		snap_id_hex(id, hex);
 		ret = snap_err_set(err, ret, "image %s: no such image", hex);
@@ -89,7 +85,7 @@ int image_get(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 		ret = image_load(im, err);
 	/* A crash after its head was frozen, before it moved: move now. */
 	if (!ret && im->head_frozen && !s->rdonly)
-		ret = image_move_up(im, FRAME_DURABLE, err);
+		ret = image_move_up(im, META_DURABLE, err);
 	if (!ret) {
 		im->next = s->images;
 		s->images = im;
@@ -350,10 +346,8 @@ int image_mark_open(struct snap_store *s,
 	for (size_t i = 0; i < s->nfresh && !ret; i++) {
 		struct image_info ii;
 		struct snap_err e;
-		char path[4096];
 
-		store_id_path(s, "images", s->fresh[i], path, sizeof(path));
-		if (meta_image_read(path, &ii, &e) == 0)
+		if (meta_image_read(&s->meta, s->fresh[i], &ii, &e) == 0)
 			ret = image(arg, ii.id, ii.head);
 	}
 	pthread_mutex_unlock(&s->images_lock);

@@ -94,7 +94,6 @@ struct image {
 	struct map_dir **dirs;		/* nmap >> DIR_SPAN_SHIFT */
 	uint64_t npending, ndirty, nseen;
 	bool meta_pending;		/* size or times changed */
-	int jfd;			/* head journal, append, or -1 */
 	uint64_t jbytes;		/* its whole frames */
 	uint64_t jentries;		/* entries in them */
 	bool unsynced;			/* appended without fsync */
@@ -321,8 +320,18 @@ int image_load(struct image *im, struct snap_err *err);
  */
 int adopt_settle(struct image *im, struct snap_err *err);
 
-/* Under im->lock: open the head journal for appending, once. */
-int journal_open(struct image *im, struct snap_err *err);
+/*
+ * Under im->lock: append buf (whole frames) to the head delta's journal,
+ * at the end of what was read or written of it (settling an adoption
+ * first); durable: and make the journal durable.
+ */
+int journal_append(struct image *im, const uint8_t *buf, size_t len,
+		   bool durable, struct snap_err *err);
+
+/* Publish delta id's journal as buf (whole frames; flags of meta.h). */
+int delta_put(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+	      const uint8_t *buf, size_t len, unsigned flags,
+	      struct snap_err *err);
 
 /* Encode a frame of im's size and the count entries with bit which set. */
 int journal_frame(struct image *im, enum chunk_bit which, uint64_t count,

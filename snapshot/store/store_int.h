@@ -5,7 +5,8 @@
 /*
  * What the store's modules share and nobody else sees:
  *   store.c        open, close, locks, names
- *   store_meta.c   the metadata files (proto/store.proto) and their codecs
+ *   store_meta.c   the metadata objects (proto/store.proto), their codecs
+ *   meta_dir.c     where they are kept: a local directory (meta.h)
  *   store_image.c  images (store_image.h lists the files of them)
  *   store_ws.c     working sets: recording, their files
  *   store_gc.c     stats, verify, gc
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "snapshot/store/backend.h"
+#include "snapshot/store/meta.h"
 #include "snapshot/store/store.h"
 
 /* ---- chunk.c ------------------------------------------------------------- */
@@ -227,45 +229,55 @@ struct delta_frame {
 	const uint8_t *keys;	/* 32 * n bytes */
 };
 
-int meta_store_write(const char *path, const struct store_info *si,
+/* An object's name (meta.h): "folder/<hex id>suffix". */
+#define META_NAME_MAX	96
+void meta_name(char buf[META_NAME_MAX], const char *folder,
+	       const uint8_t id[SNAP_ID_LEN], const char *suffix);
+
+int meta_store_write(const struct snap_meta *mt, const struct store_info *si,
 		     struct snap_err *err);
-int meta_store_read(const char *path, struct store_info *si,
+int meta_store_read(const struct snap_meta *mt, struct store_info *si,
 		    struct snap_err *err);
 /* Add feature to store.bin's required features (durably, atomically),
  * keeping everything else it holds. */
-int meta_store_require(const char *path, const char *feature,
+int meta_store_require(const struct snap_meta *mt, const char *feature,
 		       struct snap_err *err);
-/* flags: FRAME_NOREPLACE, FRAME_DURABLE (frame.h) */
-int meta_image_write(const char *path, const struct image_info *ii,
+/* images/<id>. flags: META_NOREPLACE, META_DURABLE (meta.h) */
+int meta_image_write(const struct snap_meta *mt, const struct image_info *ii,
 		     unsigned flags, struct snap_err *err);
-int meta_image_read(const char *path, struct image_info *ii,
-		    struct snap_err *err);
-int meta_ref_write(const char *path, const uint8_t id[SNAP_ID_LEN],
+int meta_image_read(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
+		    struct image_info *ii, struct snap_err *err);
+/* images/<id>.ref, never replaced. */
+int meta_ref_write(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
 		   unsigned flags, struct snap_err *err);
-int meta_ref_read(const char *path, uint8_t id[SNAP_ID_LEN],
-		  struct snap_err *err);
+/* The image a FileRef's bytes (a frame) name. */
+int meta_ref_decode(const uint8_t *buf, size_t n, const char *label,
+		    uint8_t id[SNAP_ID_LEN], struct snap_err *err);
 
 /* A working set file (not durable: advisory; atomic all the same). */
-int meta_ws_write(const char *path, const struct snap_ws *ws,
-		  uint32_t chunk_size, struct snap_err *err);
+int meta_ws_write(const struct snap_meta *mt, const char *name,
+		  const struct snap_ws *ws, uint32_t chunk_size,
+		  struct snap_err *err);
 
 /*
  * Read one, keeping only the indexes below nchunks, each once. -EBADMSG
  * when it is not one, or of another chunk size.
  */
-int meta_ws_read(const char *path, const char *label, uint32_t chunk_size,
-		 uint64_t nchunks, struct snap_ws *ws, struct snap_err *err);
+int meta_ws_read(const struct snap_meta *mt, const char *name,
+		 const char *label, uint32_t chunk_size, uint64_t nchunks,
+		 struct snap_ws *ws, struct snap_err *err);
 
 /* A frame of a delta journal, ready to append. */
 int meta_delta_encode(const struct delta_frame *f, uint8_t **buf,
 		      size_t *len);
 
 /*
- * Read the journal at path and call fn per frame (in order). *end gets the
- * length of its whole frames. The frame passed to fn lives until fn
+ * Read the journal of delta id and call fn per frame (in order). *end gets
+ * the length of its whole frames. The frame passed to fn lives until fn
  * returns.
  */
-int meta_delta_read(const char *path, const char *label,
+int meta_delta_read(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
+		    const char *label,
 		    int (*fn)(void *arg, const struct delta_frame *f),
 		    void *arg, size_t *end, struct snap_err *err);
 
@@ -274,7 +286,8 @@ int meta_delta_read(const char *path, const char *label,
 struct image;
 
 struct snap_store {
-	char *dir;
+	char *dir;		/* where it is, for messages */
+	struct snap_meta meta;
 	bool rdonly;
 	uint32_t chunk_size;
 	int zstd_level;
@@ -285,8 +298,6 @@ struct snap_store {
 	bool patches;		/* store.bin requires FEATURE_PATCHES */
 	uint64_t put_bytes;	/* atomic: chunk bytes put since open */
 	pthread_mutex_t info_lock;	/* store.bin's rewrite */
-	int lock_fd;		/* STORE/lock: shared while open, gc: excl */
-	int write_fd;		/* STORE/lock.write: held by the writer */
 	/*
 	 * Readers and writers of images hold gc_lock shared for each call;
 	 * gc holds it exclusively. images_lock guards the open images.
@@ -307,14 +318,6 @@ void store_fresh_add(struct snap_store *s, const uint8_t id[SNAP_ID_LEN]);
 
 /* It has a name now, or was opened (then open or garbage, as any). */
 void store_fresh_drop(struct snap_store *s, const uint8_t id[SNAP_ID_LEN]);
-
-/* "STORE/sub/hex(id)" into buf. */
-void store_id_path(const struct snap_store *s, const char *sub,
-		   const uint8_t id[SNAP_ID_LEN], char *buf, size_t size);
-
-/* "STORE/images/hex(id).ref": what every name of the image links to. */
-void store_ref_path(const struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
-		    char *buf, size_t size);
 
 int store_new_id(uint8_t id[SNAP_ID_LEN]);
 uint64_t store_now_ns(void);

@@ -104,7 +104,7 @@ int image_load(struct image *im, struct snap_err *err)
 	uint64_t limit = UINT64_MAX, entries;
 	uint8_t delta[SNAP_ID_LEN];
 	struct held h = { 0 };
-	char path[4096], label[80];
+	char label[80];
 	size_t end;
 	int ret = 0;
 
@@ -119,9 +119,9 @@ int image_load(struct image *im, struct snap_err *err)
 					   "than %d deltas", label, CHAIN_MAX);
 			break;
 		}
-		store_id_path(s, "deltas", delta, path, sizeof(path));
 		held_clear(&h);
-		ret = meta_delta_read(path, label, hold_frame, &h, &end, err);
+		ret = meta_delta_read(&s->meta, delta, label, hold_frame, &h,
+				      &end, err);
 		if (ret == -ENOMEM)
 			snap_err_set(err, ret, "%s: out of memory", label);
 		if (ret)
@@ -191,28 +191,35 @@ int image_load(struct image *im, struct snap_err *err)
 	return ret;
 }
 
-int journal_open(struct image *im, struct snap_err *err)
+int delta_put(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
+	      const uint8_t *buf, size_t len, unsigned flags,
+	      struct snap_err *err)
 {
-	char path[4096], label[64];
+	char name[META_NAME_MAX];
+
+	meta_name(name, "deltas", id, "");
+	return s->meta.ops->put(s->meta.ctx, name, buf, len, flags, err);
+}
+
+int journal_append(struct image *im, const uint8_t *buf, size_t len,
+		   bool durable, struct snap_err *err)
+{
+	struct snap_meta *m = &im->s->meta;
+	char name[META_NAME_MAX], label[64];
 	int ret;
 
-	if (im->jfd >= 0)
-		return 0;
 	ret = adopt_settle(im, err);
 	if (ret)
 		return ret;
-	store_id_path(im->s, "deltas", im->info.head, path, sizeof(path));
-	im->jfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	/* Drop a torn append of a killed writer before adding to it. */
-	if (im->jfd < 0 || ftruncate(im->jfd, (off_t)im->jbytes)) {
-		ret = -errno;
+	meta_name(name, "deltas", im->info.head, "");
+	/* At the end of what was read or written: a torn append of a
+	 * killed writer past it goes. */
+	ret = m->ops->append(m->ctx, name, im->jbytes, buf, len, durable, err);
+	if (ret) {
 		image_label(im, label, sizeof(label));
-		if (im->jfd >= 0)
-			close(im->jfd);
-		im->jfd = -1;
-		return snap_err_set(err, ret, "%s: journal: %s", label,
-				    strerror(-ret));
+		return snap_err_prefix(err, ret, "%s: journal", label);
 	}
+	im->jbytes += len;
 	return 0;
 }
 
@@ -258,25 +265,19 @@ int journal_frame(struct image *im, enum chunk_bit which, uint64_t count,
 static int journal_compact(struct image *im, struct snap_err *err)
 {
 	uint64_t own = bits_count(im, BIT_OWN);
-	char path[4096];
 	uint8_t *buf;
 	size_t len;
 	int ret;
 
-	store_id_path(im->s, "deltas", im->info.head, path, sizeof(path));
 	ret = journal_frame(im, BIT_OWN, own,
 			    im->head_has_parent ? im->head_parent : NULL, &buf,
 			    &len);
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
-	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
-			    FRAME_DURABLE, err);
+	ret = delta_put(im->s, im->info.head, buf, len, META_DURABLE, err);
 	free(buf);
 	if (ret)
 		return ret;
-	if (im->jfd >= 0)
-		close(im->jfd);
-	im->jfd = -1;
 	im->jbytes = len;
 	im->jentries = own;
 	return 0;
@@ -285,26 +286,18 @@ static int journal_compact(struct image *im, struct snap_err *err)
 /* Under im->lock: make the image's own metadata files durable. */
 static int meta_sync(struct image *im, struct snap_err *err)
 {
-	struct snap_store *s = im->s;
-	char path[4096], label[64];
-	int ret;
+	struct snap_meta *m = &im->s->meta;
+	char name[3][META_NAME_MAX], label[64];
+	int ret = 0;
 
-	store_id_path(s, "deltas", im->info.head, path, sizeof(path));
-	ret = frame_fsync_file(path);
-	if (!ret)
-		ret = frame_fsync_dir(path);
-	store_id_path(s, "images", im->info.id, path, sizeof(path));
-	if (!ret)
-		ret = frame_fsync_file(path);
-	store_ref_path(s, im->info.id, path, sizeof(path));
-	if (!ret)
-		ret = frame_fsync_file(path);
-	if (!ret)
-		ret = frame_fsync_dir(path);
+	meta_name(name[0], "deltas", im->info.head, "");
+	meta_name(name[1], "images", im->info.id, "");
+	meta_name(name[2], "images", im->info.id, ".ref");
+	for (int i = 0; i < 3 && !ret; i++)
+		ret = m->ops->sync(m->ctx, name[i], err);
 	if (ret) {
 		image_label(im, label, sizeof(label));
-		return snap_err_set(err, ret, "%s: fsync: %s", label,
-				    strerror(-ret));
+		return snap_err_prefix(err, ret, "%s", label);
 	}
 	im->meta_fresh = false;
 	return 0;
@@ -313,7 +306,7 @@ static int meta_sync(struct image *im, struct snap_err *err)
 int adopt_settle(struct image *im, struct snap_err *err)
 {
 	uint64_t count;
-	char path[4096], label[64];
+	char label[64];
 	uint8_t *buf;
 	size_t len;
 	int ret;
@@ -324,8 +317,7 @@ int adopt_settle(struct image *im, struct snap_err *err)
 	ret = journal_frame(im, BIT_OWN, count, im->adopt_from, &buf, &len);
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
-	store_id_path(im->s, "deltas", im->info.head, path, sizeof(path));
-	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR, 0, err);
+	ret = delta_put(im->s, im->info.head, buf, len, 0, err);
 	free(buf);
 	if (ret) {
 		image_label(im, label, sizeof(label));
@@ -375,7 +367,7 @@ int image_commit(struct image *im, bool durable, struct snap_err *err)
 					    label, strerror(-ret));
 	}
 	if (append) {
-		ret = journal_open(im, err);
+		ret = adopt_settle(im, err);
 		if (ret)
 			return ret;
 		ret = journal_frame(im, BIT_PENDING, im->npending, NULL, &buf,
@@ -383,17 +375,10 @@ int image_commit(struct image *im, bool durable, struct snap_err *err)
 		if (ret)
 			return snap_err_set(err, ret, "%s: out of memory",
 					    label);
-		if (write(im->jfd, buf, len) != (ssize_t)len) {
-			ret = errno ? -errno : -ENOSPC;
-			/* A short append is a torn tail: cut it off. */
-			if (ftruncate(im->jfd, (off_t)im->jbytes))
-				ret = -errno;
-			free(buf);
-			return snap_err_set(err, ret, "%s: journal: %s", label,
-					    strerror(-ret));
-		}
+		ret = journal_append(im, buf, len, durable, err);
 		free(buf);
-		im->jbytes += len;
+		if (ret)
+			return ret;
 		im->jentries += im->npending;
 		bits_clear(im, BIT_PENDING);
 		im->npending = 0;
@@ -402,9 +387,14 @@ int image_commit(struct image *im, bool durable, struct snap_err *err)
 	}
 	if (!durable)
 		return 0;
-	if (fsync(im->jfd))
-		return snap_err_set(err, -errno, "%s: journal: fsync: %m",
-				    label);
+	if (!append) {	/* earlier appends, not durable then */
+		char name[META_NAME_MAX];
+
+		meta_name(name, "deltas", im->info.head, "");
+		ret = s->meta.ops->sync(s->meta.ctx, name, err);
+		if (ret)
+			return snap_err_prefix(err, ret, "%s: journal", label);
+	}
 	im->unsynced = false;
 	if (im->jbytes > JOURNAL_COMPACT_MIN &&
 	    im->jentries > 4 * bits_count(im, BIT_OWN))
@@ -435,7 +425,6 @@ int delta_create(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 		 struct snap_err *err)
 {
 	struct delta_frame f = { .size = size, .times = *times };
-	char path[4096];
 	uint8_t *buf;
 	size_t len;
 	int ret;
@@ -447,9 +436,7 @@ int delta_create(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	ret = meta_delta_encode(&f, &buf, &len);
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
-	store_id_path(s, "deltas", id, path, sizeof(path));
-	ret = frame_publish(path, buf + FRAME_HDR, len - FRAME_HDR,
-			    FRAME_NOREPLACE | flags, err);
+	ret = delta_put(s, id, buf, len, META_NOREPLACE | flags, err);
 	free(buf);
 	if (flen)
 		*flen = len;
@@ -460,15 +447,12 @@ int delta_create(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 int image_info_write(struct snap_store *s, const struct image_info *ii,
 		     bool ref, unsigned flags, struct snap_err *err)
 {
-	char path[4096];
 	int ret;
 
-	store_id_path(s, "images", ii->id, path, sizeof(path));
-	ret = meta_image_write(path, ii, flags, err);
+	ret = meta_image_write(&s->meta, ii, flags, err);
 	if (ret || !ref)
 		return ret;
-	store_ref_path(s, ii->id, path, sizeof(path));
-	return meta_ref_write(path, ii->id, flags, err);
+	return meta_ref_write(&s->meta, ii->id, flags, err);
 }
 
 /*
@@ -482,9 +466,6 @@ void head_moved(struct image *im, const uint8_t head[SNAP_ID_LEN],
 	if (parent)
 		memcpy(im->head_parent, parent, SNAP_ID_LEN);
 	memcpy(im->info.head, head, SNAP_ID_LEN);
-	if (im->jfd >= 0)
-		close(im->jfd);
-	im->jfd = -1;
 	im->jbytes = jbytes;
 	im->jentries = jentries;
 	im->unsynced = false;

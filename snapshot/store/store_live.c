@@ -223,7 +223,7 @@ struct dparsed {
 static int delta_parsed(struct live *l, const uint8_t id[SNAP_ID_LEN],
 			struct dparsed **out)
 {
-	char path[4096], label[80], hex[2 * SNAP_ID_LEN + 1];
+	char label[80], hex[2 * SNAP_ID_LEN + 1];
 	uint8_t pk[SNAP_KEY_LEN];
 	struct dparsed *d;
 	struct snap_err e;
@@ -243,8 +243,8 @@ static int delta_parsed(struct live *l, const uint8_t id[SNAP_ID_LEN],
 		return -ENOMEM;
 	snap_id_hex(id, hex);
 	snprintf(label, sizeof(label), "delta %s", hex);
-	store_id_path(l->s, "deltas", id, path, sizeof(path));
-	ret = meta_delta_read(path, label, chain_frame, &d->fp, NULL, &e);
+	ret = meta_delta_read(&l->s->meta, id, label, chain_frame, &d->fp,
+			      NULL, &e);
 	if (ret == -ENOMEM) {
 		free(d->fp.e);
 		free(d);
@@ -404,6 +404,35 @@ static int mark_open_key(void *arg, const uint8_t k[SNAP_KEY_LEN])
 	return mark_key(om->l, k);
 }
 
+/* Image object name (in images/), when it has a name: live, and its chain. */
+static int mark_named(void *arg, const char *name)
+{
+	struct live *l = arg;
+	struct snap_store *s = l->s;
+	uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
+	struct image_info ii;
+	struct snap_err ie;
+	unsigned nlink;
+	char who[300];
+	int ret;
+
+	if (strlen(name) != 2 * SNAP_ID_LEN ||
+	    live_unhex(name, id, SNAP_ID_LEN))
+		return 0;
+	if (s->meta.ops->nlink(s->meta.ctx, id, &nlink, &ie) || nlink == 0)
+		return 0;	/* no name: live only if open */
+	if (meta_image_read(&s->meta, id, &ii, &ie)) {
+		problem(l, ie.msg);
+		return 0;
+	}
+	live_id_key(id, pk);
+	ret = keyset_add(&l->images, pk, NULL);
+	if (ret)
+		return ret;
+	snprintf(who, sizeof(who), "image %s", name);
+	return mark_chain(l, ii.head, who);
+}
+
 /*
  * Mark everything live: images with names, images open here, their
  * chains and their keys. Problems (an unreadable image or delta) are
@@ -413,9 +442,6 @@ int live_mark(struct live *l)
 {
 	struct snap_store *s = l->s;
 	struct open_marks om = { .l = l };
-	char dir[4096], path[4096 + 300];
-	struct dirent *e;
-	DIR *d;
 	int ret = 0;
 
 	/* Open images first: their maps hold keys no journal has yet. */
@@ -428,36 +454,6 @@ int live_mark(struct live *l)
 		return ret == -ENOMEM ? snap_err_set(l->err, ret, "out of "
 						     "memory") : ret;
 
-	snprintf(dir, sizeof(dir), "%s/images", s->dir);
-	d = opendir(dir);
-	if (!d)
-		return snap_err_set(l->err, -errno, "%s: %m", dir);
-	while (!ret && (e = readdir(d))) {
-		uint8_t id[SNAP_ID_LEN], pk[SNAP_KEY_LEN];
-		struct image_info ii;
-		struct snap_err ie;
-		struct stat st;
-
-		if (strlen(e->d_name) != 2 * SNAP_ID_LEN ||
-		    live_unhex(e->d_name, id, SNAP_ID_LEN))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s.ref", dir, e->d_name);
-		if (stat(path, &st) || st.st_nlink < 2)
-			continue;	/* no name: live only if open */
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (meta_image_read(path, &ii, &ie)) {
-			problem(l, ie.msg);
-			continue;
-		}
-		live_id_key(id, pk);
-		ret = keyset_add(&l->images, pk, NULL);
-		if (!ret) {
-			char who[300];
-
-			snprintf(who, sizeof(who), "image %s", e->d_name);
-			ret = mark_chain(l, ii.head, who);
-		}
-	}
-	closedir(d);
-	return ret;
+	return s->meta.ops->each(s->meta.ctx, "images", mark_named, l,
+				 l->err);
 }

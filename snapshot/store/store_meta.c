@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "snapshot/store/frame.h"
-#include "snapshot/format/io.h"
 #include "snapshot/format/manifest.h"
 #include "proto/store.pb-c.h"
 
@@ -46,22 +45,49 @@ static int check_features(char **req, size_t n, const char *label,
 	return 0;
 }
 
-static int publish(const char *path, const ProtobufCMessage *msg,
-		   unsigned flags, struct snap_err *err)
+_Static_assert(META_NOREPLACE == FRAME_NOREPLACE &&
+	       META_DURABLE == FRAME_DURABLE, "one set of flags");
+
+/* msg, packed and framed, as object name. */
+static int publish(const struct snap_meta *mt, const char *name,
+		   const ProtobufCMessage *msg, unsigned flags,
+		   struct snap_err *err)
 {
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	uint8_t *buf = malloc(len ? len : 1);
+	size_t len = protobuf_c_message_get_packed_size(msg), n;
+	uint8_t *buf = malloc(len ? len : 1), *framed;
 	int ret;
 
 	if (!buf)
-		return snap_err_set(err, -ENOMEM, "%s: out of memory", path);
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", name);
 	protobuf_c_message_pack(msg, buf);
-	ret = frame_publish(path, buf, len, flags, err);
+	ret = frame_encode(buf, len, &framed, &n);
+	free(buf);
+	if (ret)
+		return snap_err_set(err, ret, "%s: %s", name, strerror(-ret));
+	ret = mt->ops->put(mt->ctx, name, framed, n, flags, err);
+	free(framed);
+	return ret;
+}
+
+/* The payload of object name, which holds one frame. */
+static int read_one(const struct snap_meta *mt, const char *name,
+		    const char *label, uint8_t **payload, size_t *len,
+		    struct snap_err *err)
+{
+	uint8_t *buf;
+	size_t n;
+	int ret;
+
+	ret = mt->ops->get(mt->ctx, name, FRAME_HDR + FRAME_MAX, &buf, &n,
+			   err);
+	if (ret)
+		return ret;
+	ret = frame_decode_one(buf, n, label, payload, len, err);
 	free(buf);
 	return ret;
 }
 
-int meta_store_write(const char *path, const struct store_info *si,
+int meta_store_write(const struct snap_meta *mt, const struct store_info *si,
 		     struct snap_err *err)
 {
 	Snapfs__Store__StoreInfo m = SNAPFS__STORE__STORE_INFO__INIT;
@@ -76,7 +102,8 @@ int meta_store_write(const char *path, const struct store_info *si,
 		req[m.n_required_features++] = (char *)FEATURE_PATCHES;
 	if (si->packs)
 		req[m.n_required_features++] = (char *)FEATURE_PACKS;
-	return publish(path, &m.base, FRAME_NOREPLACE | FRAME_DURABLE, err);
+	return publish(mt, "store.bin", &m.base, FRAME_NOREPLACE | FRAME_DURABLE,
+		       err);
 }
 
 /*
@@ -86,14 +113,14 @@ int meta_store_write(const char *path, const struct store_info *si,
  * meta_store_require would publish a store.bin nobody can read. Refused
  * here, with the rest of what does not decode.
  */
-static int store_info_unpack(const char *path, Snapfs__Store__StoreInfo **m,
-			     struct snap_err *err)
+static int store_info_unpack(const struct snap_meta *mt,
+			     Snapfs__Store__StoreInfo **m, struct snap_err *err)
 {
 	uint8_t *buf;
 	size_t len;
 	int ret;
 
-	ret = frame_read_one(path, "store.bin", &buf, &len, err);
+	ret = read_one(mt, "store.bin", "store.bin", &buf, &len, err);
 	if (ret)
 		return ret;
 	*m = snapfs__store__store_info__unpack(NULL, len, buf);
@@ -108,14 +135,14 @@ static int store_info_unpack(const char *path, Snapfs__Store__StoreInfo **m,
 	return 0;
 }
 
-int meta_store_require(const char *path, const char *feature,
+int meta_store_require(const struct snap_meta *mt, const char *feature,
 		       struct snap_err *err)
 {
 	Snapfs__Store__StoreInfo *m;
 	char **req = NULL;
 	int ret;
 
-	ret = store_info_unpack(path, &m, err);
+	ret = store_info_unpack(mt, &m, err);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < m->n_required_features; i++)
@@ -136,7 +163,7 @@ int meta_store_require(const char *path, const char *feature,
 
 		m->required_features = req;
 		m->n_required_features++;
-		ret = publish(path, &m->base, FRAME_DURABLE, err);
+		ret = publish(mt, "store.bin", &m->base, FRAME_DURABLE, err);
 		m->n_required_features--;
 		m->required_features = own;
 	}
@@ -146,13 +173,13 @@ out:
 	return ret;
 }
 
-int meta_store_read(const char *path, struct store_info *si,
+int meta_store_read(const struct snap_meta *mt, struct store_info *si,
 		    struct snap_err *err)
 {
 	Snapfs__Store__StoreInfo *m;
 	int ret;
 
-	ret = store_info_unpack(path, &m, err);
+	ret = store_info_unpack(mt, &m, err);
 	if (ret)
 		return ret;
 	ret = check_id(&m->id, "store.bin", "id", si->id, err);
@@ -173,7 +200,7 @@ int meta_store_read(const char *path, struct store_info *si,
 	return ret;
 }
 
-int meta_image_write(const char *path, const struct image_info *ii,
+int meta_image_write(const struct snap_meta *mt, const struct image_info *ii,
 		     unsigned flags, struct snap_err *err)
 {
 	Snapfs__Store__ImageInfo m = SNAPFS__STORE__IMAGE_INFO__INIT;
@@ -182,21 +209,25 @@ int meta_image_write(const char *path, const struct image_info *ii,
 	m.id.len = SNAP_ID_LEN;
 	m.head.data = (uint8_t *)ii->head;
 	m.head.len = SNAP_ID_LEN;
+	char name[META_NAME_MAX];
+
 	m.created_unix_ns = ii->created_ns;
-	return publish(path, &m.base, flags, err);
+	meta_name(name, "images", ii->id, "");
+	return publish(mt, name, &m.base, flags, err);
 }
 
-int meta_image_read(const char *path, struct image_info *ii,
-		    struct snap_err *err)
+int meta_image_read(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
+		    struct image_info *ii, struct snap_err *err)
 {
 	Snapfs__Store__ImageInfo *m;
-	char label[64];
+	char label[META_NAME_MAX], name[META_NAME_MAX];
 	uint8_t *buf;
 	size_t len;
 	int ret;
 
-	snprintf(label, sizeof(label), "image %s", strrchr(path, '/') + 1);
-	ret = frame_read_one(path, label, &buf, &len, err);
+	meta_name(name, "images", id, "");
+	snprintf(label, sizeof(label), "image %s", name + strlen("images/"));
+	ret = read_one(mt, name, label, &buf, &len, err);
 	if (ret)
 		return ret;
 	m = snapfs__store__image_info__unpack(NULL, len, buf);
@@ -211,38 +242,41 @@ int meta_image_read(const char *path, struct image_info *ii,
 	return ret;
 }
 
-int meta_ref_write(const char *path, const uint8_t id[SNAP_ID_LEN],
+int meta_ref_write(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
 		   unsigned flags, struct snap_err *err)
 {
 	Snapfs__Store__FileRef m = SNAPFS__STORE__FILE_REF__INIT;
+	char name[META_NAME_MAX];
 
 	m.image.data = (uint8_t *)id;
 	m.image.len = SNAP_ID_LEN;
-	return publish(path, &m.base, FRAME_NOREPLACE | flags, err);
+	meta_name(name, "images", id, ".ref");
+	return publish(mt, name, &m.base, FRAME_NOREPLACE | flags, err);
 }
 
-int meta_ref_read(const char *path, uint8_t id[SNAP_ID_LEN],
-		  struct snap_err *err)
+int meta_ref_decode(const uint8_t *buf, size_t n, const char *label,
+		    uint8_t id[SNAP_ID_LEN], struct snap_err *err)
 {
 	Snapfs__Store__FileRef *m;
-	uint8_t *buf;
+	uint8_t *payload;
 	size_t len;
 	int ret;
 
-	ret = frame_read_one(path, path, &buf, &len, err);
+	ret = frame_decode_one(buf, n, label, &payload, &len, err);
 	if (ret)
 		return ret;
-	m = snapfs__store__file_ref__unpack(NULL, len, buf);
-	free(buf);
+	m = snapfs__store__file_ref__unpack(NULL, len, payload);
+	free(payload);
 	if (!m)
-		return snap_err_set(err, -EBADMSG, "%s: undecodable", path);
-	ret = check_id(&m->image, path, "image", id, err);
+		return snap_err_set(err, -EBADMSG, "%s: undecodable", label);
+	ret = check_id(&m->image, label, "image", id, err);
 	snapfs__store__file_ref__free_unpacked(m, NULL);
 	return ret;
 }
 
-int meta_ws_write(const char *path, const struct snap_ws *ws,
-		  uint32_t chunk_size, struct snap_err *err)
+int meta_ws_write(const struct snap_meta *mt, const char *name,
+		  const struct snap_ws *ws, uint32_t chunk_size,
+		  struct snap_err *err)
 {
 	Snapfs__Store__WorkingSet m = SNAPFS__STORE__WORKING_SET__INIT;
 
@@ -251,7 +285,7 @@ int meta_ws_write(const char *path, const struct snap_ws *ws,
 	m.indexes = ws->index;
 	m.recorded_unix_ns = ws->recorded_ns;
 	m.off = ws->off;
-	return publish(path, &m.base, 0, err);
+	return publish(mt, name, &m.base, 0, err);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -305,8 +339,9 @@ static int ws_unique(const uint64_t *in, size_t n, uint64_t nchunks,
 	return 0;
 }
 
-int meta_ws_read(const char *path, const char *label, uint32_t chunk_size,
-		 uint64_t nchunks, struct snap_ws *ws, struct snap_err *err)
+int meta_ws_read(const struct snap_meta *mt, const char *name,
+		 const char *label, uint32_t chunk_size, uint64_t nchunks,
+		 struct snap_ws *ws, struct snap_err *err)
 {
 	Snapfs__Store__WorkingSet *m;
 	uint8_t *buf;
@@ -314,7 +349,7 @@ int meta_ws_read(const char *path, const char *label, uint32_t chunk_size,
 	int ret;
 
 	memset(ws, 0, sizeof(*ws));
-	ret = frame_read_one(path, label, &buf, &len, err);
+	ret = read_one(mt, name, label, &buf, &len, err);
 	if (ret)
 		return ret;
 	m = snapfs__store__working_set__unpack(NULL, len, buf);
@@ -430,16 +465,19 @@ static int delta_one(void *arg, const uint8_t *p, size_t n)
 	return ret;
 }
 
-int meta_delta_read(const char *path, const char *label,
+int meta_delta_read(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
+		    const char *label,
 		    int (*fn)(void *arg, const struct delta_frame *f),
 		    void *arg, size_t *end, struct snap_err *err)
 {
 	struct delta_read r = { label, fn, arg, 0, err };
+	char name[META_NAME_MAX];
 	uint8_t *buf;
 	size_t len;
 	int ret;
 
-	ret = snap_read_file(path, label, (size_t)1 << 40, &buf, &len, err);
+	meta_name(name, "deltas", id, "");
+	ret = mt->ops->get(mt->ctx, name, (size_t)1 << 40, &buf, &len, err);
 	if (ret)
 		return ret;
 	ret = frame_each(buf, len, label, delta_one, &r, end, err);

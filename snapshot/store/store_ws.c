@@ -116,22 +116,11 @@ void snap_ws_release(struct snap_ws *ws)
 	ws->n = 0;
 }
 
-/* "STORE/images/<id>.ws" into buf. */
-static void ws_path(const struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
-		    char *buf, size_t size)
-{
-	size_t n;
-
-	store_id_path(s, "images", id, buf, size - 3);
-	n = strlen(buf);
-	snprintf(buf + n, size - n, ".ws");
-}
-
 int snap_image_ws_load(struct snap_image *h, struct snap_ws *ws,
 		       struct snap_err *err)
 {
 	struct image *im = h->im;
-	char path[4096], label[96];
+	char name[META_NAME_MAX], label[96];
 	uint64_t nchunks;
 
 	pthread_mutex_lock(&im->lock);
@@ -139,8 +128,9 @@ int snap_image_ws_load(struct snap_image *h, struct snap_ws *ws,
 	pthread_mutex_unlock(&im->lock);
 	image_label(im, label, sizeof(label) - 14);
 	strcat(label, ": working set");
-	ws_path(im->s, im->info.id, path, sizeof(path));
-	return meta_ws_read(path, label, im->s->chunk_size, nchunks, ws, err);
+	meta_name(name, "images", im->info.id, ".ws");
+	return meta_ws_read(&im->s->meta, name, label, im->s->chunk_size,
+			    nchunks, ws, err);
 }
 
 int snap_image_ws_save(struct snap_image *h, const struct snap_ws *ws,
@@ -148,40 +138,52 @@ int snap_image_ws_save(struct snap_image *h, const struct snap_ws *ws,
 {
 	struct image *im = h->im;
 	struct snap_store *s = im->s;
-	char path[4096], label[64];
+	char name[META_NAME_MAX], label[64];
 	int ret = store_writable(s, err);
 
 	if (ret)
 		return ret;
-	ws_path(s, im->info.id, path, sizeof(path));
+	meta_name(name, "images", im->info.id, ".ws");
 	pthread_rwlock_rdlock(&s->gc_lock);
 	if (ws) {
-		ret = meta_ws_write(path, ws, s->chunk_size, err);
-	} else if (unlink(path) && errno != ENOENT) {
-		image_label(im, label, sizeof(label));
-		ret = snap_err_set(err, -errno, "%s: working set: %m", label);
+		ret = meta_ws_write(&s->meta, name, ws, s->chunk_size, err);
+	} else {
+		ret = s->meta.ops->del(s->meta.ctx, name, err);
+		if (ret == -ENOENT)
+			ret = 0;
+		if (ret) {
+			image_label(im, label, sizeof(label));
+			snap_err_prefix(err, ret, "%s: working set", label);
+		}
 	}
 	pthread_rwlock_unlock(&s->gc_lock);
 	return ret;
 }
 
+/* A copy of from's working set (its bytes as they are) for to. */
 int image_ws_copy(struct snap_store *s, const uint8_t from[SNAP_ID_LEN],
 		  const uint8_t to[SNAP_ID_LEN], struct snap_err *err)
 {
-	char path[4096];
-	uint8_t *buf;
-	size_t len;
+	struct snap_meta *m = &s->meta;
+	char src[META_NAME_MAX], dst[META_NAME_MAX];
+	uint8_t *buf, *payload = NULL;
+	size_t len, n;
 	int ret;
 
-	ws_path(s, from, path, sizeof(path));
-	ret = frame_read_one(path, path, &buf, &len, err);
-	ws_path(s, to, path, sizeof(path));
-	if (ret) {	/* none, or a damaged one: to has none either */
-		if (unlink(path) && errno != ENOENT)
-			return snap_err_set(err, -errno, "%s: %m", path);
-		return ret == -ENOMEM ? ret : 0;
+	meta_name(src, "images", from, ".ws");
+	meta_name(dst, "images", to, ".ws");
+	ret = m->ops->get(m->ctx, src, FRAME_HDR + FRAME_MAX, &buf, &len, err);
+	if (!ret) {	/* only a whole frame is copied */
+		ret = frame_decode_one(buf, len, src, &payload, &n, err);
+		free(payload);
+		if (ret)
+			free(buf);
 	}
-	ret = frame_publish(path, buf, len, 0, err);
+	if (ret) {	/* none, or a damaged one: to has none either */
+		ret = ret == -ENOMEM ? ret : m->ops->del(m->ctx, dst, err);
+		return ret == -ENOENT ? 0 : ret;
+	}
+	ret = m->ops->put(m->ctx, dst, buf, len, 0, err);
 	free(buf);
 	return ret;
 }

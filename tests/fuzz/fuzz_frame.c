@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "snapshot/store/frame.h"
 #include "tests/fuzz/fuzz.h"
@@ -23,11 +24,27 @@
 #define WS_CHUNK_SIZE	4096u
 #define WS_CHUNKS	1024u
 
+/* The input is the object images/<ID> of a store's metadata in a
+ * directory. */
+#define ID_HEX	"00112233445566778899aabbccddeeff"
+static const uint8_t id_of[SNAP_ID_LEN] = {
+	0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+	0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+};
 static char path[PATH_MAX];
+static struct snap_meta meta;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	fuzz_path(path, fuzz_tmpdir(), "00112233445566778899aabbccddeeff");
+	char dir[PATH_MAX], images[PATH_MAX];
+	struct snap_err err;
+
+	fuzz_path(dir, fuzz_tmpdir(), "meta");
+	if (mkdir(dir, 0755) || meta_dir_init(dir, &err) ||
+	    meta_dir_open(dir, &meta, &err))
+		fuzz_die("%s: cannot make a store's metadata", dir);
+	fuzz_path(images, dir, "images");
+	fuzz_path(path, images, ID_HEX);
 	return 0;
 }
 
@@ -64,13 +81,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_die("frame_each: end %zu, input %zu, frames to %zu", end,
 			 size, w.seen);
 
+	meta_ref_decode(buf, size, "fuzz", id, &err);
 	fuzz_write_file(path, buf, size);
 	free(buf);
 	if (!frame_read_one(path, "fuzz", &payload, &len, &err))
 		free(payload);
-	meta_image_read(path, &ii, &err);
-	meta_ref_read(path, id, &err);
-	if (!meta_ws_read(path, "fuzz", WS_CHUNK_SIZE, WS_CHUNKS, &ws, &err)) {
+	meta_image_read(&meta, id_of, &ii, &err);
+	if (!meta_ws_read(&meta, "images/" ID_HEX, "fuzz", WS_CHUNK_SIZE,
+			  WS_CHUNKS, &ws, &err)) {
 		for (uint64_t i = 0; i < ws.n; i++)
 			if (ws.index[i] >= WS_CHUNKS)
 				fuzz_die("meta_ws_read: index %llu past the "

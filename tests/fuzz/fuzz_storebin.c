@@ -17,6 +17,7 @@
 #include "snapshot/store/store_int.h"
 
 static char dir[PATH_MAX], path[PATH_MAX];
+static struct snap_meta meta;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -26,6 +27,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (snap_store_init(dir, SNAP_CHUNK_DEFAULT, &err))
 		fuzz_die("%s", err.msg);
 	fuzz_path(path, dir, "store.bin");
+	if (meta_dir_open(dir, &meta, &err))
+		fuzz_die("%s", err.msg);
 	return 0;
 }
 
@@ -34,9 +37,9 @@ static void require_patches(const struct store_info *si)
 	struct store_info again;
 	struct snap_err err;
 
-	if (meta_store_require(path, FEATURE_PATCHES, &err))
+	if (meta_store_require(&meta, FEATURE_PATCHES, &err))
 		return;
-	if (meta_store_read(path, &again, &err))
+	if (meta_store_read(&meta, &again, &err))
 		fuzz_die("store.bin with patches required does not read: %s",
 			 err.msg);
 	if (memcmp(again.id, si->id, SNAP_ID_LEN) ||
@@ -68,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 snap_store_chunk_size(s));
 		snap_store_close(s);
 	}
-	if (!meta_store_read(path, &si, &err))
+	if (!meta_store_read(&meta, &si, &err))
 		require_patches(&si);
 	return 0;
 }

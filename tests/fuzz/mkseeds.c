@@ -379,7 +379,14 @@ static void storebin_seeds(void)
 	join(path, tmp, "store.bin");
 	test_write_file(path, buf, len);
 	free(buf);
-	check(meta_store_require(path, "future-feature", &err), path, &err);
+	{
+		struct snap_meta m;
+
+		check(meta_dir_open(tmp, &m, &err), tmp, &err);
+		check(meta_store_require(&m, "future-feature", &err), path,
+		      &err);
+		m.ops->free(m.ctx);
+	}
 	buf = test_read_file(path, &len);
 	put("storebin", "unknown-feature", buf, len);
 	free(buf);

@@ -2637,15 +2637,16 @@ static void test_patches(void **state)
 static void test_store_features(void **state)
 {
 	struct fx *f = *state;
-	char path[4096];
+	struct snap_meta m;
 
 	fx_close(f);
-	snprintf(path, sizeof(path), "%s/store.bin", f->dir);
-	CHECK(f, meta_store_require(path, FEATURE_PATCHES, &f->err));
+	CHECK(f, meta_dir_open(f->dir, &m, &f->err));
+	CHECK(f, meta_store_require(&m, FEATURE_PATCHES, &f->err));
 	CHECK(f, fx_open(f));
 	assert_true(fx_requires_patches(f));
 	fx_close(f);
-	CHECK(f, meta_store_require(path, "chunk-patches-v2", &f->err));
+	CHECK(f, meta_store_require(&m, "chunk-patches-v2", &f->err));
+	m.ops->free(m.ctx);
 	assert_int_equal(fx_open(f), -ENOTSUP);
 	if (!strstr(f->err.msg, "'chunk-patches-v2'"))
 		fail_msg("\"%s\" does not name the feature", f->err.msg);
@@ -3002,10 +3003,11 @@ static void fx_head_path(struct fx *f, const uint8_t id[SNAP_ID_LEN],
 {
 	char hex[2 * SNAP_ID_LEN + 1];
 	struct image_info ii;
+	struct snap_meta m;
 
-	snap_id_hex(id, hex);
-	snprintf(path, size, "%s/images/%s", f->dir, hex);
-	CHECK(f, meta_image_read(path, &ii, &f->err));
+	CHECK(f, meta_dir_open(f->dir, &m, &f->err));
+	CHECK(f, meta_image_read(&m, id, &ii, &f->err));
+	m.ops->free(m.ctx);
 	snap_id_hex(ii.head, hex);
 	snprintf(path, size, "%s/deltas/%s", f->dir, hex);
 }

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The RADOS backend: each chunk is one object of a Ceph pool, named by
+ * its key in hex, in a namespace of its own (the prefix), so that listing
+ * one store's chunks never returns another store's objects.
+ *
+ * Chunks are immutable and content-addressed, which is what RADOS objects
+ * do best: a put is one write_full (the same bytes again change nothing),
+ * a get is one read operation that stats the object and reads it at once
+ * (so a value larger than the caller's buffer is seen, not cut), has and
+ * size are a stat, del a remove. RADOS acknowledges a write once every
+ * replica has it, so sync has nothing pending.
+ *
+ * A librados handle serves any number of threads; the namespace is set
+ * once, before any operation, and never changed. Every wait is bounded
+ * (rados_timeouts below): an OSD or a monitor that went away turns into
+ * -ETIMEDOUT after some seconds, never a hang of the caller.
+ */
+#include "snapshot/store/backend.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rados/librados.h>
+
+#include "snapshot/format/digest.h"
+
+#define OID_LEN (2 * SNAP_KEY_LEN)
+
+struct rados_backend {
+	rados_t cluster;
+	rados_ioctx_t io;
+	unsigned flags;
+};
+
+/*
+ * Defaults for a client that must not hang: librados waits forever for
+ * an OSD by default. Set before the configuration file is read, so that
+ * a ceph.conf (or CEPH_ARGS) may still choose other values.
+ */
+static const char *const rados_timeouts[][2] = {
+	{ "client_mount_timeout", "10" },
+	{ "rados_mon_op_timeout", "10" },
+	{ "rados_osd_op_timeout", "10" },
+};
+
+static void oid_of(const uint8_t key[SNAP_KEY_LEN], char oid[OID_LEN + 1])
+{
+	snap_hex(key, SNAP_KEY_LEN, oid);
+}
+
+/* Whether name is a key's object name (64 lower-case hex digits). */
+static int oid_key(const char *name, uint8_t key[SNAP_KEY_LEN])
+{
+	if (strlen(name) != OID_LEN)
+		return 0;
+	for (int i = 0; i < SNAP_KEY_LEN; i++) {
+		unsigned v;
+
+		if (sscanf(name + 2 * i, "%2x", &v) != 1 ||
+		    !strchr("0123456789abcdef", name[2 * i]) ||
+		    !strchr("0123456789abcdef", name[2 * i + 1]))
+			return 0;
+		key[i] = (uint8_t)v;
+	}
+	return 1;
+}
+
+static int rados_put(void *ctx, const uint8_t key[SNAP_KEY_LEN],
+		     const void *buf, size_t len)
+{
+	struct rados_backend *r = ctx;
+	char oid[OID_LEN + 1];
+
+	if (r->flags & SNAP_BACKEND_RDONLY)
+		return -EROFS;
+	oid_of(key, oid);
+	/* write_full of zero bytes still makes the (empty) object. */
+	return rados_write_full(r->io, oid, buf, len);
+}
+
+static int rados_get(void *ctx, const uint8_t key[SNAP_KEY_LEN], void *buf,
+		     size_t cap, size_t *len)
+{
+	struct rados_backend *r = ctx;
+	rados_read_op_t op = rados_create_read_op();
+	int stat_rv = 0, read_rv = 0, ret;
+	char oid[OID_LEN + 1];
+	size_t got = 0;
+	uint64_t size = 0;
+
+	if (!op)
+		return -ENOMEM;
+	oid_of(key, oid);
+	/* One round trip: the size, and up to cap bytes, of one version. */
+	rados_read_op_stat(op, &size, NULL, &stat_rv);
+	rados_read_op_read(op, 0, cap, buf, &got, &read_rv);
+	ret = rados_read_op_operate(op, r->io, oid, 0);
+	rados_release_read_op(op);
+	if (!ret)
+		ret = stat_rv;
+	if (ret)
+		return ret < 0 ? ret : -EIO;
+	/* Before read_rv: a larger object fails its read with -ERANGE. */
+	if (size > cap)
+		return -EFBIG;
+	if (read_rv)
+		return read_rv < 0 ? read_rv : -EIO;
+	if (got != size)
+		return -EIO;
+	*len = got;
+	return 0;
+}
+
+static int rados_size(void *ctx, const uint8_t key[SNAP_KEY_LEN],
+		      uint64_t *size)
+{
+	struct rados_backend *r = ctx;
+	char oid[OID_LEN + 1];
+
+	oid_of(key, oid);
+	return rados_stat(r->io, oid, size, NULL);
+}
+
+static int rados_has(void *ctx, const uint8_t key[SNAP_KEY_LEN])
+{
+	uint64_t size;
+	int ret = rados_size(ctx, key, &size);
+
+	if (ret == -ENOENT)
+		return 0;
+	return ret ? ret : 1;
+}
+
+static int rados_del(void *ctx, const uint8_t key[SNAP_KEY_LEN])
+{
+	struct rados_backend *r = ctx;
+	char oid[OID_LEN + 1];
+
+	if (r->flags & SNAP_BACKEND_RDONLY)
+		return -EROFS;
+	oid_of(key, oid);
+	return rados_remove(r->io, oid);
+}
+
+struct key_list {
+	uint8_t (*keys)[SNAP_KEY_LEN];
+	size_t n, cap;
+};
+
+static int key_list_add(struct key_list *l, const uint8_t key[SNAP_KEY_LEN])
+{
+	if (l->n == l->cap) {
+		size_t c = l->cap ? 2 * l->cap : 1024;
+		void *k = realloc(l->keys, c * sizeof(*l->keys));
+
+		if (!k)
+			return -ENOMEM;
+		l->keys = k;
+		l->cap = c;
+	}
+	memcpy(l->keys[l->n++], key, SNAP_KEY_LEN);
+	return 0;
+}
+
+/* The keys of every object of our namespace (others' are not listed). */
+static int rados_list(struct rados_backend *r, struct key_list *l)
+{
+	rados_list_ctx_t lc;
+	const char *name;
+	uint8_t key[SNAP_KEY_LEN];
+	int ret;
+
+	ret = rados_nobjects_list_open(r->io, &lc);
+	if (ret)
+		return ret;
+	while (!(ret = rados_nobjects_list_next(lc, &name, NULL, NULL))) {
+		if (!oid_key(name, key))
+			continue;	/* not a chunk: not ours to count */
+		ret = key_list_add(l, key);
+		if (ret)
+			break;
+	}
+	rados_nobjects_list_close(lc);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+static int rados_each(void *ctx,
+		      int (*fn)(void *, const uint8_t *, uint64_t), void *arg)
+{
+	struct rados_backend *r = ctx;
+	struct key_list l = { 0 };
+	uint64_t size;
+	int ret;
+
+	/* List first: fn may call back into the backend (del). */
+	ret = rados_list(r, &l);
+	for (size_t i = 0; i < l.n && !ret; i++) {
+		ret = rados_size(r, l.keys[i], &size);
+		if (ret == -ENOENT) {	/* removed since the listing */
+			ret = 0;
+			continue;
+		}
+		if (!ret)
+			ret = fn(arg, l.keys[i], size);
+	}
+	free(l.keys);
+	return ret;
+}
+
+static int rados_sync(void *ctx)
+{
+	/* Every put and del returned after the OSDs committed it. */
+	return 0;
+}
+
+static void rados_free(void *ctx)
+{
+	struct rados_backend *r = ctx;
+
+	if (!r)
+		return;
+	rados_ioctx_destroy(r->io);
+	rados_shutdown(r->cluster);
+	free(r);
+}
+
+static const struct snap_backend_ops rados_ops = {
+	.put = rados_put,
+	.get = rados_get,
+	.has = rados_has,
+	.size = rados_size,
+	.del = rados_del,
+	.each = rados_each,
+	.sync = rados_sync,
+	.free = rados_free,
+};
+
+/* A connected cluster handle configured from conf (NULL: Ceph's search). */
+static int rados_open_cluster(const char *conf, rados_t *cluster,
+			      struct snap_err *err)
+{
+	const char *what = conf ? conf : "the default ceph.conf";
+	int ret;
+
+	ret = rados_create(cluster, NULL);
+	if (ret)
+		return snap_err_set(err, ret, "rados: cannot create a client: %s",
+				    strerror(-ret));
+	for (size_t i = 0; i < sizeof(rados_timeouts) / sizeof(*rados_timeouts); i++)
+		rados_conf_set(*cluster, rados_timeouts[i][0],
+			       rados_timeouts[i][1]);
+	ret = rados_conf_read_file(*cluster, conf);
+	if (ret) {
+		snap_err_set(err, ret, "rados: %s: %s", what, strerror(-ret));
+		goto out_shutdown;
+	}
+	ret = rados_conf_parse_env(*cluster, NULL);
+	if (ret) {
+		snap_err_set(err, ret, "rados: CEPH_ARGS: %s", strerror(-ret));
+		goto out_shutdown;
+	}
+	ret = rados_connect(*cluster);
+	if (ret) {
+		snap_err_set(err, ret, "rados: connect with %s: %s", what,
+			     strerror(-ret));
+		goto out_shutdown;
+	}
+	return 0;
+
+out_shutdown:
+	rados_shutdown(*cluster);
+	return ret;
+}
+
+int snap_backend_rados(const char *conf, const char *pool, const char *prefix,
+		       unsigned flags, struct snap_backend *b,
+		       struct snap_err *err)
+{
+	struct rados_backend *r;
+	int ret;
+
+	if (!pool || !*pool)
+		return snap_err_set(err, -EINVAL, "rados: no pool named");
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return snap_err_set(err, -ENOMEM, "rados: out of memory");
+	r->flags = flags;
+	ret = rados_open_cluster(conf, &r->cluster, err);
+	if (ret)
+		goto out_free;
+	ret = rados_ioctx_create(r->cluster, pool, &r->io);
+	if (ret) {
+		snap_err_set(err, ret, "rados: pool %s: %s", pool,
+			     ret == -ENOENT ? "no such pool" : strerror(-ret));
+		goto out_shutdown;
+	}
+	rados_ioctx_set_namespace(r->io, prefix && *prefix ? prefix : NULL);
+	b->ops = &rados_ops;
+	b->ctx = r;
+	return 0;
+
+out_shutdown:
+	rados_shutdown(r->cluster);
+out_free:
+	free(r);
+	return ret;
+}

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store's metadata in a Ceph RADOS pool (meta.h, meta_rados.h):
+ * objects are RADOS objects, each put or append one atomic operation
+ * (RADOS applies every step of an operation or none); locks are RADOS
+ * object locks with a lease, renewed by a thread while held, so that a
+ * host that died lets go of them. Names are in meta_rados_names.c.
+ */
+#include "snapshot/store/meta_rados.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* Reads of a large object go in pieces of this size. */
+#define READ_PIECE	(4u << 20)
+
+int meta_rados_fail(const struct meta_rados *mr, int ret, const char *what,
+		    struct snap_err *err)
+{
+	return snap_err_set(err, ret, "%s: %s: %s", mr->c->name, what,
+			    ret == -ETIMEDOUT ? "the cluster did not answer "
+						"in time" : strerror(-ret));
+}
+
+static void oid_of(const char *name, char *oid, size_t size)
+{
+	snprintf(oid, size, "m.%s", name);
+}
+
+static int mr_get(void *ctx, const char *name, size_t max, uint8_t **buf,
+		     size_t *len, struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	char oid[256];
+	uint64_t size;
+	size_t off = 0;
+	time_t mtime;
+	uint8_t *b;
+	int ret;
+
+	oid_of(name, oid, sizeof(oid));
+	ret = rados_stat(mr->c->io, oid, &size, &mtime);
+	if (ret)
+		return ret == -ENOENT ? snap_err_set(err, ret, "%s: %s",
+						     name, strerror(-ret))
+				      : meta_rados_fail(mr, ret, name, err);
+	if (size > max)
+		return snap_err_set(err, -EFBIG, "%s: %llu bytes, more than "
+				    "%zu", name, (unsigned long long)size, max);
+	b = malloc(size ? size : 1);
+	if (!b)
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", name);
+	/* An object shorter now than stat said (a journal rewritten
+	 * shorter) ends the read where it ends. */
+	while (off < size) {
+		size_t n = size - off < READ_PIECE ? size - off : READ_PIECE;
+
+		ret = rados_read(mr->c->io, oid, (char *)b + off, n, off);
+		if (ret <= 0)
+			break;
+		off += (size_t)ret;
+	}
+	if (ret < 0) {
+		free(b);
+		return meta_rados_fail(mr, ret, name, err);
+	}
+	*buf = b;
+	*len = off;
+	return 0;
+}
+
+static int mr_put(void *ctx, const char *name, const void *buf, size_t len,
+		     unsigned flags, struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	rados_write_op_t op = rados_create_write_op();
+	char oid[256];
+	int ret;
+
+	if (!op)
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", name);
+	oid_of(name, oid, sizeof(oid));
+	if (flags & META_NOREPLACE)
+		rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+	rados_write_op_write_full(op, buf, len);
+	/* An acknowledged write is on the OSDs' disks: always durable. */
+	ret = rados_write_op_operate(op, mr->c->io, oid, NULL, 0);
+	rados_release_write_op(op);
+	if (ret == -EEXIST)
+		return snap_err_set(err, ret, "%s: %s", name, strerror(-ret));
+	return ret ? meta_rados_fail(mr, ret, name, err) : 0;
+}
+
+static int mr_append(void *ctx, const char *name, uint64_t at,
+			const void *buf, size_t len, bool durable,
+			struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	rados_write_op_t op = rados_create_write_op();
+	char oid[256];
+	int ret;
+
+	if (!op)
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", name);
+	oid_of(name, oid, sizeof(oid));
+	rados_write_op_assert_exists(op);
+	rados_write_op_truncate(op, at);
+	rados_write_op_write(op, buf, len, at);
+	ret = rados_write_op_operate(op, mr->c->io, oid, NULL, 0);
+	rados_release_write_op(op);
+	if (ret == -ENOENT)
+		return snap_err_set(err, ret, "%s: %s", name, strerror(-ret));
+	return ret ? meta_rados_fail(mr, ret, name, err) : 0;
+}
+
+static int mr_sync(void *ctx, const char *name, struct snap_err *err)
+{
+	return 0;	/* every write was durable when it returned */
+}
+
+static int mr_del(void *ctx, const char *name, struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	char oid[256];
+	int ret;
+
+	oid_of(name, oid, sizeof(oid));
+	ret = rados_remove(mr->c->io, oid);
+	if (ret == -ENOENT)
+		return snap_err_set(err, ret, "%s: %s", name, strerror(-ret));
+	return ret ? meta_rados_fail(mr, ret, name, err) : 0;
+}
+
+/* Objects of the namespace whose names start "m.FOLDER/", in no order. */
+static int mr_each(void *ctx, const char *folder,
+		      int (*fn)(void *arg, const char *name), void *arg,
+		      struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	rados_list_ctx_t list;
+	char prefix[64];
+	const char *entry;
+	size_t n;
+	int ret;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), "m.%s/", folder);
+	ret = rados_nobjects_list_open(mr->c->io, &list);
+	if (ret)
+		return meta_rados_fail(mr, ret, folder, err);
+	while ((ret = rados_nobjects_list_next(list, &entry, NULL,
+					       NULL)) == 0) {
+		if (strncmp(entry, prefix, n))
+			continue;
+		ret = fn(arg, entry + n);
+		if (ret)
+			break;
+	}
+	rados_nobjects_list_close(list);
+	if (ret == -ENOENT)	/* the end of the list */
+		return 0;
+	return ret < 0 && ret != -ENOMEM ? meta_rados_fail(mr, ret, folder,
+							   err) : ret;
+}
+
+/* ---- locks ------------------------------------------------------------- */
+
+static int lock_open(struct meta_rados *mr, bool exclusive, uint8_t flags)
+{
+	struct timeval lease = { RADOS_LEASE_S, 0 };
+
+	if (exclusive)
+		return rados_lock_exclusive(mr->c->io, RADOS_LOCK_OID, "open",
+					    mr->cookie, "snapfs gc", &lease,
+					    flags);
+	return rados_lock_shared(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie,
+				 "", "snapfs open", &lease, flags);
+}
+
+static int lock_write(struct meta_rados *mr, uint8_t flags)
+{
+	struct timeval lease = { RADOS_LEASE_S, 0 };
+
+	return rados_lock_exclusive(mr->c->io, RADOS_LOCK_OID, "write",
+				    mr->cookie, "snapfs writer", &lease, flags);
+}
+
+/* Renew what is held, a third of a lease apart, until told to stop. */
+static void *lease_main(void *arg)
+{
+	struct meta_rados *mr = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&mr->lock);
+	while (!mr->stopping) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += RADOS_LEASE_S / 3;
+		pthread_cond_timedwait(&mr->stop_cond, &mr->lock, &until);
+		if (mr->stopping)
+			break;
+		if ((mr->open_held &&
+		     lock_open(mr, mr->gc_held, LIBRADOS_LOCK_FLAG_MAY_RENEW)) ||
+		    (mr->write_held &&
+		     lock_write(mr, LIBRADOS_LOCK_FLAG_MAY_RENEW))) {
+			if (!mr->lease_lost)
+				fprintf(stderr, "%s: renewing the store's "
+					"locks failed; another host may take "
+					"them over\n", mr->c->name);
+			mr->lease_lost = true;
+		}
+	}
+	pthread_mutex_unlock(&mr->lock);
+	return NULL;
+}
+
+/* Under mr->lock. */
+static int lease_start(struct meta_rados *mr)
+{
+	int ret;
+
+	if (mr->lease_running)
+		return 0;
+	ret = -pthread_create(&mr->lease, NULL, lease_main, mr);
+	mr->lease_running = !ret;
+	return ret;
+}
+
+static int mr_lock(void *ctx, enum meta_lock which, struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	int ret;
+
+	pthread_mutex_lock(&mr->lock);
+	switch (which) {
+	case META_LOCK_OPEN:
+		ret = lock_open(mr, false, 0);
+		mr->open_held = !ret;
+		break;
+	case META_LOCK_GC:
+		/* No conversion in RADOS: let go, try exclusive, and
+		 * take the shared lock back when refused. */
+		rados_unlock(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie);
+		ret = lock_open(mr, true, 0);
+		mr->gc_held = !ret;
+		if (ret)
+			lock_open(mr, false, 0);
+		break;
+	case META_LOCK_WRITE:
+		ret = lock_write(mr, 0);
+		mr->write_held = !ret;
+		break;
+	default:
+		ret = -EINVAL;
+	}
+	if (!ret)
+		ret = lease_start(mr);
+	pthread_mutex_unlock(&mr->lock);
+	if (ret == -EBUSY || ret == -EEXIST)
+		return snap_err_set(err, -EBUSY, "%s: locked by another open",
+				    mr->c->name);
+	return ret ? meta_rados_fail(mr, ret, "lock", err) : 0;
+}
+
+static void mr_unlock(void *ctx, enum meta_lock which)
+{
+	struct meta_rados *mr = ctx;
+
+	pthread_mutex_lock(&mr->lock);
+	switch (which) {
+	case META_LOCK_GC:
+		rados_unlock(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie);
+		mr->gc_held = false;
+		mr->open_held = !lock_open(mr, false, 0);
+		break;
+	case META_LOCK_OPEN:
+		rados_unlock(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie);
+		mr->open_held = false;
+		break;
+	case META_LOCK_WRITE:
+		rados_unlock(mr->c->io, RADOS_LOCK_OID, "write", mr->cookie);
+		mr->write_held = false;
+		break;
+	}
+	pthread_mutex_unlock(&mr->lock);
+}
+
+static void mr_free(void *ctx)
+{
+	struct meta_rados *mr = ctx;
+
+	pthread_mutex_lock(&mr->lock);
+	mr->stopping = true;
+	pthread_cond_signal(&mr->stop_cond);
+	pthread_mutex_unlock(&mr->lock);
+	if (mr->lease_running)
+		pthread_join(mr->lease, NULL);
+	if (mr->write_held)
+		rados_unlock(mr->c->io, RADOS_LOCK_OID, "write", mr->cookie);
+	if (mr->open_held)
+		rados_unlock(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie);
+	rados_ioctx_destroy(mr->nio);
+	rados_conn_put(mr->c);
+	pthread_cond_destroy(&mr->stop_cond);
+	pthread_mutex_destroy(&mr->lock);
+	free(mr);
+}
+
+static const struct snap_meta_ops rados_ops = {
+	.get = mr_get,
+	.put = mr_put,
+	.append = mr_append,
+	.sync = mr_sync,
+	.del = mr_del,
+	.each = mr_each,
+	.mkdir = meta_rados_mkdir,
+	.rmdir = meta_rados_rmdir,
+	.link = meta_rados_link,
+	.unlink = meta_rados_unlink,
+	.lookup = meta_rados_lookup,
+	.rename = meta_rados_rename,
+	.list = meta_rados_list,
+	.dir_stat = meta_rados_stat,
+	.nlink = meta_rados_nlink,
+	.sync_names = meta_rados_sync_names,
+	.lock = mr_lock,
+	.unlock = mr_unlock,
+	.free = mr_free,
+};
+
+int meta_rados_open(struct rados_conn *c, struct snap_meta *m,
+		    struct snap_err *err)
+{
+	struct meta_rados *mr = calloc(1, sizeof(*mr));
+	char ns[SNAP_STORE_NAME_MAX + 1];
+	uint8_t rnd[16];
+	int ret;
+
+	if (!mr)
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", c->name);
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		free(mr);
+		return snap_err_set(err, -errno, "getrandom: %m");
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(mr->cookie + 2 * i, 3, "%02x", rnd[i]);
+	ret = rados_ioctx_create2(c->cluster, rados_ioctx_get_id(c->io),
+				  &mr->nio);
+	if (!ret && rados_ioctx_get_namespace(c->io, ns, sizeof(ns)) >= 0)
+		rados_ioctx_set_namespace(mr->nio, ns);
+	else if (!ret)
+		ret = -ENAMETOOLONG;
+	if (ret) {
+		if (mr->nio)
+			rados_ioctx_destroy(mr->nio);
+		free(mr);
+		return snap_err_set(err, ret, "%s: %s", c->name,
+				    strerror(-ret));
+	}
+	mr->c = rados_conn_get(c);
+	pthread_mutex_init(&mr->lock, NULL);
+	pthread_cond_init(&mr->stop_cond, NULL);
+	m->ops = &rados_ops;
+	m->ctx = mr;
+	return 0;
+}
+
+/* Whether the store's namespace holds any object. */
+static int namespace_used(struct rados_conn *c)
+{
+	rados_list_ctx_t list;
+	const char *entry;
+	int ret;
+
+	ret = rados_nobjects_list_open(c->io, &list);
+	if (ret)
+		return ret;
+	ret = rados_nobjects_list_next(list, &entry, NULL, NULL);
+	rados_nobjects_list_close(list);
+	return ret == 0 ? 1 : ret == -ENOENT ? 0 : ret;
+}
+
+int meta_rados_init(struct rados_conn *c, struct snap_err *err)
+{
+	rados_write_op_t op;
+	int ret = namespace_used(c);
+
+	if (ret < 0)
+		return snap_err_set(err, ret, "%s: listing: %s", c->name,
+				    strerror(-ret));
+	if (ret)
+		return snap_err_set(err, -EEXIST, "%s: not empty (a store, or "
+				    "other objects, in that namespace)",
+				    c->name);
+	op = rados_create_write_op();
+	if (!op)
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", c->name);
+	rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+	ret = rados_write_op_operate(op, c->io, RADOS_NAMES_OID, NULL, 0);
+	rados_release_write_op(op);
+	if (ret)
+		return snap_err_set(err, ret, "%s: %s: %s", c->name,
+				    RADOS_NAMES_OID, strerror(-ret));
+	return 0;
+}

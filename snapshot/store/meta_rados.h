@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAP_META_RADOS_H
+#define SNAP_META_RADOS_H
+
+/*
+ * What meta_rados.c and meta_rados_names.c share. In the store's
+ * namespace of its pool:
+ *   m.NAME     each object of meta.h ("m.store.bin", "m.images/<id>", ...)
+ *   names      the names, as the omap of one object, so that every
+ *              change of names is one atomic operation:
+ *                d:SNAP         a snapshot (value: its mtime, ns, LE)
+ *                n:SNAP/FILE    a file name (value: the image's id)
+ *                r:<id>:SNAP/FILE  the same name, found by image (nlink)
+ *   lock       the store's locks (RADOS object locks with a lease):
+ *              "open" shared by every open, exclusive for gc, and
+ *              "write" exclusive for the writer
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "snapshot/store/meta.h"
+#include "snapshot/store/rados_conn.h"
+
+#define RADOS_NAMES_OID		"names"
+#define RADOS_LOCK_OID		"lock"
+#define RADOS_LEASE_S		30	/* a dead host's locks go after this */
+
+struct meta_rados {
+	struct rados_conn *c;
+	rados_ioctx_t nio;	/* the names object's, under lock */
+	char cookie[40];	/* this open's locks */
+	pthread_mutex_t lock;	/* names' read-modify-writes, lock state */
+	bool open_held, gc_held, write_held, lease_lost;
+	pthread_t lease;	/* renews held locks */
+	pthread_cond_t stop_cond;
+	bool lease_running, stopping;
+};
+
+/* Make err's message for ret, naming the store and what failed. */
+int meta_rados_fail(const struct meta_rados *mr, int ret, const char *what,
+		    struct snap_err *err);
+
+int meta_rados_mkdir(void *ctx, const char *snap, struct snap_err *err);
+int meta_rados_rmdir(void *ctx, const char *snap, struct snap_err *err);
+int meta_rados_link(void *ctx, const char *path,
+		    const uint8_t id[SNAP_ID_LEN], struct snap_err *err);
+int meta_rados_unlink(void *ctx, const char *path, struct snap_err *err);
+int meta_rados_lookup(void *ctx, const char *path, uint8_t id[SNAP_ID_LEN],
+		      unsigned *nlink, struct snap_err *err);
+int meta_rados_rename(void *ctx, const char *from, const char *to,
+		      bool noreplace, struct snap_err *err);
+int meta_rados_list(void *ctx, const char *snap,
+		    int (*fn)(void *arg, const char *entry), void *arg,
+		    struct snap_err *err);
+int meta_rados_stat(void *ctx, const char *snap, struct stat *st,
+		    struct snap_err *err);
+int meta_rados_nlink(void *ctx, const uint8_t id[SNAP_ID_LEN],
+		     unsigned *nlink, struct snap_err *err);
+int meta_rados_sync_names(void *ctx, const char *snap,
+			  struct snap_err *err);
+
+#endif
