@@ -69,9 +69,10 @@ need_built() {
 	exit 1
 }
 
-note() { echo "$*" >>"$err.notes"; }
+note() { echo "$*" >>"${err:?note needs err, a file}.notes"; }
 
 run_cases() {
+	: "${err:?run_cases needs err, a file}"
 	_sub=
 	if [ "$1" = --subshell ]; then
 		_sub=1
