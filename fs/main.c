@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs/snapfs.h"
@@ -155,7 +156,12 @@ static int add_mount_names(struct fuse_args *args, const char *store)
 	if (fuse_opt_insert_arg(args, 1, "-osubtype=" SNAPFS_NAME) ||
 	    fuse_opt_insert_arg(args, 1, "-odefault_permissions"))
 		return -ENOMEM;
-	if (!realpath(store, real) || strpbrk(real, ",\\"))
+	/* A store in RADOS is named as it is, not by a path. */
+	if (!strncmp(store, "rados:", 6))
+		snprintf(real, sizeof(real), "%s", store);
+	else if (!realpath(store, real))
+		return 0;
+	if (strpbrk(real, ",\\"))
 		return 0;
 	snprintf(opt, sizeof(opt), "-ofsname=%s", real);
 	return fuse_opt_insert_arg(args, 1, opt) ? -ENOMEM : 0;
@@ -192,6 +198,63 @@ static int check_paths(struct args *a)
 			SNAPFS_NAME, FUSE_DEVICE, strerror(-ret));
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Become a daemon before anything starts a thread (the store's in RADOS,
+ * the background gc), since only the forking thread survives a fork: the
+ * parent waits until the child says it is mounted, then exits 0, or exits
+ * with the child's status when the child failed (after saying why on the
+ * caller's stderr). *ready gets the pipe to say it on.
+ */
+static int daemon_begin(int *ready)
+{
+	int fds[2], status;
+	pid_t pid;
+	char ok;
+
+	if (pipe(fds)) {
+		fprintf(stderr, "%s: cannot become a daemon: pipe: %s\n",
+			SNAPFS_NAME, strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "%s: cannot become a daemon: fork: %s\n",
+			SNAPFS_NAME, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		*ready = fds[1];
+		return setsid() < 0 ? -1 : 0;
+	}
+	close(fds[1]);
+	if (read(fds[0], &ok, 1) == 1 && ok == 'o')
+		_exit(0);
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		_exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : 1);
+	_exit(1);
+}
+
+/* Mounted: leave the caller's terminal and working directory, and let
+ * the parent go. */
+static int daemon_ready(int ready)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	if (null < 0 || chdir("/") || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+	    dup2(null, 2) < 0) {
+		fprintf(stderr, "%s: cannot become a daemon: %s\n",
+			SNAPFS_NAME, strerror(errno));
+		return -1;
+	}
+	if (null > 2)
+		close(null);
+	if (write(ready, "o", 1) != 1)
+		return -1;
+	close(ready);
 	return 0;
 }
 
@@ -268,7 +331,7 @@ int main(int argc, char **argv)
 		.readahead_kb = READAHEAD_DEFAULT,
 		.ws_window = WS_WINDOW_DEFAULT,
 	};
-	int ret, status = 1;
+	int ret, status = 1, ready = -1;
 
 	if (fuse_opt_parse(&args, &a, snapfs_opts, opt_proc) ||
 	    fuse_parse_cmdline(&args, &opts)) {
@@ -292,7 +355,9 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out_args;
 	}
-	if (check_paths(&a) || open_store(&a, &store))
+	if (check_paths(&a) ||
+	    (!opts.foreground && daemon_begin(&ready)) ||
+	    open_store(&a, &store))
 		goto out_args;
 	ret = fs_create(store, a.rdonly, opts.debug, &fs);
 	if (!ret)
@@ -316,10 +381,8 @@ int main(int argc, char **argv)
 		goto out_signals;
 	if (a.readahead_kb)	/* not fatal: reads only get smaller */
 		fs_set_readahead(a.real_mountpoint, a.readahead_kb);
-	if (fuse_daemonize(opts.foreground)) {
-		fprintf(stderr, "%s: cannot become a daemon\n", SNAPFS_NAME);
+	if (ready >= 0 && daemon_ready(ready))
 		goto out_unmount;
-	}
 	ret = run_loop(se, &opts);
 	fs_stop_pushes(fs);	/* they notify through se */
 	/* An exit asked by a signal is a clean one; libfuse reports the

@@ -88,6 +88,13 @@ int snap_backend_rados(const char *conf, const char *pool, const char *prefix,
 		       unsigned flags, struct snap_backend *b,
 		       struct snap_err *err);
 
+struct rados_conn;
+
+/* The same over a connection already open (rados_conn.h), which it keeps
+ * a reference to. */
+int snap_backend_rados_conn(struct rados_conn *c, unsigned flags,
+			    struct snap_backend *b, struct snap_err *err);
+
 /* Chunks in this process's memory: for tests, lost at free. */
 int snap_backend_mem(struct snap_backend *b);
 

@@ -23,27 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <rados/librados.h>
-
 #include "snapshot/format/digest.h"
+#include "snapshot/store/rados_conn.h"
 
 #define OID_LEN (2 * SNAP_KEY_LEN)
 
 struct rados_backend {
-	rados_t cluster;
-	rados_ioctx_t io;
+	struct rados_conn *c;	/* its I/O context's namespace is set */
+	rados_ioctx_t io;	/* c->io */
 	unsigned flags;
-};
-
-/*
- * Defaults for a client that must not hang: librados waits forever for
- * an OSD by default. Set before the configuration file is read, so that
- * a ceph.conf (or CEPH_ARGS) may still choose other values.
- */
-static const char *const rados_timeouts[][2] = {
-	{ "client_mount_timeout", "10" },
-	{ "rados_mon_op_timeout", "10" },
-	{ "rados_osd_op_timeout", "10" },
 };
 
 static void oid_of(const uint8_t key[SNAP_KEY_LEN], char oid[OID_LEN + 1])
@@ -222,8 +210,7 @@ static void rados_free(void *ctx)
 
 	if (!r)
 		return;
-	rados_ioctx_destroy(r->io);
-	rados_shutdown(r->cluster);
+	rados_conn_put(r->c);
 	free(r);
 }
 
@@ -238,73 +225,39 @@ static const struct snap_backend_ops rados_ops = {
 	.free = rados_free,
 };
 
-/* A connected cluster handle configured from conf (NULL: Ceph's search). */
-static int rados_open_cluster(const char *conf, rados_t *cluster,
-			      struct snap_err *err)
+int snap_backend_rados_conn(struct rados_conn *c, unsigned flags,
+			    struct snap_backend *b, struct snap_err *err)
 {
-	const char *what = conf ? conf : "the default ceph.conf";
-	int ret;
+	struct rados_backend *r = calloc(1, sizeof(*r));
 
-	ret = rados_create(cluster, NULL);
-	if (ret)
-		return snap_err_set(err, ret, "rados: cannot create a client: %s",
-				    strerror(-ret));
-	for (size_t i = 0; i < sizeof(rados_timeouts) / sizeof(*rados_timeouts); i++)
-		rados_conf_set(*cluster, rados_timeouts[i][0],
-			       rados_timeouts[i][1]);
-	ret = rados_conf_read_file(*cluster, conf);
-	if (ret) {
-		snap_err_set(err, ret, "rados: %s: %s", what, strerror(-ret));
-		goto out_shutdown;
-	}
-	ret = rados_conf_parse_env(*cluster, NULL);
-	if (ret) {
-		snap_err_set(err, ret, "rados: CEPH_ARGS: %s", strerror(-ret));
-		goto out_shutdown;
-	}
-	ret = rados_connect(*cluster);
-	if (ret) {
-		snap_err_set(err, ret, "rados: connect with %s: %s", what,
-			     strerror(-ret));
-		goto out_shutdown;
-	}
+	if (!r)
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", c->name);
+	r->c = rados_conn_get(c);
+	r->io = c->io;
+	r->flags = flags;
+	b->ops = &rados_ops;
+	b->ctx = r;
 	return 0;
-
-out_shutdown:
-	rados_shutdown(*cluster);
-	return ret;
 }
 
 int snap_backend_rados(const char *conf, const char *pool, const char *prefix,
 		       unsigned flags, struct snap_backend *b,
 		       struct snap_err *err)
 {
-	struct rados_backend *r;
+	struct rados_conn *c;
+	char *name;
 	int ret;
 
 	if (!pool || !*pool)
 		return snap_err_set(err, -EINVAL, "rados: no pool named");
-	r = calloc(1, sizeof(*r));
-	if (!r)
+	if (asprintf(&name, "%s%s%s%s", RADOS_SCHEME, pool,
+		     prefix && *prefix ? "/" : "", prefix ? prefix : "") < 0)
 		return snap_err_set(err, -ENOMEM, "rados: out of memory");
-	r->flags = flags;
-	ret = rados_open_cluster(conf, &r->cluster, err);
+	ret = rados_conn_open(name, conf, &c, err);
+	free(name);
 	if (ret)
-		goto out_free;
-	ret = rados_ioctx_create(r->cluster, pool, &r->io);
-	if (ret) {
-		snap_err_set(err, ret, "rados: pool %s: %s", pool,
-			     ret == -ENOENT ? "no such pool" : strerror(-ret));
-		goto out_shutdown;
-	}
-	rados_ioctx_set_namespace(r->io, prefix && *prefix ? prefix : NULL);
-	b->ops = &rados_ops;
-	b->ctx = r;
-	return 0;
-
-out_shutdown:
-	rados_shutdown(r->cluster);
-out_free:
-	free(r);
+		return ret;
+	ret = snap_backend_rados_conn(c, flags, b, err);
+	rados_conn_put(c);
 	return ret;
 }

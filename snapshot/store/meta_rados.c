@@ -167,6 +167,24 @@ static int mr_each(void *ctx, const char *folder,
 							   err) : ret;
 }
 
+/* The cluster's room, in 4 KiB blocks; objects for inodes. */
+static int mr_statfs(void *ctx, struct statvfs *sv, struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	struct rados_cluster_stat_t cs;
+	int ret = rados_cluster_stat(mr->c->cluster, &cs);
+
+	if (ret)
+		return meta_rados_fail(mr, ret, "cluster stat", err);
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = sv->f_frsize = 4096;
+	sv->f_blocks = cs.kb / 4;
+	sv->f_bfree = sv->f_bavail = cs.kb_avail / 4;
+	sv->f_files = cs.num_objects + (1u << 20);
+	sv->f_ffree = sv->f_favail = 1u << 20;
+	return 0;
+}
+
 /* ---- locks ------------------------------------------------------------- */
 
 static int lock_open(struct meta_rados *mr, bool exclusive, uint8_t flags)
@@ -326,6 +344,7 @@ static const struct snap_meta_ops rados_ops = {
 	.dir_stat = meta_rados_stat,
 	.nlink = meta_rados_nlink,
 	.sync_names = meta_rados_sync_names,
+	.statfs = mr_statfs,
 	.lock = mr_lock,
 	.unlock = mr_unlock,
 	.free = mr_free,

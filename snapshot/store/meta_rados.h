@@ -8,7 +8,8 @@
  *   m.NAME     each object of meta.h ("m.store.bin", "m.images/<id>", ...)
  *   names      the names, as the omap of one object, so that every
  *              change of names is one atomic operation:
- *                d:SNAP         a snapshot (value: its mtime, ns, LE)
+ *                d:SNAP         a snapshot (value: its inode number, LE)
+ *                t:SNAP         its mtime (ns, LE): when its names changed
  *                n:SNAP/FILE    a file name (value: the image's id)
  *                r:<id>:SNAP/FILE  the same name, found by image (nlink)
  *   lock       the store's locks (RADOS object locks with a lease):

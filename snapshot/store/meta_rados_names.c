@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -97,6 +98,15 @@ static int batch_add(struct batch *b, const void *val, size_t len,
 		memcpy(b->vals[b->n], val, len);
 	b->n++;
 	return 0;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
 }
 
 static void now_le(uint8_t out[8])
@@ -330,7 +340,7 @@ static int do_mkdir(struct meta_rados *mr, void *arg, struct batch *b,
 	struct name_args *a = arg;
 	char key[KEY_MAX];
 	const char *keys[] = { key };
-	uint8_t now[8];
+	uint8_t now[8], ino[8];
 	struct val v;
 	int ret;
 
@@ -340,8 +350,14 @@ static int do_mkdir(struct meta_rados *mr, void *arg, struct batch *b,
 		return ret;
 	if (v.has)
 		return -EEXIST;
+	/* Its inode number, for as long as it lives (renames keep it). */
+	if (getrandom(ino, sizeof(ino), 0) != sizeof(ino))
+		return -errno;
+	ino[7] &= 0x3f;		/* never 0, below files' (fs/dir.c) */
+	ino[0] |= 1;
 	now_le(now);
-	return batch_add(b, now, sizeof(now), "d:%s", a->from);
+	ret = batch_add(b, ino, sizeof(ino), "d:%s", a->from);
+	return ret ? ret : batch_add(b, now, sizeof(now), "t:%s", a->from);
 }
 
 int meta_rados_mkdir(void *ctx, const char *snap, struct snap_err *err)
@@ -379,7 +395,8 @@ static int do_rmdir(struct meta_rados *mr, void *arg, struct batch *b,
 	/* The two reads saw one state, or another host changed it. */
 	if (v2 && v2 != *version)
 		return -ERANGE;
-	return batch_add(b, NULL, 0, "d:%s", a->from);
+	ret = batch_add(b, NULL, 0, "d:%s", a->from);
+	return ret ? ret : batch_add(b, NULL, 0, "t:%s", a->from);
 }
 
 int meta_rados_rmdir(void *ctx, const char *snap, struct snap_err *err)
@@ -404,7 +421,7 @@ static int add_name(struct batch *b, const char *path,
 	if (!ret)
 		ret = batch_add(b, "", 0, "r:%s:%s", hex, path);
 	if (!ret)
-		ret = batch_add(b, now, sizeof(now), "d:%s", snap);
+		ret = batch_add(b, now, sizeof(now), "t:%s", snap);
 	return ret;
 }
 
@@ -422,7 +439,7 @@ static int drop_name(struct batch *b, const char *path,
 	if (!ret)
 		ret = batch_add(b, NULL, 0, "r:%s:%s", hex, path);
 	if (!ret)
-		ret = batch_add(b, now, sizeof(now), "d:%s", snap);
+		ret = batch_add(b, now, sizeof(now), "t:%s", snap);
 	return ret;
 }
 
@@ -598,6 +615,7 @@ static int do_rename_snap(struct meta_rados *mr, void *arg, struct batch *b,
 	struct name_args *a = arg;
 	struct moving m = { b, a->from, a->to };
 	char kf[KEY_MAX], kt[KEY_MAX], files[KEY_MAX];
+	uint8_t now[8];
 	const char *keys[] = { kf, kt };
 	uint64_t v2 = 0;
 	struct val v[2];
@@ -622,9 +640,14 @@ static int do_rename_snap(struct meta_rados *mr, void *arg, struct batch *b,
 		if (v2 && v2 != *version)
 			return -ERANGE;
 	}
+	now_le(now);
 	ret = batch_add(b, NULL, 0, "d:%s", a->from);
 	if (!ret)
+		ret = batch_add(b, NULL, 0, "t:%s", a->from);
+	if (!ret)
 		ret = batch_add(b, v[0].v, v[0].len, "d:%s", a->to);
+	if (!ret)
+		ret = batch_add(b, now, sizeof(now), "t:%s", a->to);
 	snprintf(files, sizeof(files), "n:%s/", a->from);
 	if (!ret)
 		ret = names_each(mr, files, DIR_FILES_MAX, move_file, &m, &v2);
@@ -706,46 +729,44 @@ int meta_rados_list(void *ctx, const char *snap,
 		       : ret;
 }
 
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 int meta_rados_stat(void *ctx, const char *snap, struct stat *st,
 		    struct snap_err *err)
 {
 	struct meta_rados *mr = ctx;
-	char kd[KEY_MAX];
-	const char *keys[] = { kd };
+	char kd[KEY_MAX], kt[KEY_MAX];
+	const char *keys[] = { kd, kt };
 	uint64_t version, ns = 0, size;
 	time_t mtime = 0;
-	struct val v;
+	struct val v[2];
 	int ret;
 
 	memset(st, 0, sizeof(*st));
 	st->st_mode = S_IFDIR | 0755;
 	st->st_nlink = 2;
 	if (!snap) {
+		st->st_ino = 1;
 		ret = rados_stat(mr->nio, RADOS_NAMES_OID, &size, &mtime);
 		ns = (uint64_t)mtime * 1000000000ull;
 	} else {
 		snprintf(kd, sizeof(kd), "d:%s", snap);
+		snprintf(kt, sizeof(kt), "t:%s", snap);
 		pthread_mutex_lock(&mr->lock);
-		ret = names_get(mr, keys, 1, &v, &version);
+		ret = names_get(mr, keys, 2, v, &version);
 		pthread_mutex_unlock(&mr->lock);
-		if (!ret && !v.has)
+		if (!ret && !v[0].has)
 			ret = -ENOENT;
-		if (!ret && v.len != 8)
+		if (!ret && (v[0].len != 8 || !v[1].has || v[1].len != 8))
 			ret = -EBADMSG;
-		if (!ret)
-			ns = le64(v.v);
+		if (!ret) {
+			st->st_ino = (ino_t)le64(v[0].v);
+			ns = le64(v[1].v);
+		}
 	}
 	if (ret == -ENOENT)
 		return snap_err_set(err, ret, "%s: %s", snap, strerror(-ret));
+	if (ret == -EBADMSG)
+		return snap_err_set(err, ret, "%s: a corrupt snapshot entry",
+				    snap);
 	if (ret)
 		return meta_rados_fail(mr, ret, snap ? snap : "names", err);
 	st->st_mtim.tv_sec = (time_t)(ns / 1000000000ull);

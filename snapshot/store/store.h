@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include "snapshot/store/backend.h"
@@ -93,6 +94,11 @@ void snap_store_close(struct snap_store *s);
 
 uint32_t snap_store_chunk_size(const struct snap_store *s);
 const char *snap_store_path(const struct snap_store *s);
+
+/* The room where the store is (statvfs(3)): its filesystem's, or its
+ * cluster's. */
+int snap_store_statfs(struct snap_store *s, struct statvfs *sv,
+		      struct snap_err *err);
 
 /* ---- names ------------------------------------------------------------
  *

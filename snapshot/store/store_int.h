@@ -284,10 +284,12 @@ int meta_delta_read(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
 /* ---- store.c ------------------------------------------------------------- */
 
 struct image;
+struct rados_conn;
 
 struct snap_store {
-	char *dir;		/* where it is, for messages */
+	char *dir;		/* where it is: a directory, or rados:... */
 	struct snap_meta meta;
+	struct rados_conn *rados;	/* in RADOS: the connection */
 	bool rdonly;
 	uint32_t chunk_size;
 	int zstd_level;

@@ -1,0 +1,153 @@
+#!/bin/sh
+# A store in Ceph RADOS, served to two "hosts" (two snapfs daemons, two
+# mount points) by a throwaway single-node cluster this script starts
+# (tests/lib/ceph.sh) and stops by its pids: the metadata contract over
+# RADOS (test_meta), a snapshot imported and cloned with cp -r through
+# host A read byte for byte through host B, a snapshot made on A listed
+# by B at once, a second writer refused in one line, gc refused while
+# the store is mounted and run once it is not, and verify clean after.
+# Prints TAP.
+#
+# Needs $BUILD/snapfs, $BUILD/snapctl, $BUILD/tests/mksnap and
+# $BUILD/tests/test_meta, /dev/fuse and the Ceph packages (skipped loudly
+# without them). Run from the top of the tree.
+# shellcheck disable=SC2015	# "A && B || fail" is meant
+set -u
+BUILD=${BUILD:-build}
+SNAPFS=$BUILD/snapfs
+SNAPCTL=$BUILD/snapctl
+
+. tests/lib/ceph.sh
+if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null 2>&1; then
+	echo "1..0 # SKIP /dev/fuse or fusermount3 missing: FUSE tests not run"
+	exit 0
+fi
+if ! why=$(ceph_have); then
+	echo "snapfs_rados.sh: $why: RADOS tests not run" >&2
+	echo "1..0 # SKIP $why: RADOS tests not run"
+	exit 0
+fi
+
+work=$(mktemp -d /tmp/snapfs-rados.XXXXXX) || exit 1
+MNT=$work/mnt
+MNT2=$work/mnt2
+pids=
+. tests/lib/tap.sh
+err=$work/case.log
+. tests/lib/daemon.sh
+
+cleanup() {
+	for p in $pids; do
+		ours "$p" && kill -TERM "$p"
+	done
+	for m in "$MNT" "$MNT2"; do
+		if is_mounted "$m"; then
+			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"
+		fi
+	done
+	for p in $pids; do
+		i=0
+		while ours "$p" && [ "$i" -lt 100 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		ours "$p" && kill -KILL "$p"
+	done
+	ceph_stop
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT PIPE TERM
+
+# Mount store $1 on $2 (more options follow) in the foreground, in the
+# background of this script; the daemon's pid in $last.
+mount_at() {
+	store=$1 at=$2
+	shift 2
+	mkdir -p "$at"
+	derr=$work/daemon.$(basename "$at").err
+	"$SNAPFS" "$store" "$at" -f "$@" </dev/null >"$derr" 2>&1 &
+	last=$!
+	pids="$pids $last"
+	i=0
+	until is_mounted "$at"; do
+		alive "$last" || { show_derr; return 1; }
+		i=$((i + 1))
+		[ "$i" -le 100 ] || { echo "no mount in 10 s"; return 1; }
+		sleep 0.1
+	done
+}
+
+# Unmount $1, served by daemon $2: it exits 0 without a sanitizer report.
+umount_at() {
+	derr=$work/daemon.$(basename "$1").err
+	fusermount3 -u "$1" && wait_exit "$2" && [ "$rc" -eq 0 ] &&
+		no_reports "$derr"
+}
+
+t0=$(date +%s.%N)
+if ! ceph_start "$work/ceph" >"$err" 2>&1; then
+	not_ok "a single-node cluster starts"
+	tap_end
+fi
+ok "a single-node cluster starts ($(awk -v a="$t0" -v b="$(date +%s.%N)" \
+	'BEGIN { printf "%.1f", b - a }') s)"
+STORE=rados:$CEPH_POOL/hosts
+
+# The metadata's contract over RADOS, as over a directory.
+SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
+	"$BUILD/tests/test_meta" >"$work/meta.tap" 2>&1
+rc=$?
+cp "$work/meta.tap" "$err"
+check "test_meta over RADOS as over a directory: 12 cases pass" \
+	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/meta.tap")" -eq 12 ] &&
+	 ! grep -q "^not ok" "$work/meta.tap"'
+
+"$BUILD/tests/mksnap" "$work/snap" --mem $((32 << 20)) >/dev/null 2>&1
+check "store init and import into $STORE" \
+	'"$SNAPCTL" store init "$STORE" >"$err" 2>&1 &&
+	 "$SNAPCTL" import "$work/snap" "$STORE" s1 >>"$err" 2>&1'
+
+mount_at "$STORE" "$MNT" >"$err" 2>&1 && a=$last
+check "host A mounts the store read-write" '[ -n "${a:-}" ]'
+mount_at "$STORE" "$MNT2" -o ro >"$err" 2>&1 && b=$last
+check "host B mounts it read-only beside A" '[ -n "${b:-}" ]'
+
+check "A clones s1 with cp -r" 'cp -r "$MNT/s1" "$MNT/s2" 2>"$err"'
+dd if=/dev/urandom of="$work/s2.part" bs=4096 count=16 2>/dev/null
+dd if="$work/s2.part" of="$MNT/s2/memory.bin" bs=4096 seek=100 \
+	conv=notrunc,fsync 2>/dev/null
+check "B reads A's clone byte for byte, and s1 as imported" \
+	'cmp "$MNT/s2/memory.bin" "$MNT2/s2/memory.bin" 2>"$err" &&
+	 cmp "$work/snap/memory.bin" "$MNT2/s1/memory.bin" 2>>"$err" &&
+	 cmp "$work/snap/state.bin" "$MNT2/s2/state.bin" 2>>"$err"'
+mkdir "$MNT/s3" && cp "$work/snap/manifest.bin" "$MNT/s3/" 2>"$err"
+check "a snapshot A makes is in B's listing at once" \
+	'[ "$(ls "$MNT2" | tr "\n" " ")" = "s1 s2 s3 " ]'
+
+mkdir -p "$work/mnt3"
+"$SNAPFS" "$STORE" "$work/mnt3" >"$err" 2>&1
+rc=$?
+check "a second writer is refused in one line, status 1" \
+	'[ "$rc" -eq 1 ] && [ "$(wc -l <"$err")" -eq 1 ] &&
+	 grep -q "open for writing by another host or process" "$err"'
+umount_at "$MNT2" "$b" >"$err" 2>&1
+check "B unmounts cleanly" '[ $? -eq 0 ]'
+# With B gone, A is the only open: snapctl finds A's mount and asks its
+# daemon, the store's writer, to collect.
+"$SNAPCTL" store gc "$STORE" >"$err" 2>&1
+rc=$?
+check "gc of the store A has mounted is done by A's daemon" \
+	'[ "$rc" -eq 0 ] && grep -q "by the snapfs mounted at $MNT" "$err"'
+umount_at "$MNT" "$a" >"$err" 2>&1
+check "A unmounts cleanly" '[ $? -eq 0 ]'
+"$SNAPCTL" store gc "$STORE" >"$err" 2>&1
+check "gc runs once nothing has the store open" '[ $? -eq 0 ]'
+"$SNAPCTL" store verify "$STORE" >"$err" 2>&1
+check "the store verifies, every chunk read back" '[ $? -eq 0 ]'
+"$SNAPCTL" export "$STORE" s2 "$work/out" >"$err" 2>&1
+check "an export of s2 holds the bytes written through A" \
+	'dd if="$work/out/memory.bin" bs=4096 skip=100 count=16 2>/dev/null |
+	 cmp - "$work/s2.part" >"$err" 2>&1'
+
+tap_end
