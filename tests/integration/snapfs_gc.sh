@@ -141,7 +141,7 @@ src=$?
 crc=$?
 check "gc beside another process's open: refused, and snapctl says so in one line" \
 	'[ $src -ne 0 ] && [ $crc -eq 1 ] && grep -q "another process has the store open" "$err" && [ "$(grep -c "snapctl" "$err")" -eq 1 ]'
-fusermount3 -u "$MNT2" && wait_exit "$ropid" && no_reports "$roerr" >>"$err"
+umount_snapfs_at "$MNT2" "$ropid" "$roerr" >>"$err"
 
 # 7. kill -9 while writing and collecting: fsync'ed bytes there, clean.
 : >"$err"

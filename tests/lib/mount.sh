@@ -21,13 +21,17 @@
 #   umount_snapfs       fusermount3 -u $MNT, then exits_clean; nothing to
 #                       do when nothing is mounted there; a daemon gone
 #                       by itself fails, and is cleaned up
+#   umount_snapfs_at DIR PID ERR
+#                       fusermount3 -u DIR; daemon PID exits 0 with no
+#                       sanitizer report in its stderr ERR
 #   drop_snapfs         the daemon of $MNT killed and its mount gone,
 #                       unchecked (after a failed case)
 #   remount ARGS...     umount_snapfs, then mount_snapfs ARGS
 #   ensure_mounted      $MNT mounted and answering: the mount there, else
 #                       a new one
 #   fuse_cleanup        every daemon stopped by its pid (SIGTERM, SIGKILL
-#                       after 10 s), $MNT and $MNT2 unmounted, and $work
+#                       after 10 s), $MNT and $MNT2 unmounted, then
+#                       cleanup_more (when the script has one), and $work
 #                       removed unless something stays mounted there
 #
 # Uses SNAPFS (the program) and sets pids (daemons started and not yet
@@ -116,6 +120,20 @@ exits_clean() {
 	no_reports "$derr"
 }
 
+umount_snapfs_at() {
+	if ! fusermount3 -u "$1"; then
+		echo "fusermount3 -u $1 failed"
+		return 1
+	fi
+	wait_exit "$2" || { show_derr "$3"; return 1; }
+	if [ "$rc" -ne 0 ]; then
+		echo "snapfs exited with status $rc, expected 0"
+		show_derr "$3"
+		return 1
+	fi
+	no_reports "$3"
+}
+
 drop_snapfs() {
 	[ -n "$pid" ] && ours "$pid" && kill -KILL "$pid"
 	pid=
@@ -180,6 +198,9 @@ fuse_cleanup() {
 				fusermount3 -uz "$_m" 2>/dev/null
 		fi
 	done
+	if command -v cleanup_more >/dev/null 2>&1; then
+		cleanup_more
+	fi
 	if is_mounted "$MNT" || is_mounted "$MNT2"; then
 		echo "$(basename "$0"): $work is left: still mounted" >&2
 	else
