@@ -17,72 +17,21 @@ BUILD=${BUILD:-build}
 SNAPFS=$BUILD/snapfs
 SNAPCTL=$BUILD/snapctl
 
-. tests/lib/ceph.sh
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null 2>&1; then
-	echo "1..0 # SKIP /dev/fuse or fusermount3 missing: FUSE tests not run"
-	exit 0
-fi
-if ! why=$(ceph_have); then
-	echo "snapfs_rados.sh: $why: RADOS tests not run" >&2
-	echo "1..0 # SKIP $why: RADOS tests not run"
-	exit 0
-fi
-
-work=$(mktemp -d /tmp/snapfs-rados.XXXXXX) || exit 1
-MNT=$work/mnt
-MNT2=$work/mnt2
-pids=
 . tests/lib/tap.sh
+. tests/lib/ceph.sh
+. tests/lib/mount.sh
+fuse_setup snapfs-rados
+why=$(ceph_have) || skip_rest "RADOS tests" "$why: RADOS tests not run"
+need_built "$SNAPFS" "$SNAPCTL" "$BUILD/tests/mksnap" "$BUILD/tests/test_meta"
 err=$work/case.log
-. tests/lib/daemon.sh
+# The cluster goes after the daemons that use it, before $work.
+cleanup_more() { ceph_stop; }
 
-cleanup() {
-	for p in $pids; do
-		ours "$p" && kill -TERM "$p"
-	done
-	for m in "$MNT" "$MNT2"; do
-		if is_mounted "$m"; then
-			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"
-		fi
-	done
-	for p in $pids; do
-		i=0
-		while ours "$p" && [ "$i" -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		ours "$p" && kill -KILL "$p"
-	done
-	ceph_stop
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT PIPE TERM
-
-# Mount store $1 on $2 (more options follow) in the foreground, in the
-# background of this script; the daemon's pid in $last.
+# Mount the store on $1 (more options follow): the daemon's pid in
+# $lastpid, its stderr in $lasterr.
 mount_at() {
-	store=$1 at=$2
-	shift 2
-	mkdir -p "$at"
-	derr=$work/daemon.$(basename "$at").err
-	"$SNAPFS" "$store" "$at" -f "$@" </dev/null >"$derr" 2>&1 &
-	last=$!
-	pids="$pids $last"
-	i=0
-	until is_mounted "$at"; do
-		alive "$last" || { show_derr; return 1; }
-		i=$((i + 1))
-		[ "$i" -le 100 ] || { echo "no mount in 10 s"; return 1; }
-		sleep 0.1
-	done
-}
-
-# Unmount $1, served by daemon $2: it exits 0 without a sanitizer report.
-umount_at() {
-	derr=$work/daemon.$(basename "$1").err
-	fusermount3 -u "$1" && wait_exit "$2" && [ "$rc" -eq 0 ] &&
-		no_reports "$derr"
+	mkdir -p "$1"
+	mount_snapfs_at "$@"
 }
 
 t0=$(date +%s.%N)
@@ -108,9 +57,9 @@ check "store init and import into $STORE" \
 	'"$SNAPCTL" store init "$STORE" >"$err" 2>&1 &&
 	 "$SNAPCTL" import "$work/snap" "$STORE" s1 >>"$err" 2>&1'
 
-mount_at "$STORE" "$MNT" >"$err" 2>&1 && a=$last
+mount_at "$MNT" >"$err" 2>&1 && a=$lastpid aerr=$lasterr
 check "host A mounts the store read-write" '[ -n "${a:-}" ]'
-mount_at "$STORE" "$MNT2" -o ro >"$err" 2>&1 && b=$last
+mount_at "$MNT2" -o ro >"$err" 2>&1 && b=$lastpid berr=$lasterr
 check "host B mounts it read-only beside A" '[ -n "${b:-}" ]'
 
 check "A clones s1 with cp -r" 'cp -r "$MNT/s1" "$MNT/s2" 2>"$err"'
@@ -131,7 +80,7 @@ rc=$?
 check "a second writer is refused in one line, status 1" \
 	'[ "$rc" -eq 1 ] && [ "$(wc -l <"$err")" -eq 1 ] &&
 	 grep -q "open for writing by another host or process" "$err"'
-umount_at "$MNT2" "$b" >"$err" 2>&1
+umount_snapfs_at "$MNT2" "$b" "$berr" >"$err" 2>&1
 check "B unmounts cleanly" '[ $? -eq 0 ]'
 # With B gone, A is the only open: snapctl finds A's mount and asks its
 # daemon, the store's writer, to collect.
@@ -139,7 +88,7 @@ check "B unmounts cleanly" '[ $? -eq 0 ]'
 rc=$?
 check "gc of the store A has mounted is done by A's daemon" \
 	'[ "$rc" -eq 0 ] && grep -q "by the snapfs mounted at $MNT" "$err"'
-umount_at "$MNT" "$a" >"$err" 2>&1
+umount_snapfs_at "$MNT" "$a" "$aerr" >"$err" 2>&1
 check "A unmounts cleanly" '[ $? -eq 0 ]'
 "$SNAPCTL" store gc "$STORE" >"$err" 2>&1
 check "gc runs once nothing has the store open" '[ $? -eq 0 ]'
