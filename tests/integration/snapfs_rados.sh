@@ -4,9 +4,12 @@
 # (tests/lib/ceph.sh) and stops by its pids: the metadata contract over
 # RADOS (test_meta), a snapshot imported and cloned with cp -r through
 # host A read byte for byte through host B, a snapshot made on A listed
-# by B at once, a second writer refused in one line, gc refused while
-# the store is mounted and run once it is not, and verify clean after.
-# Prints TAP.
+# by B at once, a second writer refused in one line, gc of A's mount
+# done by A's daemon and gc once nothing has the store open, verify clean
+# after; then a host killed -9 (what it fsync'ed is there for the next
+# daemon, once its locks' lease ran out), and the OSD stopped under a
+# reading mount (EIO within the bound, the daemon lives on, the read
+# works again once the OSD is back). Prints TAP.
 #
 # Needs $BUILD/snapfs, $BUILD/snapctl, $BUILD/tests/mksnap and
 # $BUILD/tests/test_meta, /dev/fuse and the Ceph packages (skipped loudly
@@ -98,5 +101,60 @@ check "the store verifies, every chunk read back" '[ $? -eq 0 ]'
 check "an export of s2 holds the bytes written through A" \
 	'dd if="$work/out/memory.bin" bs=4096 skip=100 count=16 2>/dev/null |
 	 cmp - "$work/s2.part" >"$err" 2>&1'
+
+
+# ---- a dead host, and an OSD that goes away while a mount reads --------
+
+# Host A writes and fsyncs, then dies (kill -9): its locks' lease runs
+# out (SNAP_RADOS_LEASE_S=3 here, 30 s by default), and a new daemon
+# finds every byte A fsync'ed.
+export SNAP_RADOS_LEASE_S=3
+mount_at "$MNT" >"$err" 2>&1 && a=$lastpid
+dd if=/dev/urandom of="$work/dead.part" bs=65536 count=8 2>/dev/null
+dd if="$work/dead.part" of="$MNT/s3/fsynced" bs=65536 conv=fsync \
+	2>"$err"
+kill -KILL "$a"
+wait "$a" 2>/dev/null
+forget_pid "$a"
+fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+t0=$(date +%s)
+until mount_at "$MNT" >"$err" 2>&1; do
+	[ $(($(date +%s) - t0)) -lt 20 ] || break
+	sleep 1
+done
+a=$lastpid aerr=$lasterr
+check "after kill -9 of host A, a new daemon mounts once the lease ran out" \
+	'is_mounted "$MNT"'
+check "and every byte A fsync'ed is there" \
+	'cmp "$work/dead.part" "$MNT/s3/fsynced" >"$err" 2>&1'
+umount_snapfs_at "$MNT" "$a" "$aerr" >"$err" 2>&1
+check "that daemon unmounts cleanly" '[ $? -eq 0 ]'
+
+# The OSD stops while a mount (nothing read yet, a small chunk cache)
+# reads: a read that needs it fails with EIO within the bound, the daemon
+# lives on, and once the OSD is back the same read returns the bytes.
+mount_at "$MNT" -o ro,cache_size=1M >"$err" 2>&1 && a=$lastpid aerr=$lasterr
+exec 5<"$MNT/s1/memory.bin"	# opened: the reads below need chunks only
+ceph_osd_stop 2>"$err"
+t0=$(date +%s)
+dd of=/dev/null bs=1M count=4 <&5 >"$work/dd.err" 2>&1
+rc=$? took=$(($(date +%s) - t0))
+exec 5<&-
+cp "$work/dd.err" "$err"
+check "with the OSD down, a read of an open file fails: EIO in ${took} s" \
+	'[ "$rc" -ne 0 ] && grep -q "Input/output error" "$work/dd.err" &&
+	 [ "$took" -le 40 ]'
+dd if="$MNT/s2/memory.bin" of=/dev/null bs=1M count=1 >"$work/dd.err" 2>&1
+rc=$?
+cp "$work/dd.err" "$err"
+check "and an open that needs the cluster fails with EIO too" \
+	'[ "$rc" -ne 0 ] && grep -q "Input/output error" "$work/dd.err"'
+check "and the daemon carries on" 'alive "$a" && is_mounted "$MNT"'
+ceph_osd_start 2>"$err"
+check "with the OSD back, the same read returns the imported bytes" \
+	'cmp -n $((4 << 20)) "$MNT/s1/memory.bin" "$work/snap/memory.bin" \
+	 >"$err" 2>&1'
+umount_snapfs_at "$MNT" "$a" "$aerr" >"$err" 2>&1
+check "the daemon unmounts cleanly after it all" '[ $? -eq 0 ]'
 
 tap_end
