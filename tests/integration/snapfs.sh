@@ -242,6 +242,28 @@ rm_shared() {
 		cmp "$work/src/state.bin" "$MNT/sh2/state.bin"
 }
 
+# A snapshot removed while the kernel still holds its directory (a file
+# open through it), then a new one the store's filesystem may give the
+# same inode number: the new one takes files (it got the dead node, and
+# ENOENT, before).
+rm_held_snapshot() {
+	ensure_mounted || return 1
+	i=0
+	while [ "$i" -lt 20 ]; do
+		mkdir "$MNT/held" && echo hello >"$MNT/held/f" || return 1
+		exec 3<"$MNT/held/f"
+		rm -r "$MNT/held" || { exec 3<&-; return 1; }
+		mkdir "$MNT/new$i" || { exec 3<&-; return 1; }
+		touch "$MNT/new$i/x" 2>"$work/touch.err"
+		rc=$?
+		exec 3<&-
+		[ "$rc" -eq 0 ] ||
+			{ echo "round $i: a file in a new snapshot:"; cat "$work/touch.err"; return 1; }
+		rm -r "$MNT/new$i" || return 1
+		i=$((i + 1))
+	done
+}
+
 refusals() {
 	ensure_mounted || return 1
 	long=$(printf '%0256d' 0) max=$(printf '%0255d' 0)
@@ -318,6 +340,7 @@ clone_isolation		a clone and its source are isolated both ways
 hard_link		ln: one inode, two links, writes shared, rm keeps the other name
 renames			mv of snapshots and files, onto existing names, across levels refused
 rm_shared		rm -r of a snapshot sharing chunks keeps the other whole, gc and verify clean
+rm_held_snapshot	a snapshot removed while held, then new ones: files can be made in them
 refusals		mkdir in a snapshot, files in the root, long names, rmdir non-empty, symlinks fail
 too_large		past 64 TiB: EFBIG, file and log untouched; 16 TiB costs no memory
 all_clean		after everything: store verify and gc clean, no sanitizer report
