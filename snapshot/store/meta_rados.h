@@ -26,11 +26,13 @@
 #define RADOS_NAMES_OID		"names"
 #define RADOS_LOCK_OID		"lock"
 #define RADOS_LEASE_S		30	/* a dead host's locks go after this */
+#define RADOS_LEASE_ENV		"SNAP_RADOS_LEASE_S"	/* another, 3-3600 */
 
 struct meta_rados {
 	struct rados_conn *c;
 	rados_ioctx_t nio;	/* the names object's, under lock */
 	char cookie[40];	/* this open's locks */
+	int lease_s;		/* their lease */
 	pthread_mutex_t lock;	/* names' read-modify-writes, lock state */
 	bool open_held, gc_held, write_held, lease_lost;
 	pthread_t lease;	/* renews held locks */

@@ -406,9 +406,10 @@ int meta_rados_rmdir(void *ctx, const char *snap, struct snap_err *err)
 	return names_change(ctx, snap, do_rmdir, &a, err);
 }
 
-/* Name path (a file) for image id, into b; its snapshot's mtime moves. */
-static int add_name(struct batch *b, const char *path,
-		    const uint8_t id[SNAP_ID_LEN])
+/* Name path (a file) for image id made (add) or removed, into b; its
+ * snapshot's mtime moves. */
+static int name_change(struct batch *b, const char *path,
+		       const uint8_t id[SNAP_ID_LEN], bool add)
 {
 	char hex[2 * SNAP_ID_LEN + 1], snap[SNAP_STORE_NAME_MAX + 1];
 	uint8_t now[8];
@@ -417,27 +418,9 @@ static int add_name(struct batch *b, const char *path,
 	snap_id_hex(id, hex);
 	snap_of(path, snap, sizeof(snap));
 	now_le(now);
-	ret = batch_add(b, id, SNAP_ID_LEN, "n:%s", path);
+	ret = batch_add(b, add ? id : NULL, SNAP_ID_LEN, "n:%s", path);
 	if (!ret)
-		ret = batch_add(b, "", 0, "r:%s:%s", hex, path);
-	if (!ret)
-		ret = batch_add(b, now, sizeof(now), "t:%s", snap);
-	return ret;
-}
-
-static int drop_name(struct batch *b, const char *path,
-		     const uint8_t id[SNAP_ID_LEN])
-{
-	char hex[2 * SNAP_ID_LEN + 1], snap[SNAP_STORE_NAME_MAX + 1];
-	uint8_t now[8];
-	int ret;
-
-	snap_id_hex(id, hex);
-	snap_of(path, snap, sizeof(snap));
-	now_le(now);
-	ret = batch_add(b, NULL, 0, "n:%s", path);
-	if (!ret)
-		ret = batch_add(b, NULL, 0, "r:%s:%s", hex, path);
+		ret = batch_add(b, add ? "" : NULL, 0, "r:%s:%s", hex, path);
 	if (!ret)
 		ret = batch_add(b, now, sizeof(now), "t:%s", snap);
 	return ret;
@@ -462,7 +445,7 @@ static int do_link(struct meta_rados *mr, void *arg, struct batch *b,
 		return -ENOENT;
 	if (v[1].has)
 		return -EEXIST;
-	return add_name(b, a->to, a->id);
+	return name_change(b, a->to, a->id, true);
 }
 
 int meta_rados_link(void *ctx, const char *path, const uint8_t id[SNAP_ID_LEN],
@@ -506,7 +489,7 @@ static int do_unlink(struct meta_rados *mr, void *arg, struct batch *b,
 		return -ENOENT;
 	if (v.len != SNAP_ID_LEN)
 		return -EBADMSG;
-	return drop_name(b, a->from, v.v);
+	return name_change(b, a->from, v.v, false);
 }
 
 int meta_rados_unlink(void *ctx, const char *path, struct snap_err *err)
@@ -576,11 +559,11 @@ static int do_rename_file(struct meta_rados *mr, void *arg, struct batch *b,
 		return 0;
 	ret = 0;
 	if (v[1].has)
-		ret = drop_name(b, a->to, v[1].v);
+		ret = name_change(b, a->to, v[1].v, false);
 	if (!ret)
-		ret = drop_name(b, a->from, v[0].v);
+		ret = name_change(b, a->from, v[0].v, false);
 	if (!ret)
-		ret = add_name(b, a->to, v[0].v);
+		ret = name_change(b, a->to, v[0].v, true);
 	return ret;
 }
 
