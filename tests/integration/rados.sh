@@ -24,19 +24,10 @@ CHUNKCTL=$BUILD/tests/chunkctl
 N=256		# chunks of 64 KiB each client puts and reads
 FAIL_MS=20000	# a read without its OSD fails within this (librados: 10 s)
 
+. tests/lib/tap.sh
 . tests/lib/ceph.sh
-if ! why=$(ceph_have); then
-	echo "rados.sh: $why: RADOS tests not run" >&2
-	echo "1..0 # SKIP $why: RADOS tests not run"
-	exit 0
-fi
-for prog in "$TEST_STORE" "$CHUNKCTL"; do
-	if [ ! -x "$prog" ]; then
-		echo "1..1"
-		echo "not ok 1 - $prog exists (build it first)"
-		exit 1
-	fi
-done
+why=$(ceph_have) || skip_rest "RADOS tests" "$why"
+need_built "$TEST_STORE" "$CHUNKCTL"
 
 work=$(mktemp -d /tmp/snapfs-rados.XXXXXX) || exit 1
 ctl=		# the chunkctl clients' pids
@@ -54,11 +45,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' HUP INT PIPE TERM
 
-. tests/lib/tap.sh
 err=$work/case.log	# what not_ok shows under a failed case
 
 now_ms() { python3 -c 'import time; print(int(time.monotonic() * 1000))'; }
-note() { echo "# $*"; }
+figure() { echo "# $*"; }	# a measured figure, as a TAP comment
 
 # ---- the cluster -------------------------------------------------------------
 
@@ -68,7 +58,7 @@ if ! ceph_start "$work/ceph" 2>"$err"; then
 	tap_end
 fi
 ok "a single-node cluster starts (memstore OSD, pool $CEPH_POOL)"
-note "cluster start to a working write: $(($(now_ms) - t0)) ms"
+figure "cluster start to a working write: $(($(now_ms) - t0)) ms"
 
 # ---- test_store over RADOS ---------------------------------------------------
 
@@ -148,7 +138,7 @@ check "client a writes a 64-chunk image into the store" '[ $r -eq 0 ]'
 ask b count 60
 check "client b lists the $((N + 64)) chunks of the namespace" \
 	'[ "${ans% *}" = "ok count $((N + 64))" ]'
-note "listing $((N + 64)) chunks with their sizes: ${ans##* } ms"
+figure "listing $((N + 64)) chunks with their sizes: ${ans##* } ms"
 ask b "get $N" 60 && answered_ok
 r=$?
 check "client b reads them through its cache tier (cold)" '[ $r -eq 0 ]'
@@ -162,7 +152,7 @@ t0=$(now_ms)
 ceph_osd_stop 2>"$err"
 r=$?
 check "the OSD stops (and the osdmap says so)" '[ $r -eq 0 ]'
-note "OSD stop: $(($(now_ms) - t0)) ms"
+figure "OSD stop: $(($(now_ms) - t0)) ms"
 
 # Without an OSD a read must fail, not hang: librados's op timeout.
 if ask a "get 1" 60; then
@@ -194,7 +184,7 @@ if ask a sread 60; then
 		ms=${ms%% *}
 		check "the store's read without the OSD is EIO within $FAIL_MS ms ($ms)" \
 			'[ "$ms" -le "$FAIL_MS" ]'
-		note "the store said: ${ans#err sread EIO * }" ;;
+		figure "the store said: ${ans#err sread EIO * }" ;;
 	*)	echo "$ans" >"$err"
 		not_ok "the store's read without the OSD is EIO naming image, offset and chunk" ;;
 	esac
@@ -206,12 +196,12 @@ t0=$(now_ms)
 ceph_osd_start 2>"$err"
 r=$?
 check "the OSD starts again" '[ $r -eq 0 ]'
-note "OSD restart to up: $(($(now_ms) - t0)) ms"
+figure "OSD restart to up: $(($(now_ms) - t0)) ms"
 t0=$(now_ms)
 ask a "get $N" 60 && answered_ok
 r=$?
 check "client a reads all $N chunks again once the OSD is back" '[ $r -eq 0 ]'
-note "first full read after the OSD's return: $(($(now_ms) - t0)) ms"
+figure "first full read after the OSD's return: $(($(now_ms) - t0)) ms"
 ask a sread 60 && answered_ok
 r=$?
 check "the same store reads its image whole again" '[ $r -eq 0 ]'
@@ -237,7 +227,7 @@ ans=$(sed -n 2p "$work/dir.out")
 answered_ok && dir_get_us=$p50
 check "the directory backend reads the same chunks back" '[ -n "${dir_get_us:-}" ]'
 if [ -n "${dir_get_us:-}" ] && [ "$dir_get_us" -gt 0 ]; then
-	note "64 KiB chunk read, p50 (us): RADOS $rados_get_us, through" \
+	figure "64 KiB chunk read, p50 (us): RADOS $rados_get_us, through" \
 	     "the cache cold $cold_us, warm $warm_us; directory $dir_get_us;" \
 	     "RADOS/directory $(echo "$rados_get_us $dir_get_us" |
 		awk '{ printf "%.1f", $1 / $2 }')x, warm cache/directory" \
@@ -252,5 +242,5 @@ ceph_stop 2>"$err"
 r=$?
 check "the cluster stops: no daemon left, its directory removed" \
 	'[ $r -eq 0 ] && ! kill -0 "$mon" 2>/dev/null && ! kill -0 "$osd" 2>/dev/null && [ ! -e "$dir" ]'
-note "cluster stop: $(($(now_ms) - t0)) ms"
+figure "cluster stop: $(($(now_ms) - t0)) ms"
 tap_end
