@@ -58,7 +58,7 @@ ceph_alive() {
 # our ceph.conf, so a pid the system reused is left alone.
 ceph_ours() {
 	ceph_alive "$1" || return 1
-	case $(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) in
+	case $(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") in
 	*"$CEPH_DIR/ceph.conf"*) return 0 ;;
 	esac
 	return 1
