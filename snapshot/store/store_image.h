@@ -9,8 +9,9 @@
  *   store_image.c    the image object: lifetime, open images, create,
  *                    open, close, stat, touch, gc's and verify's view
  *   store_map.c      its map and its state of each chunk, in pages
- *   store_io.c       reading and writing an open image, storing dirty
- *                    chunks
+ *   store_read.c     reading an open image, loading ahead
+ *   store_io.c       writing an open image, storing dirty chunks,
+ *                    truncate
  *   store_journal.c  loading a chain; the head delta's journal: commit,
  *                    sync, compaction, new deltas and image files
  *   store_clone.c    clone, freeze, flatten, copy_range (adopt, share)
