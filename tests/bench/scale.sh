@@ -71,10 +71,12 @@ for n in 1 2 4; do
 done
 awk '$1 == "NAMES" {
 	for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-	if ($2 == "lookup" && seen++) next
-	printf "| %s | %s | %s | %s | %s | %s |\n", $2, v["clients"],
+	row = sprintf("| %s | %s | %s | %s | %s | %s |", $2, v["clients"],
 		v["ops_s"], ($2 == "change" ? v["attempts"] : "-"),
-		v["p50_ms"], v["p99_ms"]
-}' "$tmp/probe.out"
+		v["p50_ms"], v["p99_ms"])
+	if ($2 == "change") print row
+	else if (!lookup) lookup = row
+}
+END { if (lookup) print lookup }' "$tmp/probe.out"
 [ $rc = 0 ] || echo "scale: namesprobe failed" >&2
 exit $rc

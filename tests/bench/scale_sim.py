@@ -7,9 +7,11 @@
 Replays a trace of restores over H hosts, each with an LRU cache of chunk
 objects in front of the shared store (backend_cache.c keeps the objects,
 compressed, within a byte bound), and prints tables: cache hit rates and
-cluster load by chunk size, cache size and host count; the load on the one
-"names" object (a small simulation of its optimistic, version-asserted
-changes); and what one gc costs. docs/scale.md reads the numbers.
+cluster load by chunk size, cache size, restore rate and host count; the
+load on the one "names" object (a small simulation of its optimistic,
+version-asserted changes); and what one gc costs. docs/scale.md reads the
+numbers. --quick (scale.sh's default) replays 18 h instead of 36 and
+leaves out the 1000-host row.
 
 The catalogue. BASES golden images of 1 to 16 GiB (powers of two, the
 smaller more common), each page zero, compressible (zstd about 3x) or
@@ -32,8 +34,10 @@ Scale. Images and caches are scaled by SCALE (1/256 by default: a 16 GiB
 image is simulated as 64 MiB, a 64 GiB cache as 256 MiB) while pages,
 runs and chunks keep their sizes, so every per-chunk effect is exact and
 only the number of chunks per image shrinks; bytes and objects are
-multiplied back by 1/SCALE when printed. --scale 1 runs the real sizes
-(hours, not seconds). Hosts are simulated one cache each, all of them.
+multiplied back by 1/SCALE when printed (the catalogue's sizes, working
+sets and popularity do not depend on SCALE; at 1/64 the hit rates are
+within half a point of 1/256's). --scale 1 runs the real sizes (hours,
+not seconds). Hosts are simulated one cache each, all of them.
 
 Everything is deterministic for a given --seed (random.Random only, no
 hash of strings). Standard library only.
@@ -42,7 +46,6 @@ hash of strings). Standard library only.
 import argparse
 import collections
 import heapq
-import math
 import random
 import sys
 import time
