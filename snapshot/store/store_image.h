@@ -99,6 +99,10 @@ struct image {
 	bool unsynced;			/* appended without fsync */
 	bool head_has_parent;
 	uint8_t head_parent[SNAP_ID_LEN];
+	/* Chunks the image had when its head delta began, and the fewest
+	 * since: a head cut below its start hides what its parent holds
+	 * there, so a clone may never skip it for the parent. */
+	uint64_t head_start, head_floor;
 	struct snap_image *handles;	/* under s->images_lock */
 	/* Its info, ref and head delta may not be durable yet: the next
 	 * durable commit fsyncs them (a create, a clone, an adopt). */

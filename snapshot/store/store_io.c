@@ -627,6 +627,8 @@ static void truncate_apply(struct image *im, uint64_t size)
 	struct chunk *ch;
 
 	if (size < im->size) {
+		if (chunks_for(s, size) < im->head_floor)
+			im->head_floor = chunks_for(s, size);
 		cut_chunks(im, chunks_for(s, size), chunks_for(s, im->size));
 		ch = in ? dirty_of(im, size / s->chunk_size) : NULL;
 		if (ch) {

@@ -125,7 +125,7 @@ ceph_mon_begin() {
 	CEPH_PORT=$(ceph_free_port) || return 1
 	ceph_write_conf
 	rm -rf "$CEPH_DIR/mon" && mkdir -p "$CEPH_DIR/mon"
-	monmaptool --create --fsid "$CEPH_FSID" \
+	monmaptool --create --clobber --fsid "$CEPH_FSID" \
 		--addv a "[v2:127.0.0.1:$CEPH_PORT]" "$CEPH_DIR/monmap" \
 		>"$CEPH_DIR/log/monmaptool.log" 2>&1 ||
 		{ ceph_say "monmaptool failed"; return 1; }

@@ -2479,6 +2479,55 @@ static void test_copy_pieces(void **state)
 }
 
 /*
+ * A copy taken after its source cut what the frozen delta below its head
+ * holds, then read from the store afresh, keeps the cut. (A head with no
+ * entries of its own was frozen as its parent, the cut with it, and the
+ * source's old bytes showed through the copy after a reopen; snapfsx
+ * found it.)
+ */
+static void test_copy_after_cut(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t size = 16 * CHUNK;
+	struct model ms = { 0 }, m2 = { 0 }, mg = { 0 };
+	uint8_t sid[SNAP_ID_LEN], id2[SNAP_ID_LEN], gid[SNAP_ID_LEN];
+	struct snap_image *src, *c2, *g;
+
+	src = fx_new(f, "k/f", size, sid);
+	model_truncate(&ms, size);
+	img_fill(f, src, &ms, size, 0, 4242);
+	CHECK(f, snap_image_sync(src, &f->err));
+	c2 = fx_new(f, "k/f2", 0, id2);		/* freezes src's head */
+	copy(f, src, &ms, 0, c2, &m2, 0, size, (ssize_t)size);
+	fx_close_img(f, c2);
+	CHECK(f, snap_image_truncate(src, 0, &f->err));
+	model_truncate(&ms, 0);
+	fx_close_img(f, src);
+	fx_reopen(f);
+
+	src = fx_open_name(f, "k/f", SNAP_IMAGE_WRITE);
+	CHECK(f, snap_image_truncate(src, size, &f->err));
+	model_truncate(&ms, size);
+	g = fx_new(f, "k/g", 0, gid);
+	copy(f, src, &ms, 0, g, &mg, 0, size, (ssize_t)size);
+	expect_content(f, g, &mg, "the copy as made");
+	fx_close_img(f, g);
+	fx_close_img(f, src);
+	fx_reopen(f);
+
+	g = fx_open_name(f, "k/g", 0);
+	expect_content(f, g, &mg, "the copy read again: zeros");
+	fx_close_img(f, g);
+	c2 = fx_open_name(f, "k/f2", 0);
+	expect_content(f, c2, &m2, "the first copy, untouched");
+	fx_close_img(f, c2);
+	fx_verify_clean(f, "after the copies");
+	model_free(&ms);
+	model_free(&m2);
+	model_free(&mg);
+}
+
+/*
  * gc in the process that made an image and has not named it yet (a
  * daemon between its create and its link, or a clone and its link)
  * keeps it; once named and then unnamed, gc frees it.
@@ -3384,6 +3433,7 @@ int main(void)
 		BOTH(test_small_cache),
 		BOTH(test_copy_range),
 		BOTH(test_copy_pieces),
+		BOTH(test_copy_after_cut),
 		BOTH(test_gc_fresh),
 		BOTH(test_patches),
 		BOTH(test_patch_shapes),
