@@ -769,7 +769,8 @@ def main():
     a = p.parse_args()
     if a.quick:
         a.hours, a.warm_h = 18.0, 6.0
-        a.hosts = "10,100"
+        if a.hosts == "10,100,1000":
+            a.hosts = "10,100"
     a.chunk = parse_size(a.chunk)
     a.cache = parse_size(a.cache)
     a.chunks = [parse_size(x) for x in a.chunks.split(",")]
