@@ -11,7 +11,8 @@
  *   store_ws.c     working sets: recording, their files
  *   store_gc.c     stats, verify, gc
  *   store_live.c   what is live in the store, for them
- *   chunk.c        chunk codec (zstd, digest) and the chunk cache
+ *   chunk.c        chunk codec (zstd, digest)
+ *   chunk_cache.c  the cache of decompressed chunks
  *   fetch.c        the threads that load chunks ahead of readers
  */
 

@@ -45,7 +45,7 @@ if ! ceph_start "$work/ceph" >"$err" 2>&1; then
 fi
 ok "a single-node cluster starts ($(awk -v a="$t0" -v b="$(date +%s.%N)" \
 	'BEGIN { printf "%.1f", b - a }') s)"
-STORE=rados:$CEPH_POOL/hosts
+STORE=rados:$CEPH_POOL/hosts$$	# unique: mounts are found by this name
 
 # The metadata's contract over RADOS, as over a directory.
 SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
