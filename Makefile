@@ -139,6 +139,15 @@ TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TESTLIB_SRCS))
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
 
+# The memory store's tests share a fixture (tests/lib/store_fx.c).
+STORE_FX_OBJ    := $(BUILD)/tests/lib/store_fx.o
+STORE_UNIT_BINS := $(filter-out $(BUILD)/tests/test_store_ws,\
+		   $(filter $(BUILD)/tests/test_store%,$(UNIT_BINS)))
+
+$(STORE_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(STORE_FX_OBJ) \
+		    $(TESTLIB_OBJS) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
+
 # The compatibility test decodes messages of the extended schemas.
 $(BUILD)/tests/unit/test_future.o: $(FUTURE_C:.c=.h)
 $(BUILD)/tests/test_future: $(FUTURE_C:.c=.o)
@@ -292,7 +301,8 @@ clean:
 
 # Everything that includes generated headers waits for them.
 ALL_SRCS := $(LIBSNAP_SRCS) $(SNAPCTL_SRCS) $(SNAPVM_SRCS) $(SNAPFS_SRCS) \
-	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/lib/mksnap.c \
+	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/lib/store_fx.c \
+	    tests/lib/mksnap.c \
 	    tests/lib/chunkctl.c \
 	    tests/lib/snapedit.c
 $(patsubst %.c,$(BUILD)/%.o,$(ALL_SRCS)): | $(PROTO_H)

@@ -13,13 +13,15 @@
 #
 # Needs ceph-mon, ceph-osd, ceph and rados (sh tools/deps.sh installs
 # them; without them the whole script is a loud skip), python3,
-# $BUILD/tests/test_store and $BUILD/tests/chunkctl (BUILD defaults to
+# $BUILD/tests/test_store* and $BUILD/tests/chunkctl (BUILD defaults to
 # build); builds nothing. Run from the top of the tree. The daemons are
 # stopped by their pids, and the cluster's directory removed, on exit,
 # even when a check fails.
 set -u
 BUILD=${BUILD:-build}
-TEST_STORE=$BUILD/tests/test_store
+# The memory store's unit tests (their cases share tests/lib/store_fx.c).
+TEST_STORES="test_store test_store_faults test_store_gc test_store_copy
+test_store_patch test_store_limits"
 CHUNKCTL=$BUILD/tests/chunkctl
 N=256		# chunks of 64 KiB each client puts and reads
 FAIL_MS=20000	# a read without its OSD fails within this (librados: 10 s)
@@ -27,7 +29,7 @@ FAIL_MS=20000	# a read without its OSD fails within this (librados: 10 s)
 . tests/lib/tap.sh
 . tests/lib/ceph.sh
 why=$(ceph_have) || skip_rest "RADOS tests" "$why"
-need_built "$TEST_STORE" "$CHUNKCTL"
+need_built $(for t in $TEST_STORES; do echo "$BUILD/tests/$t"; done) "$CHUNKCTL"
 
 work=$(mktemp -d /tmp/snapfs-rados.XXXXXX) || exit 1
 ctl=		# the chunkctl clients' pids
@@ -64,9 +66,12 @@ figure "cluster start to a working write: $(($(now_ms) - t0)) ms"
 
 # Every /rados and /rados+cache case passes, and there are as many of
 # each as /mem cases (none was left out for want of a cluster).
-SNAP_TEST_RADOS="$CEPH_CONF:$CEPH_POOL" CMOCKA_MESSAGE_OUTPUT=TAP \
-	"$TEST_STORE" >"$work/store.tap" 2>&1
-rc=$?
+rc=0
+: >"$work/store.tap"
+for t in $TEST_STORES; do
+	SNAP_TEST_RADOS="$CEPH_CONF:$CEPH_POOL" CMOCKA_MESSAGE_OUTPUT=TAP \
+		"$BUILD/tests/$t" >>"$work/store.tap" 2>&1 || rc=$?
+done
 nr=$(grep -c '^ok [0-9]* - .*/rados$' "$work/store.tap")
 nc=$(grep -c '^ok [0-9]* - .*/rados+cache$' "$work/store.tap")
 nm=$(grep -c '^ok [0-9]* - .*/mem$' "$work/store.tap")
