@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs/snapfs.h"
@@ -28,6 +29,8 @@ struct args {
 	unsigned readahead_kb;		/* -o readahead_kb=N */
 	unsigned ws_window;		/* -o ws_window=SECONDS */
 	char *gc_bytes;			/* -o gc_bytes=N[KMG] */
+	char *chunk_cache;		/* -o chunk_cache=DIR */
+	char *chunk_cache_size;		/* -o chunk_cache_size=N[KMG] */
 	bool rdonly;			/* -o ro */
 };
 
@@ -74,6 +77,12 @@ static void help(void)
 	       "the last kept\n"
 	       "                            (default 64M; 0: none; "
 	       "docs/snapfs.md)\n"
+	       "    -o chunk_cache=DIR      a store in RADOS: keep the "
+	       "chunks read in DIR,\n"
+	       "                            a local cache tier (default: "
+	       "none)\n"
+	       "    -o chunk_cache_size=N[K|M|G]  what DIR holds at most "
+	       "(default 1G)\n"
 	       "    -o ro                   read-only: beside another "
 	       "process writing the store\n"
 	       "    -o allow_other          let other users in (default: "
@@ -117,6 +126,8 @@ static const struct fuse_opt snapfs_opts[] = {
 	{ "readahead_kb=%u", offsetof(struct args, readahead_kb), 0 },
 	{ "ws_window=%u", offsetof(struct args, ws_window), 0 },
 	{ "gc_bytes=%s", offsetof(struct args, gc_bytes), 0 },
+	{ "chunk_cache=%s", offsetof(struct args, chunk_cache), 0 },
+	{ "chunk_cache_size=%s", offsetof(struct args, chunk_cache_size), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END
 };
@@ -155,7 +166,12 @@ static int add_mount_names(struct fuse_args *args, const char *store)
 	if (fuse_opt_insert_arg(args, 1, "-osubtype=" SNAPFS_NAME) ||
 	    fuse_opt_insert_arg(args, 1, "-odefault_permissions"))
 		return -ENOMEM;
-	if (!realpath(store, real) || strpbrk(real, ",\\"))
+	/* A store in RADOS is named as it is, not by a path. */
+	if (!strncmp(store, "rados:", 6))
+		snprintf(real, sizeof(real), "%s", store);
+	else if (!realpath(store, real))
+		return 0;
+	if (strpbrk(real, ",\\"))
 		return 0;
 	snprintf(opt, sizeof(opt), "-ofsname=%s", real);
 	return fuse_opt_insert_arg(args, 1, opt) ? -ENOMEM : 0;
@@ -173,10 +189,31 @@ static int check_type(const char *path, mode_t type)
 	return 0;
 }
 
+/* -o chunk_cache made absolute: the daemon leaves cwd before opening. */
+static int absolute_chunk_cache(struct args *a)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (!a->chunk_cache || a->chunk_cache[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    asprintf(&abs, "%s/%s", cwd, a->chunk_cache) < 0) {
+		fprintf(stderr, "%s: chunk_cache=%s: %s\n", SNAPFS_NAME,
+			a->chunk_cache, strerror(errno));
+		return -1;
+	}
+	free(a->chunk_cache);
+	a->chunk_cache = abs;
+	return 0;
+}
+
 /* Everything that can be wrong before mounting, said in one line. */
 static int check_paths(struct args *a)
 {
 	int ret;
+
+	if (absolute_chunk_cache(a))
+		return -1;
 
 	ret = check_type(a->mountpoint, S_IFDIR);
 	if (!ret && !realpath(a->mountpoint, a->real_mountpoint))
@@ -195,10 +232,68 @@ static int check_paths(struct args *a)
 	return 0;
 }
 
+/*
+ * Become a daemon before anything starts a thread (the store's in RADOS,
+ * the background gc), since only the forking thread survives a fork: the
+ * parent waits until the child says it is mounted, then exits 0, or exits
+ * with the child's status when the child failed (after saying why on the
+ * caller's stderr). *ready gets the pipe to say it on.
+ */
+static int daemon_begin(int *ready)
+{
+	int fds[2], status;
+	pid_t pid;
+	char ok;
+
+	if (pipe(fds)) {
+		fprintf(stderr, "%s: cannot become a daemon: pipe: %s\n",
+			SNAPFS_NAME, strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "%s: cannot become a daemon: fork: %s\n",
+			SNAPFS_NAME, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		*ready = fds[1];
+		return setsid() < 0 ? -1 : 0;
+	}
+	close(fds[1]);
+	if (read(fds[0], &ok, 1) == 1 && ok == 'o')
+		_exit(0);
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		_exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : 1);
+	_exit(1);
+}
+
+/* Mounted: leave the caller's terminal and working directory, and let
+ * the parent go. */
+static int daemon_ready(int ready)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	if (null < 0 || chdir("/") || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+	    dup2(null, 2) < 0) {
+		fprintf(stderr, "%s: cannot become a daemon: %s\n",
+			SNAPFS_NAME, strerror(errno));
+		return -1;
+	}
+	if (null > 2)
+		close(null);
+	if (write(ready, "o", 1) != 1)
+		return -1;
+	close(ready);
+	return 0;
+}
+
 /* Open the store as the options say; one line when it cannot be. */
 static int open_store(struct args *a, struct snap_store **store)
 {
 	struct snap_store_opts o = { 0 };
+	size_t chunk_cache_bytes = 0;
 	struct snap_err err;
 
 	if (a->cache_size && parse_size(a->cache_size, &o.cache_bytes)) {
@@ -206,6 +301,14 @@ static int open_store(struct args *a, struct snap_store **store)
 			"NG)\n", SNAPFS_NAME, a->cache_size);
 		return -1;
 	}
+	if (a->chunk_cache_size &&
+	    parse_size(a->chunk_cache_size, &chunk_cache_bytes)) {
+		fprintf(stderr, "%s: chunk_cache_size=%s: not a size (N, NK, "
+			"NM or NG)\n", SNAPFS_NAME, a->chunk_cache_size);
+		return -1;
+	}
+	o.chunk_cache_dir = a->chunk_cache;
+	o.chunk_cache_bytes = chunk_cache_bytes;
 	if (a->rdonly)
 		o.flags |= SNAP_STORE_RDONLY;
 	if (snap_store_open(a->store, &o, store, &err)) {
@@ -268,7 +371,7 @@ int main(int argc, char **argv)
 		.readahead_kb = READAHEAD_DEFAULT,
 		.ws_window = WS_WINDOW_DEFAULT,
 	};
-	int ret, status = 1;
+	int ret, status = 1, ready = -1;
 
 	if (fuse_opt_parse(&args, &a, snapfs_opts, opt_proc) ||
 	    fuse_parse_cmdline(&args, &opts)) {
@@ -292,7 +395,9 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out_args;
 	}
-	if (check_paths(&a) || open_store(&a, &store))
+	if (check_paths(&a) ||
+	    (!opts.foreground && daemon_begin(&ready)) ||
+	    open_store(&a, &store))
 		goto out_args;
 	ret = fs_create(store, a.rdonly, opts.debug, &fs);
 	if (!ret)
@@ -316,10 +421,8 @@ int main(int argc, char **argv)
 		goto out_signals;
 	if (a.readahead_kb)	/* not fatal: reads only get smaller */
 		fs_set_readahead(a.real_mountpoint, a.readahead_kb);
-	if (fuse_daemonize(opts.foreground)) {
-		fprintf(stderr, "%s: cannot become a daemon\n", SNAPFS_NAME);
+	if (ready >= 0 && daemon_ready(ready))
 		goto out_unmount;
-	}
 	ret = run_loop(se, &opts);
 	fs_stop_pushes(fs);	/* they notify through se */
 	/* An exit asked by a signal is a clean one; libfuse reports the
@@ -346,6 +449,8 @@ out_tree:
 out_args:
 	free(opts.mountpoint);
 	free(a.cache_size);
+	free(a.chunk_cache);
+	free(a.chunk_cache_size);
 	free(a.gc_bytes);
 	fuse_opt_free_args(&args);
 	return status;

@@ -173,6 +173,8 @@ void snapfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	ret = snap_store_rmdir(fs->store, name, &err);
 	if (ret)
 		fs_log(fs, ret, &err);
+	else
+		fs_snap_gone(fs, name);
 	fuse_reply_err(req, -ret);
 	if (!ret)
 		fs_gc_soon(fs);
@@ -208,10 +210,12 @@ void snapfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!ret)
 		ret = snap_store_rename(fs->store, pf, pt,
 					flags & RENAME_NOREPLACE, &err);
-	if (ret)
+	if (ret) {
 		fs_log(fs, ret, &err);
-	else if (from->kind == SNAPFS_ROOT)
+	} else if (from->kind == SNAPFS_ROOT && strcmp(name, newname)) {
+		fs_snap_gone(fs, newname);	/* replaced, if it was there */
 		fs_renamed(fs, name, newname);
+	}
 	fuse_reply_err(req, -ret);
 }
 

@@ -60,6 +60,12 @@ void fs_destroy(struct fs *fs)
 
 	if (!fs)
 		return;
+	while (fs->gone) {
+		struct node *n = fs->gone;
+
+		fs->gone = n->next;
+		node_free(fs, n);
+	}
 	for (size_t b = 0; b < fs->nbuckets; b++) {
 		struct node *n = fs->buckets[b], *next;
 
@@ -259,12 +265,34 @@ void fs_forget(struct fs *fs, fuse_ino_t ino, uint64_t count)
 		pthread_mutex_unlock(&fs->lock);
 		return;
 	}
-	for (pp = &fs->buckets[bucket_of(fs, n->st_ino)]; *pp != n;
-	     pp = &(*pp)->next)
+	for (pp = n->gone ? &fs->gone : &fs->buckets[bucket_of(fs, n->st_ino)];
+	     *pp != n; pp = &(*pp)->next)
 		;
 	*pp = n->next;
 	pthread_mutex_unlock(&fs->lock);
 	node_free(fs, n);
+}
+
+void fs_snap_gone(struct fs *fs, const char *name)
+{
+	pthread_mutex_lock(&fs->lock);
+	for (size_t b = 0; b < fs->nbuckets; b++) {
+		struct node **pp = &fs->buckets[b];
+
+		while (*pp) {
+			struct node *n = *pp;
+
+			if (n->kind != SNAPFS_SNAP || strcmp(n->dir, name)) {
+				pp = &n->next;
+				continue;
+			}
+			*pp = n->next;
+			n->gone = true;
+			n->next = fs->gone;
+			fs->gone = n;
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
 }
 
 void fs_renamed(struct fs *fs, const char *from, const char *to)

@@ -350,9 +350,13 @@ static void snapfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = snapfs_fs(req);
 	struct statvfs sv;
+	struct snap_err err;
+	int ret;
 
-	if (statvfs(snap_store_path(fs->store), &sv)) {
-		fuse_reply_err(req, errno);
+	ret = snap_store_statfs(fs->store, &sv, &err);
+	if (ret) {
+		fs_log(fs, ret, &err);
+		fuse_reply_err(req, -ret);
 		return;
 	}
 	sv.f_namemax = SNAP_STORE_NAME_MAX;

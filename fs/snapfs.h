@@ -50,7 +50,8 @@ enum snapfs_kind {
 };
 
 struct node {
-	struct node *next;		/* hash chain */
+	struct node *next;		/* hash chain, or fs->gone */
+	bool gone;			/* SNAP: its directory was removed */
 	enum snapfs_kind kind;
 	uint64_t nlookup;
 	ino_t st_ino;
@@ -84,6 +85,7 @@ struct fs {
 	struct node root;
 	size_t nbuckets;
 	struct node **buckets;
+	struct node *gone;		/* removed snapshots still known */
 	/* gc.c: gc_lock guards the rest, and one gc runs at a time */
 	pthread_mutex_t gc_lock;
 	pthread_cond_t gc_wake;
@@ -111,6 +113,14 @@ fuse_ino_t fs_ino(struct fs *fs, struct node *n);
  * The node of the snapshot name, or of image id (found in snapshot dir),
  * with its lookup count up by one; e (may be NULL) filled for a reply.
  */
+/*
+ * Snapshot directory name was removed (or replaced by a rename): its node,
+ * which the kernel may still hold, is never found again, so that a new
+ * directory given the same inode number by the store gets a node (and a
+ * FUSE inode) of its own, not the dead one.
+ */
+void fs_snap_gone(struct fs *fs, const char *name);
+
 int fs_get_snap(struct fs *fs, const char *name, struct fuse_entry_param *e);
 int fs_get_file(struct fs *fs, const char *dir, const uint8_t id[SNAP_ID_LEN],
 		struct fuse_entry_param *e);

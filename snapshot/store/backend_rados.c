@@ -13,8 +13,8 @@
  *
  * A librados handle serves any number of threads; the namespace is set
  * once, before any operation, and never changed. Every wait is bounded
- * (rados_timeouts below): an OSD or a monitor that went away turns into
- * -ETIMEDOUT after some seconds, never a hang of the caller.
+ * (rados_conn.c sets librados' timeouts): an OSD or a monitor that went
+ * away turns into -ETIMEDOUT after some seconds, never a hang.
  */
 #include "snapshot/store/backend.h"
 
@@ -23,32 +23,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <rados/librados.h>
-
 #include "snapshot/format/digest.h"
+#include "snapshot/store/rados_conn.h"
 
 #define OID_LEN (2 * SNAP_KEY_LEN)
+#define EACH_BATCH 64	/* stats in flight while each walks a listing */
 
 struct rados_backend {
-	rados_t cluster;
-	rados_ioctx_t io;
+	struct rados_conn *c;	/* its I/O context's namespace is set */
+	rados_ioctx_t io;	/* c->io */
 	unsigned flags;
-};
-
-/*
- * Defaults for a client that must not hang: librados waits forever for
- * an OSD by default. Set before the configuration file is read, so that
- * a ceph.conf (or CEPH_ARGS) may still choose other values.
- */
-static const char *const rados_timeouts[][2] = {
-	{ "client_mount_timeout", "10" },
-	{ "rados_mon_op_timeout", "10" },
-	{ "rados_osd_op_timeout", "10" },
 };
 
 static void oid_of(const uint8_t key[SNAP_KEY_LEN], char oid[OID_LEN + 1])
 {
 	snap_hex(key, SNAP_KEY_LEN, oid);
+}
+
+/* A lower-case hex digit's value, or -1. */
+static int nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
 }
 
 /* Whether name is a key's object name (64 lower-case hex digits). */
@@ -57,13 +56,11 @@ static int oid_key(const char *name, uint8_t key[SNAP_KEY_LEN])
 	if (strlen(name) != OID_LEN)
 		return 0;
 	for (int i = 0; i < SNAP_KEY_LEN; i++) {
-		unsigned v;
+		int hi = nibble(name[2 * i]), lo = nibble(name[2 * i + 1]);
 
-		if (sscanf(name + 2 * i, "%2x", &v) != 1 ||
-		    !strchr("0123456789abcdef", name[2 * i]) ||
-		    !strchr("0123456789abcdef", name[2 * i + 1]))
+		if (hi < 0 || lo < 0)
 			return 0;
-		key[i] = (uint8_t)v;
+		key[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 1;
 }
@@ -187,24 +184,61 @@ static int rados_list(struct rados_backend *r, struct key_list *l)
 	return ret == -ENOENT ? 0 : ret;
 }
 
+/*
+ * Stat keys[0..n) at once (aio): a listing gives names only, and one
+ * round trip a chunk in turn made gc's sweep wait on the network per
+ * chunk. sizes[i] is UINT64_MAX for a key removed since the listing.
+ */
+static int rados_stat_batch(struct rados_backend *r,
+			    uint8_t (*keys)[SNAP_KEY_LEN], size_t n,
+			    uint64_t *sizes)
+{
+	rados_completion_t comp[EACH_BATCH];
+	char oid[OID_LEN + 1];
+	size_t started = 0;
+	int ret = 0, rv;
+
+	for (; started < n; started++) {
+		oid_of(keys[started], oid);
+		ret = rados_aio_create_completion2(NULL, NULL, &comp[started]);
+		if (ret)
+			break;
+		ret = rados_aio_stat(r->io, oid, comp[started],
+				     &sizes[started], NULL);
+		if (ret) {
+			rados_aio_release(comp[started]);
+			break;
+		}
+	}
+	for (size_t i = 0; i < started; i++) {
+		rados_aio_wait_for_complete(comp[i]);
+		rv = rados_aio_get_return_value(comp[i]);
+		rados_aio_release(comp[i]);
+		if (rv == -ENOENT)
+			sizes[i] = UINT64_MAX;
+		else if (rv < 0 && !ret)
+			ret = rv;
+	}
+	return ret;
+}
+
 static int rados_each(void *ctx,
 		      int (*fn)(void *, const uint8_t *, uint64_t), void *arg)
 {
 	struct rados_backend *r = ctx;
+	uint64_t sizes[EACH_BATCH];
 	struct key_list l = { 0 };
-	uint64_t size;
 	int ret;
 
 	/* List first: fn may call back into the backend (del). */
 	ret = rados_list(r, &l);
-	for (size_t i = 0; i < l.n && !ret; i++) {
-		ret = rados_size(r, l.keys[i], &size);
-		if (ret == -ENOENT) {	/* removed since the listing */
-			ret = 0;
-			continue;
-		}
-		if (!ret)
-			ret = fn(arg, l.keys[i], size);
+	for (size_t i = 0; i < l.n && !ret; i += EACH_BATCH) {
+		size_t n = l.n - i < EACH_BATCH ? l.n - i : EACH_BATCH;
+
+		ret = rados_stat_batch(r, l.keys + i, n, sizes);
+		for (size_t j = 0; j < n && !ret; j++)
+			if (sizes[j] != UINT64_MAX)
+				ret = fn(arg, l.keys[i + j], sizes[j]);
 	}
 	free(l.keys);
 	return ret;
@@ -222,8 +256,7 @@ static void rados_free(void *ctx)
 
 	if (!r)
 		return;
-	rados_ioctx_destroy(r->io);
-	rados_shutdown(r->cluster);
+	rados_conn_put(r->c);
 	free(r);
 }
 
@@ -238,73 +271,39 @@ static const struct snap_backend_ops rados_ops = {
 	.free = rados_free,
 };
 
-/* A connected cluster handle configured from conf (NULL: Ceph's search). */
-static int rados_open_cluster(const char *conf, rados_t *cluster,
-			      struct snap_err *err)
+int snap_backend_rados_conn(struct rados_conn *c, unsigned flags,
+			    struct snap_backend *b, struct snap_err *err)
 {
-	const char *what = conf ? conf : "the default ceph.conf";
-	int ret;
+	struct rados_backend *r = calloc(1, sizeof(*r));
 
-	ret = rados_create(cluster, NULL);
-	if (ret)
-		return snap_err_set(err, ret, "rados: cannot create a client: %s",
-				    strerror(-ret));
-	for (size_t i = 0; i < sizeof(rados_timeouts) / sizeof(*rados_timeouts); i++)
-		rados_conf_set(*cluster, rados_timeouts[i][0],
-			       rados_timeouts[i][1]);
-	ret = rados_conf_read_file(*cluster, conf);
-	if (ret) {
-		snap_err_set(err, ret, "rados: %s: %s", what, strerror(-ret));
-		goto out_shutdown;
-	}
-	ret = rados_conf_parse_env(*cluster, NULL);
-	if (ret) {
-		snap_err_set(err, ret, "rados: CEPH_ARGS: %s", strerror(-ret));
-		goto out_shutdown;
-	}
-	ret = rados_connect(*cluster);
-	if (ret) {
-		snap_err_set(err, ret, "rados: connect with %s: %s", what,
-			     strerror(-ret));
-		goto out_shutdown;
-	}
+	if (!r)
+		return snap_err_set(err, -ENOMEM, "%s: out of memory", c->name);
+	r->c = rados_conn_get(c);
+	r->io = c->io;
+	r->flags = flags;
+	b->ops = &rados_ops;
+	b->ctx = r;
 	return 0;
-
-out_shutdown:
-	rados_shutdown(*cluster);
-	return ret;
 }
 
 int snap_backend_rados(const char *conf, const char *pool, const char *prefix,
 		       unsigned flags, struct snap_backend *b,
 		       struct snap_err *err)
 {
-	struct rados_backend *r;
+	struct rados_conn *c;
+	char *name;
 	int ret;
 
 	if (!pool || !*pool)
 		return snap_err_set(err, -EINVAL, "rados: no pool named");
-	r = calloc(1, sizeof(*r));
-	if (!r)
+	if (asprintf(&name, "%s%s%s%s", RADOS_SCHEME, pool,
+		     prefix && *prefix ? "/" : "", prefix ? prefix : "") < 0)
 		return snap_err_set(err, -ENOMEM, "rados: out of memory");
-	r->flags = flags;
-	ret = rados_open_cluster(conf, &r->cluster, err);
+	ret = rados_conn_open(name, conf, &c, err);
+	free(name);
 	if (ret)
-		goto out_free;
-	ret = rados_ioctx_create(r->cluster, pool, &r->io);
-	if (ret) {
-		snap_err_set(err, ret, "rados: pool %s: %s", pool,
-			     ret == -ENOENT ? "no such pool" : strerror(-ret));
-		goto out_shutdown;
-	}
-	rados_ioctx_set_namespace(r->io, prefix && *prefix ? prefix : NULL);
-	b->ops = &rados_ops;
-	b->ctx = r;
-	return 0;
-
-out_shutdown:
-	rados_shutdown(r->cluster);
-out_free:
-	free(r);
+		return ret;
+	ret = snap_backend_rados_conn(c, flags, b, err);
+	rados_conn_put(c);
 	return ret;
 }

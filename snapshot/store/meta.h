@@ -52,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "snapshot/format/error.h"
 #include "snapshot/store/store.h"
@@ -98,6 +99,9 @@ struct snap_meta_ops {
 	int (*nlink)(void *ctx, const uint8_t id[SNAP_ID_LEN], unsigned *nlink,
 		     struct snap_err *err);
 	int (*sync_names)(void *ctx, const char *snap, struct snap_err *err);
+
+	/* the room where it all is (statvfs(3)'s fields) */
+	int (*statfs)(void *ctx, struct statvfs *sv, struct snap_err *err);
 
 	/* locks */
 	int (*lock)(void *ctx, enum meta_lock which, struct snap_err *err);

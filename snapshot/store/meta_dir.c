@@ -158,6 +158,15 @@ static int dir_each(void *ctx, const char *folder,
 	return ret;
 }
 
+static int dir_statfs(void *ctx, struct statvfs *sv, struct snap_err *err)
+{
+	struct meta_dir *md = ctx;
+
+	if (statvfs(md->dir, sv))
+		return snap_err_set(err, -errno, "%s: statvfs: %m", md->dir);
+	return 0;
+}
+
 /* ---- locks ------------------------------------------------------------- */
 
 static int take_lock(struct meta_dir *md, const char *name, int op, int *fd,
@@ -249,6 +258,7 @@ static const struct snap_meta_ops dir_ops = {
 	.dir_stat = meta_dir_stat,
 	.nlink = meta_dir_nlink,
 	.sync_names = meta_dir_sync_names,
+	.statfs = dir_statfs,
 	.lock = dir_lock,
 	.unlock = dir_unlock,
 	.free = dir_free,

@@ -19,12 +19,17 @@
 /* Reads of a large object go in pieces of this size. */
 #define READ_PIECE	(4u << 20)
 
+/* A cluster that does not answer is an I/O error to the store's users,
+ * as a disk that does not is. */
 int meta_rados_fail(const struct meta_rados *mr, int ret, const char *what,
 		    struct snap_err *err)
 {
+	if (ret == -ETIMEDOUT)
+		return snap_err_set(err, -EIO, "%s: %s: the cluster did not "
+				    "answer in %d s", mr->c->name, what,
+				    RADOS_TIMEOUT_S);
 	return snap_err_set(err, ret, "%s: %s: %s", mr->c->name, what,
-			    ret == -ETIMEDOUT ? "the cluster did not answer "
-						"in time" : strerror(-ret));
+			    strerror(-ret));
 }
 
 static void oid_of(const char *name, char *oid, size_t size)
@@ -167,11 +172,29 @@ static int mr_each(void *ctx, const char *folder,
 							   err) : ret;
 }
 
+/* The cluster's room, in 4 KiB blocks; objects for inodes. */
+static int mr_statfs(void *ctx, struct statvfs *sv, struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	struct rados_cluster_stat_t cs;
+	int ret = rados_cluster_stat(mr->c->cluster, &cs);
+
+	if (ret)
+		return meta_rados_fail(mr, ret, "cluster stat", err);
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = sv->f_frsize = 4096;
+	sv->f_blocks = cs.kb / 4;
+	sv->f_bfree = sv->f_bavail = cs.kb_avail / 4;
+	sv->f_files = cs.num_objects + (1u << 20);
+	sv->f_ffree = sv->f_favail = 1u << 20;
+	return 0;
+}
+
 /* ---- locks ------------------------------------------------------------- */
 
 static int lock_open(struct meta_rados *mr, bool exclusive, uint8_t flags)
 {
-	struct timeval lease = { RADOS_LEASE_S, 0 };
+	struct timeval lease = { mr->lease_s, 0 };
 
 	if (exclusive)
 		return rados_lock_exclusive(mr->c->io, RADOS_LOCK_OID, "open",
@@ -183,7 +206,7 @@ static int lock_open(struct meta_rados *mr, bool exclusive, uint8_t flags)
 
 static int lock_write(struct meta_rados *mr, uint8_t flags)
 {
-	struct timeval lease = { RADOS_LEASE_S, 0 };
+	struct timeval lease = { mr->lease_s, 0 };
 
 	return rados_lock_exclusive(mr->c->io, RADOS_LOCK_OID, "write",
 				    mr->cookie, "snapfs writer", &lease, flags);
@@ -198,7 +221,7 @@ static void *lease_main(void *arg)
 	pthread_mutex_lock(&mr->lock);
 	while (!mr->stopping) {
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += RADOS_LEASE_S / 3;
+		until.tv_sec += mr->lease_s / 3;
 		pthread_cond_timedwait(&mr->stop_cond, &mr->lock, &until);
 		if (mr->stopping)
 			break;
@@ -326,10 +349,24 @@ static const struct snap_meta_ops rados_ops = {
 	.dir_stat = meta_rados_stat,
 	.nlink = meta_rados_nlink,
 	.sync_names = meta_rados_sync_names,
+	.statfs = mr_statfs,
 	.lock = mr_lock,
 	.unlock = mr_unlock,
 	.free = mr_free,
 };
+
+/* RADOS_LEASE_S, or what the environment says (tests of a dead host). */
+static int lease_seconds(void)
+{
+	const char *v = getenv(RADOS_LEASE_ENV);
+	char *end;
+	long n;
+
+	if (!v)
+		return RADOS_LEASE_S;
+	n = strtol(v, &end, 10);
+	return *v && !*end && n >= 3 && n <= 3600 ? (int)n : RADOS_LEASE_S;
+}
 
 int meta_rados_open(struct rados_conn *c, struct snap_meta *m,
 		    struct snap_err *err)
@@ -361,6 +398,7 @@ int meta_rados_open(struct rados_conn *c, struct snap_meta *m,
 				    strerror(-ret));
 	}
 	mr->c = rados_conn_get(c);
+	mr->lease_s = lease_seconds();
 	pthread_mutex_init(&mr->lock, NULL);
 	pthread_cond_init(&mr->stop_cond, NULL);
 	m->ops = &rados_ops;

@@ -34,29 +34,39 @@ static int split_name(const char *name, char **pool, char **prefix,
 	return 0;
 }
 
+/*
+ * Timeouts first (librados waits forever for an OSD by default), so that
+ * the configuration file or CEPH_ARGS may still choose others; then the
+ * file, then CEPH_ARGS.
+ */
 static int configure(rados_t cl, const char *conf)
 {
+	static const char *const quiet[][2] = {
+		/* Only errors, and on stderr: never a log file of ours. */
+		{ "log_to_stderr", "false" },
+		{ "err_to_stderr", "true" },
+		{ "log_file", "" },
+		/* A client has no admin socket: several would fight over
+		 * the one path a test cluster's conf gives them all. */
+		{ "admin_socket", "" },
+	};
+	static const char *const timeouts[] = {
+		"client_mount_timeout", "rados_mon_op_timeout",
+		"rados_osd_op_timeout",
+	};
 	char t[16];
 	int ret;
 
+	snprintf(t, sizeof(t), "%d", RADOS_TIMEOUT_S);
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(*timeouts); i++)
+		rados_conf_set(cl, timeouts[i], t);
 	if (!conf)
 		conf = getenv("CEPH_CONF");
 	ret = rados_conf_read_file(cl, conf && *conf ? conf : NULL);
-	if (ret)
-		return ret;
-	snprintf(t, sizeof(t), "%d", RADOS_TIMEOUT_S);
-	ret = rados_conf_set(cl, "client_mount_timeout", t);
 	if (!ret)
-		ret = rados_conf_set(cl, "rados_mon_op_timeout", t);
-	if (!ret)
-		ret = rados_conf_set(cl, "rados_osd_op_timeout", t);
-	/* Only errors, and on stderr: never a log file of its own. */
-	if (!ret)
-		ret = rados_conf_set(cl, "log_to_stderr", "false");
-	if (!ret)
-		ret = rados_conf_set(cl, "err_to_stderr", "true");
-	if (!ret)
-		ret = rados_conf_set(cl, "log_file", "");
+		ret = rados_conf_parse_env(cl, NULL);
+	for (size_t i = 0; !ret && i < sizeof(quiet) / sizeof(*quiet); i++)
+		ret = rados_conf_set(cl, quiet[i][0], quiet[i][1]);
 	return ret;
 }
 

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "snapshot/format/digest.h"
+#include "snapshot/store/rados_conn.h"
 
 /* How long an open waits for a gc another process runs, and how often it
  * looks again. */
@@ -38,6 +39,7 @@
 #define GC_WAIT_STEP_MS		20
 
 #define CACHE_DEFAULT	(256u << 20)
+#define CHUNK_CACHE_DEFAULT	(1ull << 30)	/* the local tier, in RADOS */
 #define DIRTY_DEFAULT	(64u << 20)
 #define FETCH_DEFAULT	4
 #define ZSTD_DEFAULT	1
@@ -105,6 +107,31 @@ static bool dir_is_empty(const char *dir)
 	return empty;
 }
 
+/* A new store in RADOS: its namespace empty, then store.bin last. */
+static int init_rados(const char *name, struct store_info *si,
+		      struct snap_err *err)
+{
+	struct rados_conn *c;
+	struct snap_meta m;
+	int ret;
+
+	ret = rados_conn_open(name, NULL, &c, err);
+	if (ret)
+		return ret;
+	si->packs = false;	/* a chunk is an object there */
+	ret = meta_rados_init(c, err);
+	if (!ret)
+		ret = meta_rados_open(c, &m, err);
+	rados_conn_put(c);
+	if (ret)
+		return ret;
+	ret = meta_store_write(&m, si, err);
+	if (ret)
+		snap_err_prefix(err, ret, "%s", name);
+	m.ops->free(m.ctx);
+	return ret;
+}
+
 int snap_store_init(const char *dir, uint32_t chunk_size,
 		    struct snap_err *err)
 {
@@ -118,6 +145,12 @@ int snap_store_init(const char *dir, uint32_t chunk_size,
 		return snap_err_set(err, -EINVAL, "chunk size %u: expected a "
 				    "power of two in [%u, %u]", chunk_size,
 				    SNAP_CHUNK_MIN, SNAP_CHUNK_MAX);
+	ret = store_new_id(si.id);
+	if (ret)
+		return snap_err_set(err, ret, "getrandom: %s", strerror(-ret));
+	si.created_ns = store_now_ns();
+	if (rados_is_name(dir))
+		return init_rados(dir, &si, err);
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return snap_err_set(err, -errno, "%s: %m", dir);
 	if (!dir_is_empty(dir))
@@ -131,10 +164,6 @@ int snap_store_init(const char *dir, uint32_t chunk_size,
 	ret = meta_dir_init(dir, err);
 	if (ret)
 		return ret;
-	ret = store_new_id(si.id);
-	if (ret)
-		return snap_err_set(err, ret, "getrandom: %s", strerror(-ret));
-	si.created_ns = store_now_ns();
 	ret = meta_dir_open(dir, &m, err);
 	if (ret)
 		return ret;
@@ -160,7 +189,8 @@ static int store_lock(struct snap_store *s, struct snap_err *err)
 	}
 	if (ret == -EBUSY)
 		return snap_err_set(err, ret, "%s: gc has been running in "
-				    "another process for %d s", s->dir,
+				    "another %s for %d s", s->dir,
+				    s->rados ? "host or process" : "process",
 				    GC_WAIT_MS / 1000);
 	if (ret)
 		return snap_err_prefix(err, ret, "%s", s->dir);
@@ -169,10 +199,43 @@ static int store_lock(struct snap_store *s, struct snap_err *err)
 	ret = m->ops->lock(m->ctx, META_LOCK_WRITE, err);
 	if (ret == -EBUSY)
 		return snap_err_set(err, ret, "%s: open for writing by another "
-				    "process", s->dir);
+				    "%s", s->dir, s->rados ? "host or process"
+							   : "process");
 	if (ret)
 		return snap_err_prefix(err, ret, "%s", s->dir);
 	return 0;
+}
+
+/* s->meta, where s->dir names: a directory, or a pool of RADOS. */
+static int open_place(struct snap_store *s, struct snap_err *err)
+{
+	int ret;
+
+	if (!rados_is_name(s->dir))
+		return meta_dir_open(s->dir, &s->meta, err);
+	ret = rados_conn_open(s->dir, NULL, &s->rados, err);
+	return ret ? ret : meta_rados_open(s->rados, &s->meta, err);
+}
+
+int snap_store_statfs(struct snap_store *s, struct statvfs *sv,
+		      struct snap_err *err)
+{
+	return s->meta.ops->statfs(s->meta.ctx, sv, err);
+}
+
+/*
+ * Put the cache tier in front of the RADOS backend. On failure the
+ * backend stays as it was (the cache leaves it to us), and close frees it.
+ */
+static int cache_tier(struct snap_store *s,
+		      const struct snap_store_opts *opts, struct snap_err *err)
+{
+	struct snap_backend remote = s->backend;
+
+	return snap_backend_cache(&remote, opts->chunk_cache_dir,
+				  opts->chunk_cache_bytes ?
+				  opts->chunk_cache_bytes : CHUNK_CACHE_DEFAULT,
+				  &s->backend, err);
 }
 
 int snap_store_open(const char *dir, const struct snap_store_opts *opts,
@@ -187,8 +250,10 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	if (!opts)
 		opts = &defaults;
 	s = calloc(1, sizeof(*s));
+	if (s && rados_is_name(dir))
+		s->dir = strdup(dir);
 	/* Absolute: a daemon leaves its working directory. */
-	if (s && !(s->dir = realpath(dir, NULL)) && errno != ENOMEM) {
+	else if (s && !(s->dir = realpath(dir, NULL)) && errno != ENOMEM) {
 		ret = snap_err_set(err, -errno, "%s: %m", dir);
 		free(s);
 		if (opts->backend)
@@ -210,7 +275,7 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	s->dirty_max = opts->dirty_bytes ? opts->dirty_bytes : DIRTY_DEFAULT;
 	s->zstd_level = opts->zstd_level ? opts->zstd_level : ZSTD_DEFAULT;
 
-	ret = meta_dir_open(s->dir, &s->meta, err);
+	ret = open_place(s, err);
 	if (ret)
 		goto fail;
 	ret = meta_store_read(&s->meta, &si, err);
@@ -227,6 +292,15 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	ret = store_lock(s, err);
 	if (ret)
 		goto fail;
+	if (!s->backend.ops && s->rados) {
+		ret = snap_backend_rados_conn(s->rados, s->rdonly ?
+					      SNAP_BACKEND_RDONLY : 0,
+					      &s->backend, err);
+		if (!ret && opts->chunk_cache_dir)
+			ret = cache_tier(s, opts, err);
+		if (ret)
+			goto fail;
+	}
 	if (!s->backend.ops) {
 		snprintf(path, sizeof(path), "%s/chunks", s->dir);
 		ret = snap_backend_dir(path, (si.packs ? SNAP_BACKEND_PACKS : 0) |
@@ -294,6 +368,7 @@ void snap_store_close(struct snap_store *s)
 		s->backend.ops->free(s->backend.ctx);
 	if (s->meta.ops)
 		s->meta.ops->free(s->meta.ctx);
+	rados_conn_put(s->rados);
 	pthread_rwlock_destroy(&s->gc_lock);
 	pthread_mutex_destroy(&s->images_lock);
 	pthread_mutex_destroy(&s->info_lock);

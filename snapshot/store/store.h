@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include "snapshot/store/backend.h"
@@ -75,6 +76,14 @@ struct snap_store_opts {
 	 * store takes b over (and frees it at close, even on failure).
 	 */
 	const struct snap_backend *backend;
+	/*
+	 * A store in RADOS (and backend NULL): keep the chunks it reads in
+	 * a local cache tier in this directory (snap_backend_cache, made
+	 * when missing; one process at a time), at most chunk_cache_bytes
+	 * (0: 1 GiB). NULL: every read goes to the cluster.
+	 */
+	const char *chunk_cache_dir;
+	uint64_t chunk_cache_bytes;
 };
 
 /* Make an empty store in dir (created if missing, else it must be empty). */
@@ -93,6 +102,11 @@ void snap_store_close(struct snap_store *s);
 
 uint32_t snap_store_chunk_size(const struct snap_store *s);
 const char *snap_store_path(const struct snap_store *s);
+
+/* The room where the store is (statvfs(3)): its filesystem's, or its
+ * cluster's. */
+int snap_store_statfs(struct snap_store *s, struct statvfs *sv,
+		      struct snap_err *err);
 
 /* ---- names ------------------------------------------------------------
  *

@@ -73,8 +73,10 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 		ret = image_flatten_locked(im, err);
 	if (ret)
 		return ret;
+	/* A head with nothing of its own is its parent, unless it cut
+	 * what the parent holds. */
 	if (im->head_has_parent && im->ndirty == 0 &&
-	    bits_count(im, BIT_OWN) == 0) {
+	    bits_count(im, BIT_OWN) == 0 && im->head_floor >= im->head_start) {
 		memcpy(frozen, im->head_parent, SNAP_ID_LEN);
 		return 0;
 	}
@@ -375,6 +377,7 @@ static int image_adopt(struct image *im, struct image *d, uint64_t size,
 		chunk_bit_set(d, cut, BIT_OWN);
 	}
 	d->size = size;
+	d->head_start = d->head_floor = chunks_for(s, size);
 	d->times = f.times;
 	d->depth = im->depth;
 	d->adopted = true;

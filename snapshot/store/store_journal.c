@@ -140,6 +140,12 @@ int image_load(struct image *im, struct snap_err *err)
 			}
 			im->size = last->size;
 			im->times = last->times;
+			im->head_start = chunks_for(s, h.f[0].size);
+			im->head_floor = im->head_start;
+			for (size_t k = 1; k < h.n; k++)
+				if (chunks_for(s, h.f[k].size) < im->head_floor)
+					im->head_floor = chunks_for(s,
+								    h.f[k].size);
 			im->head_has_parent = h.has_parent;
 			im->head_frozen = h.frozen;
 			memcpy(im->head_parent, h.parent, SNAP_ID_LEN);
@@ -466,6 +472,7 @@ void head_moved(struct image *im, const uint8_t head[SNAP_ID_LEN],
 	if (parent)
 		memcpy(im->head_parent, parent, SNAP_ID_LEN);
 	memcpy(im->info.head, head, SNAP_ID_LEN);
+	im->head_start = im->head_floor = chunks_for(im->s, im->size);
 	im->jbytes = jbytes;
 	im->jentries = jentries;
 	im->unsynced = false;
