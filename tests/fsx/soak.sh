@@ -40,7 +40,7 @@ for conf in $CONFIGS; do
 	log=$out/seed-$seed.log
 	# shellcheck disable=SC2086	# SOAK_ARGS is words
 	if "$FSX" --seed "$seed" --ops "$per" --chunk-size "$chunk" \
-	   --cache-size "$cache" --maxlen "$maxlen" --gc-bytes 1M --avoid deadinode --avoid cutadopt \
+	   --cache-size "$cache" --maxlen "$maxlen" --gc-bytes 1M \
 	   $SOAK_ARGS >"$log" 2>&1; then
 		result=ok
 	else
