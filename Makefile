@@ -9,6 +9,7 @@
 #   make check-proto  fail when a committed .proto field changed
 #   make fuzz       fuzz every parser of untrusted bytes, print a table
 #                   (tests/fuzz/fuzz.mk has the rest)
+#   make soak-fsx   a long snapfsx run over real mounts (tests/fsx/fsx.mk)
 #   make WERROR=0   warnings stay warnings
 
 CC      ?= gcc
@@ -139,6 +140,15 @@ TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TESTLIB_SRCS))
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
 
+# The memory store's tests share a fixture (tests/lib/store_fx.c).
+STORE_FX_OBJ    := $(BUILD)/tests/lib/store_fx.o
+STORE_UNIT_BINS := $(filter-out $(BUILD)/tests/test_store_ws,\
+		   $(filter $(BUILD)/tests/test_store%,$(UNIT_BINS)))
+
+$(STORE_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(STORE_FX_OBJ) \
+		    $(TESTLIB_OBJS) $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
+
 # The compatibility test decodes messages of the extended schemas.
 $(BUILD)/tests/unit/test_future.o: $(FUTURE_C:.c=.h)
 $(BUILD)/tests/test_future: $(FUTURE_C:.c=.o)
@@ -187,7 +197,11 @@ $(BUILD)/tests/test_control: $(BUILD)/tests/unit/test_control.o \
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka -lpthread
 
 TEST_BINS := $(UNIT_BINS) $(BUILD)/protolock $(BUILD)/tests/mksnap \
+	     $(BUILD)/tests/chunkctl \
 	     $(BUILD)/tests/snapedit
+
+# snapfsx, the exerciser of a real mount, and make soak-fsx.
+include tests/fsx/fsx.mk
 
 # ---- guests ------------------------------------------------------------------
 
@@ -273,6 +287,10 @@ run-demo: $(PROGRAMS) $(BUILD)/tests/mksnap $(GUEST_ELF) $(GUEST_LINUX) \
 $(BUILD)/tests/mksnap: $(BUILD)/tests/lib/mksnap.o $(TESTLIB_OBJS) $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+# Drives one chunk backend line by line, for tests/integration/rados.sh.
+$(BUILD)/tests/chunkctl: $(BUILD)/tests/lib/chunkctl.o $(LIBSNAP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
 # Makes a snapshot hostile in one way, for restore's refusals.
 $(BUILD)/tests/snapedit: $(BUILD)/tests/lib/snapedit.o $(LIBSNAP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
@@ -292,7 +310,9 @@ clean:
 
 # Everything that includes generated headers waits for them.
 ALL_SRCS := $(LIBSNAP_SRCS) $(SNAPCTL_SRCS) $(SNAPVM_SRCS) $(SNAPFS_SRCS) \
-	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/lib/mksnap.c \
+	    $(TOOL_SRCS) $(UNIT_SRCS) $(TESTLIB_SRCS) tests/lib/store_fx.c \
+	    tests/lib/mksnap.c \
+	    tests/lib/chunkctl.c \
 	    tests/lib/snapedit.c
 $(patsubst %.c,$(BUILD)/%.o,$(ALL_SRCS)): | $(PROTO_H)
 

@@ -29,6 +29,8 @@ struct args {
 	unsigned readahead_kb;		/* -o readahead_kb=N */
 	unsigned ws_window;		/* -o ws_window=SECONDS */
 	char *gc_bytes;			/* -o gc_bytes=N[KMG] */
+	char *chunk_cache;		/* -o chunk_cache=DIR */
+	char *chunk_cache_size;		/* -o chunk_cache_size=N[KMG] */
 	bool rdonly;			/* -o ro */
 };
 
@@ -75,6 +77,12 @@ static void help(void)
 	       "the last kept\n"
 	       "                            (default 64M; 0: none; "
 	       "docs/snapfs.md)\n"
+	       "    -o chunk_cache=DIR      a store in RADOS: keep the "
+	       "chunks read in DIR,\n"
+	       "                            a local cache tier (default: "
+	       "none)\n"
+	       "    -o chunk_cache_size=N[K|M|G]  what DIR holds at most "
+	       "(default 1G)\n"
 	       "    -o ro                   read-only: beside another "
 	       "process writing the store\n"
 	       "    -o allow_other          let other users in (default: "
@@ -118,6 +126,8 @@ static const struct fuse_opt snapfs_opts[] = {
 	{ "readahead_kb=%u", offsetof(struct args, readahead_kb), 0 },
 	{ "ws_window=%u", offsetof(struct args, ws_window), 0 },
 	{ "gc_bytes=%s", offsetof(struct args, gc_bytes), 0 },
+	{ "chunk_cache=%s", offsetof(struct args, chunk_cache), 0 },
+	{ "chunk_cache_size=%s", offsetof(struct args, chunk_cache_size), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END
 };
@@ -179,10 +189,31 @@ static int check_type(const char *path, mode_t type)
 	return 0;
 }
 
+/* -o chunk_cache made absolute: the daemon leaves cwd before opening. */
+static int absolute_chunk_cache(struct args *a)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (!a->chunk_cache || a->chunk_cache[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    asprintf(&abs, "%s/%s", cwd, a->chunk_cache) < 0) {
+		fprintf(stderr, "%s: chunk_cache=%s: %s\n", SNAPFS_NAME,
+			a->chunk_cache, strerror(errno));
+		return -1;
+	}
+	free(a->chunk_cache);
+	a->chunk_cache = abs;
+	return 0;
+}
+
 /* Everything that can be wrong before mounting, said in one line. */
 static int check_paths(struct args *a)
 {
 	int ret;
+
+	if (absolute_chunk_cache(a))
+		return -1;
 
 	ret = check_type(a->mountpoint, S_IFDIR);
 	if (!ret && !realpath(a->mountpoint, a->real_mountpoint))
@@ -262,6 +293,7 @@ static int daemon_ready(int ready)
 static int open_store(struct args *a, struct snap_store **store)
 {
 	struct snap_store_opts o = { 0 };
+	size_t chunk_cache_bytes = 0;
 	struct snap_err err;
 
 	if (a->cache_size && parse_size(a->cache_size, &o.cache_bytes)) {
@@ -269,6 +301,14 @@ static int open_store(struct args *a, struct snap_store **store)
 			"NG)\n", SNAPFS_NAME, a->cache_size);
 		return -1;
 	}
+	if (a->chunk_cache_size &&
+	    parse_size(a->chunk_cache_size, &chunk_cache_bytes)) {
+		fprintf(stderr, "%s: chunk_cache_size=%s: not a size (N, NK, "
+			"NM or NG)\n", SNAPFS_NAME, a->chunk_cache_size);
+		return -1;
+	}
+	o.chunk_cache_dir = a->chunk_cache;
+	o.chunk_cache_bytes = chunk_cache_bytes;
 	if (a->rdonly)
 		o.flags |= SNAP_STORE_RDONLY;
 	if (snap_store_open(a->store, &o, store, &err)) {
@@ -409,6 +449,8 @@ out_tree:
 out_args:
 	free(opts.mountpoint);
 	free(a.cache_size);
+	free(a.chunk_cache);
+	free(a.chunk_cache_size);
 	free(a.gc_bytes);
 	fuse_opt_free_args(&args);
 	return status;

@@ -18,6 +18,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
+. tests/lib/where.sh
 
 now() { date +%s%N; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -92,8 +93,9 @@ else
 fi
 
 say "8. a real guest's day: RAM in the mount, snapshots, cp -r, restore"
-# Only a hardware KVM runs the guests: a PVM-based one (kvm_pvm) does not.
-if [ -c /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+# Only a hardware KVM runs the guests: a PVM-based one (kvm_pvm) does not
+# (kvm_here, tests/lib/where.sh).
+if kvm_here; then
 	step "a user's day on the test guest (tools/demo-guest.sh)" \
 		env SNAPVM="$BUILD/snapvm" SNAPCTL="$BUILD/snapctl" \
 		SNAPFS="$BUILD/snapfs" GUEST="$BUILD/guest/testguest.elf" \
@@ -108,7 +110,7 @@ else
 fi
 
 say "9. a Linux VM that does real work: root disk, host channel, cloned whole"
-if [ -c /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+if kvm_here; then
 	step "Linux with a disk, snapshot, cp -r, restore (tools/demo-linux.sh)" \
 		env SNAPVM="$BUILD/snapvm" SNAPCTL="$BUILD/snapctl" \
 		SNAPFS="$BUILD/snapfs" AGENT="$BUILD/guest/snapfs-agent" \

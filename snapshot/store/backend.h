@@ -95,6 +95,24 @@ struct rados_conn;
 int snap_backend_rados_conn(struct rados_conn *c, unsigned flags,
 			    struct snap_backend *b, struct snap_err *err);
 
+/*
+ * A cache tier in front of remote (snap_backend_rados, say): get reads a
+ * local copy in dir (made when missing) when there is one, else fetches
+ * from remote and keeps a copy; the copies take at most max_bytes (each
+ * its value and 32 bytes), the least recently used removed first. Each
+ * copy carries the SHA-256 of its value: one that does not match is
+ * dropped and fetched again, never returned. put, has, size, del, each
+ * and sync are remote's (put does not fill the cache; has asks remote
+ * even for a key held here, since another host may have removed it).
+ * Copies left in dir by an earlier run are used, as the least recent.
+ * The cache takes remote over (its free frees remote) when it returns 0,
+ * and leaves it to the caller otherwise. One process at a time may use
+ * dir.
+ */
+int snap_backend_cache(struct snap_backend *remote, const char *dir,
+		       uint64_t max_bytes, struct snap_backend *b,
+		       struct snap_err *err);
+
 /* Chunks in this process's memory: for tests, lost at free. */
 int snap_backend_mem(struct snap_backend *b);
 

@@ -13,8 +13,8 @@
  *
  * A librados handle serves any number of threads; the namespace is set
  * once, before any operation, and never changed. Every wait is bounded
- * (rados_timeouts below): an OSD or a monitor that went away turns into
- * -ETIMEDOUT after some seconds, never a hang of the caller.
+ * (rados_conn.c sets librados' timeouts): an OSD or a monitor that went
+ * away turns into -ETIMEDOUT after some seconds, never a hang.
  */
 #include "snapshot/store/backend.h"
 
@@ -27,6 +27,7 @@
 #include "snapshot/store/rados_conn.h"
 
 #define OID_LEN (2 * SNAP_KEY_LEN)
+#define EACH_BATCH 64	/* stats in flight while each walks a listing */
 
 struct rados_backend {
 	struct rados_conn *c;	/* its I/O context's namespace is set */
@@ -39,19 +40,27 @@ static void oid_of(const uint8_t key[SNAP_KEY_LEN], char oid[OID_LEN + 1])
 	snap_hex(key, SNAP_KEY_LEN, oid);
 }
 
+/* A lower-case hex digit's value, or -1. */
+static int nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
 /* Whether name is a key's object name (64 lower-case hex digits). */
 static int oid_key(const char *name, uint8_t key[SNAP_KEY_LEN])
 {
 	if (strlen(name) != OID_LEN)
 		return 0;
 	for (int i = 0; i < SNAP_KEY_LEN; i++) {
-		unsigned v;
+		int hi = nibble(name[2 * i]), lo = nibble(name[2 * i + 1]);
 
-		if (sscanf(name + 2 * i, "%2x", &v) != 1 ||
-		    !strchr("0123456789abcdef", name[2 * i]) ||
-		    !strchr("0123456789abcdef", name[2 * i + 1]))
+		if (hi < 0 || lo < 0)
 			return 0;
-		key[i] = (uint8_t)v;
+		key[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 1;
 }
@@ -175,24 +184,61 @@ static int rados_list(struct rados_backend *r, struct key_list *l)
 	return ret == -ENOENT ? 0 : ret;
 }
 
+/*
+ * Stat keys[0..n) at once (aio): a listing gives names only, and one
+ * round trip a chunk in turn made gc's sweep wait on the network per
+ * chunk. sizes[i] is UINT64_MAX for a key removed since the listing.
+ */
+static int rados_stat_batch(struct rados_backend *r,
+			    uint8_t (*keys)[SNAP_KEY_LEN], size_t n,
+			    uint64_t *sizes)
+{
+	rados_completion_t comp[EACH_BATCH];
+	char oid[OID_LEN + 1];
+	size_t started = 0;
+	int ret = 0, rv;
+
+	for (; started < n; started++) {
+		oid_of(keys[started], oid);
+		ret = rados_aio_create_completion2(NULL, NULL, &comp[started]);
+		if (ret)
+			break;
+		ret = rados_aio_stat(r->io, oid, comp[started],
+				     &sizes[started], NULL);
+		if (ret) {
+			rados_aio_release(comp[started]);
+			break;
+		}
+	}
+	for (size_t i = 0; i < started; i++) {
+		rados_aio_wait_for_complete(comp[i]);
+		rv = rados_aio_get_return_value(comp[i]);
+		rados_aio_release(comp[i]);
+		if (rv == -ENOENT)
+			sizes[i] = UINT64_MAX;
+		else if (rv < 0 && !ret)
+			ret = rv;
+	}
+	return ret;
+}
+
 static int rados_each(void *ctx,
 		      int (*fn)(void *, const uint8_t *, uint64_t), void *arg)
 {
 	struct rados_backend *r = ctx;
+	uint64_t sizes[EACH_BATCH];
 	struct key_list l = { 0 };
-	uint64_t size;
 	int ret;
 
 	/* List first: fn may call back into the backend (del). */
 	ret = rados_list(r, &l);
-	for (size_t i = 0; i < l.n && !ret; i++) {
-		ret = rados_size(r, l.keys[i], &size);
-		if (ret == -ENOENT) {	/* removed since the listing */
-			ret = 0;
-			continue;
-		}
-		if (!ret)
-			ret = fn(arg, l.keys[i], size);
+	for (size_t i = 0; i < l.n && !ret; i += EACH_BATCH) {
+		size_t n = l.n - i < EACH_BATCH ? l.n - i : EACH_BATCH;
+
+		ret = rados_stat_batch(r, l.keys + i, n, sizes);
+		for (size_t j = 0; j < n && !ret; j++)
+			if (sizes[j] != UINT64_MAX)
+				ret = fn(arg, l.keys[i + j], sizes[j]);
 	}
 	free(l.keys);
 	return ret;

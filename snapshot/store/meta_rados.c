@@ -19,12 +19,17 @@
 /* Reads of a large object go in pieces of this size. */
 #define READ_PIECE	(4u << 20)
 
+/* A cluster that does not answer is an I/O error to the store's users,
+ * as a disk that does not is. */
 int meta_rados_fail(const struct meta_rados *mr, int ret, const char *what,
 		    struct snap_err *err)
 {
+	if (ret == -ETIMEDOUT)
+		return snap_err_set(err, -EIO, "%s: %s: the cluster did not "
+				    "answer in %d s", mr->c->name, what,
+				    RADOS_TIMEOUT_S);
 	return snap_err_set(err, ret, "%s: %s: %s", mr->c->name, what,
-			    ret == -ETIMEDOUT ? "the cluster did not answer "
-						"in time" : strerror(-ret));
+			    strerror(-ret));
 }
 
 static void oid_of(const char *name, char *oid, size_t size)

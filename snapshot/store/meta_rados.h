@@ -63,4 +63,64 @@ int meta_rados_nlink(void *ctx, const uint8_t id[SNAP_ID_LEN],
 int meta_rados_sync_names(void *ctx, const char *snap,
 			  struct snap_err *err);
 
+/* ---- the names object's omap (meta_rados_omap.c) ---------------------- */
+
+#define RETRIES		32	/* changes of others in between, at most */
+#define LIST_PAGE	256
+#define DIR_FILES_MAX	65536	/* files a snapshot's rename moves */
+#define VAL_MAX		SNAP_ID_LEN
+#define KEY_MAX		(2 * SNAP_STORE_NAME_MAX + 2 * SNAP_ID_LEN + 8)
+
+/* A key's value as read. */
+struct val {
+	bool has;
+	size_t len;
+	uint8_t v[VAL_MAX];
+};
+
+/* Keys set and removed by one operation. */
+struct batch {
+	size_t n, cap;
+	char **keys;
+	uint8_t (*vals)[VAL_MAX];
+	size_t *vlens;
+};
+
+void batch_free(struct batch *b);
+/* Set the key fmt makes to val (len bytes), or remove it (val NULL). */
+int batch_add(struct batch *b, const void *val, size_t len,
+	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+uint64_t le64(const uint8_t *p);
+void now_le(uint8_t out[8]);
+
+/* Under mr->lock: the values of n keys, and the object's version. */
+int names_get(struct meta_rados *mr, const char *const *keys, size_t n,
+	      struct val *vals, uint64_t *version);
+
+/*
+ * Under mr->lock: fn with each key beginning with prefix (less it) and
+ * its value, in order, up to max keys (-E2BIG past them); *version (may
+ * be NULL) gets the object's version at the first page.
+ */
+int names_each(struct meta_rados *mr, const char *prefix, size_t max,
+	       int (*fn)(void *arg, const char *key, const uint8_t *v,
+			 size_t vl),
+	       void *arg, uint64_t *version);
+
+/* Under mr->lock: the count of names of image id. */
+int names_of(struct meta_rados *mr, const uint8_t id[SNAP_ID_LEN],
+	     unsigned *n);
+
+/* "SNAP" of "SNAP/FILE", into buf. */
+void snap_of(const char *path, char *buf, size_t size);
+
+/*
+ * Run change until it is applied at the version it read, at most RETRIES
+ * times; change fills b and *version, or answers a negative errno.
+ */
+int names_change(struct meta_rados *mr, const char *what,
+		 int (*change)(struct meta_rados *mr, void *arg,
+			       struct batch *b, uint64_t *version),
+		 void *arg, struct snap_err *err);
+
 #endif

@@ -3,10 +3,10 @@
 #define SNAP_PACK_INT_H
 
 /*
- * Inside pack files (pack.c: the key table, puts, reads, compaction;
- * pack_index.c: reading packs and their indexes, writing indexes). Every
- * function here expects ps->lock held for writing, or the packs not yet
- * shared (at open).
+ * Inside pack files (pack.c: the key table, reads, open and free;
+ * pack_write.c: puts, sync, compaction; pack_index.c: reading packs and
+ * their indexes, writing indexes). Every function here expects ps->lock
+ * held for writing, or the packs not yet shared (at open).
  */
 
 #include <pthread.h>

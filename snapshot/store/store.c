@@ -39,6 +39,7 @@
 #define GC_WAIT_STEP_MS		20
 
 #define CACHE_DEFAULT	(256u << 20)
+#define CHUNK_CACHE_DEFAULT	(1ull << 30)	/* the local tier, in RADOS */
 #define DIRTY_DEFAULT	(64u << 20)
 #define FETCH_DEFAULT	4
 #define ZSTD_DEFAULT	1
@@ -222,6 +223,21 @@ int snap_store_statfs(struct snap_store *s, struct statvfs *sv,
 	return s->meta.ops->statfs(s->meta.ctx, sv, err);
 }
 
+/*
+ * Put the cache tier in front of the RADOS backend. On failure the
+ * backend stays as it was (the cache leaves it to us), and close frees it.
+ */
+static int cache_tier(struct snap_store *s,
+		      const struct snap_store_opts *opts, struct snap_err *err)
+{
+	struct snap_backend remote = s->backend;
+
+	return snap_backend_cache(&remote, opts->chunk_cache_dir,
+				  opts->chunk_cache_bytes ?
+				  opts->chunk_cache_bytes : CHUNK_CACHE_DEFAULT,
+				  &s->backend, err);
+}
+
 int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 		    struct snap_store **out, struct snap_err *err)
 {
@@ -280,6 +296,8 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 		ret = snap_backend_rados_conn(s->rados, s->rdonly ?
 					      SNAP_BACKEND_RDONLY : 0,
 					      &s->backend, err);
+		if (!ret && opts->chunk_cache_dir)
+			ret = cache_tier(s, opts, err);
 		if (ret)
 			goto fail;
 	}

@@ -76,6 +76,14 @@ struct snap_store_opts {
 	 * store takes b over (and frees it at close, even on failure).
 	 */
 	const struct snap_backend *backend;
+	/*
+	 * A store in RADOS (and backend NULL): keep the chunks it reads in
+	 * a local cache tier in this directory (snap_backend_cache, made
+	 * when missing; one process at a time), at most chunk_cache_bytes
+	 * (0: 1 GiB). NULL: every read goes to the cluster.
+	 */
+	const char *chunk_cache_dir;
+	uint64_t chunk_cache_bytes;
 };
 
 /* Make an empty store in dir (created if missing, else it must be empty). */

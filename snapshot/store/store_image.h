@@ -9,8 +9,9 @@
  *   store_image.c    the image object: lifetime, open images, create,
  *                    open, close, stat, touch, gc's and verify's view
  *   store_map.c      its map and its state of each chunk, in pages
- *   store_io.c       reading and writing an open image, storing dirty
- *                    chunks
+ *   store_read.c     reading an open image, loading ahead
+ *   store_io.c       writing an open image, storing dirty chunks,
+ *                    truncate
  *   store_journal.c  loading a chain; the head delta's journal: commit,
  *                    sync, compaction, new deltas and image files
  *   store_clone.c    clone, freeze, flatten, copy_range (adopt, share)
@@ -293,6 +294,26 @@ int store_writable(struct snap_store *s, struct snap_err *err);
 
 /* -EBADF with a message: im's handle is not open for writing. */
 int image_not_writable(struct image *im, struct snap_err *err);
+
+/* ---- store_read.c -------------------------------------------------------- */
+
+/*
+ * Key's chunk with a reference: from the cache, from a load another
+ * thread has in flight, or loaded here. *missed: whether it was not
+ * simply in the cache.
+ */
+int chunk_get(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
+	      struct chunk **out, bool *missed, struct snap_err *err);
+
+/*
+ * Bytes [in, in + n) of chunk i's current content into out, with im->lock
+ * held on entry and on return (dropped while loading); pi (may be NULL)
+ * gets what they are made of. Returns 0, or a negative errno with
+ * im->lock held.
+ */
+int chunk_read_locked(struct image *im, uint64_t i, uint8_t *out, size_t in,
+		      size_t n, bool direct, struct chunk_patch *pi,
+		      struct snap_err *err);
 
 /* ---- store_io.c ---------------------------------------------------------- */
 

@@ -10,7 +10,9 @@
  *   store_image.c  images (store_image.h lists the files of them)
  *   store_ws.c     working sets: recording, their files
  *   store_gc.c     stats, verify, gc
- *   chunk.c        chunk codec (zstd, digest) and the chunk cache
+ *   store_live.c   what is live in the store, for them
+ *   chunk.c        chunk codec (zstd, digest)
+ *   chunk_cache.c  the cache of decompressed chunks
  *   fetch.c        the threads that load chunks ahead of readers
  */
 
@@ -368,5 +370,46 @@ struct image_mem {
 void image_mem(struct snap_image *h, struct image_mem *m);
 
 #define CHAIN_MAX	4096
+
+/* ---- store_live.c -------------------------------------------------------- */
+
+/* A set of keys (open addressing), each with a value. */
+struct keyset {
+	size_t n, cap;			/* cap a power of two */
+	uint8_t (*keys)[SNAP_KEY_LEN];	/* zero: empty slot */
+	uint64_t *vals;
+};
+
+void keyset_free(struct keyset *ks);
+bool keyset_has(const struct keyset *ks, const uint8_t *key);
+/* Add key (once); *val (may be NULL) gets its value slot. */
+int keyset_add(struct keyset *ks, const uint8_t *key, uint64_t **val);
+/* Add the base of each patch among ks's keys, and their bases in turn. */
+int keyset_add_bases(struct snap_store *s, struct keyset *ks);
+
+/* What is live in store s, once live_mark has marked it. */
+struct live {
+	struct snap_store *s;
+	struct keyset keys;		/* chunks */
+	struct keyset deltas;		/* ids, zero-padded to a key */
+	struct keyset images;
+	struct snap_err *err;
+	void (*report)(void *arg, const char *line);
+	void *arg;
+	uint64_t problems;
+};
+
+/*
+ * Mark everything live: images with names, images open here, their
+ * chains and their keys. Problems (an unreadable image or delta) are
+ * reported and counted, and what they hold stays unmarked.
+ */
+int live_mark(struct live *l);
+/* Free l->deltas and the deltas read into it. */
+void live_free_deltas(struct keyset *ks);
+/* An id, zero-padded to a key (for a keyset). */
+void live_id_key(const uint8_t id[SNAP_ID_LEN], uint8_t key[SNAP_KEY_LEN]);
+/* n bytes from 2n lower-case hex digits: 0, or -1. */
+int live_unhex(const char *s, uint8_t *out, size_t n);
 
 #endif

@@ -1,5 +1,6 @@
-# What the benchmarks in tests/bench share (sourced by boot.sh and
-# snapshot.sh; POSIX sh, run from the top of the tree).
+# What the benchmarks in tests/bench share (sourced by boot.sh,
+# snapshot.sh, devices.sh, restore.sh and snapfs.sh; POSIX sh, run from
+# the top of the tree).
 #
 #   bench_init NAME   NAME names the benchmark in messages and in $LOG.
 #                     Checks what every benchmark needs ($BUILD/snapvm, the
@@ -32,6 +33,9 @@
 #                     (val[key, i] set: run i exists; "-": not measured),
 #                     or "-" when there is none
 #       ratio(a, b)   a / b to 2 places, "-" when either is "-" or b is 0
+#
+# And for restore.sh and snapfs.sh, snapfs on this machine: bench_mount,
+# bench_unmount, bench_drop, bench_ddread (below).
 #
 # Variables: BUILD (build), CC (gcc), RIG (tests/rig/rig.sh), QEMU
 # (qemu-system-x86_64), RIG_SMP (2), RIG_TIMEOUT (seconds for the whole
@@ -146,4 +150,67 @@ bench_table() {
 	shift
 	awk -v outer="$outer" -v smp="$RIG_SMP" -v runs="$RUNS" \
 	    -v logfile="$LOG" "$@" "$BENCH_AWK$_prog" "$LOG"
+}
+
+# ---- snapfs on this machine (restore.sh, snapfs.sh) --------------------------
+#
+# For a benchmark that sets bench (its name), tmp (its directory, with the
+# store in tmp/store), M (the mount point), LOG, fspid (empty) and has a
+# fail function that counts a failure:
+#
+#   bench_mount        snapfs $tmp/store on $M in the background ($fspid, its
+#                      stderr appended to $tmp/fs.err); exits 2 when it does
+#                      not mount in 10 s
+#   bench_unmount      SIGTERM to the daemon and wait; a failure when it
+#                      needed SIGKILL, exited non-zero or left its mount
+#   bench_drop         sync, then drop the page cache (root)
+#   bench_ddread FILE WHAT
+#                      $g: GB/s of dd reading FILE, or "-" and a failure
+bench_unmount() {
+	[ -n "$fspid" ] || return 0
+	kill -TERM "$fspid" 2>/dev/null
+	_j=0
+	while kill -0 "$fspid" 2>/dev/null && [ $_j -lt 100 ]; do
+		sleep 0.1; _j=$((_j + 1))
+	done
+	if kill -KILL "$fspid" 2>/dev/null; then
+		fail "the daemon did not stop on SIGTERM in 10 s: killed"
+	fi
+	wait "$fspid" 2>/dev/null; _rc=$?; fspid=
+	[ $_rc -eq 0 ] || fail "the daemon exited with status $_rc"
+	if grep -q " $M fuse" /proc/mounts; then
+		umount -l "$M" 2>/dev/null
+		fail "the mount outlived its daemon (umount -l)"
+	fi
+	return 0
+}
+
+bench_mount() {
+	"$BUILD/snapfs" "$tmp/store" "$M" -f 2>>"$tmp/fs.err" & fspid=$!
+	_j=0
+	until grep -q " $M fuse" /proc/mounts; do
+		if [ $_j -ge 100 ] || ! kill -0 "$fspid" 2>/dev/null; then
+			echo "$bench: the daemon did not mount $M:" >&2
+			tail -5 "$tmp/fs.err" >&2
+			bench_unmount
+			exit 2
+		fi
+		sleep 0.1; _j=$((_j + 1))
+	done
+}
+
+bench_drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# dd's stderr: 10^9 bytes per second
+bench_gbps() {
+	LC_ALL=C awk '/copied/ { for (i = 1; i < NF; i++) if ($(i + 1) == "s,")
+		printf "%.3f\n", $1 / $i / 1e9 }' "$1"
+}
+
+bench_ddread() {
+	if LC_ALL=C dd if="$1" of=/dev/null bs=1M 2>"$tmp/dd"; then
+		g=$(bench_gbps "$tmp/dd")
+	else
+		g=-; fail "$2: dd: $(tail -1 "$tmp/dd")"
+	fi
 }

@@ -66,6 +66,7 @@
 # setfattr, Debian's attr), or not root, or no FUSE. Targets missed are
 # not failures: the tables say MISSED.
 set -u
+bench=restore
 . tests/bench/lib.sh
 OUT=$BUILD/bench
 LOG=$OUT/restore.log
@@ -109,44 +110,12 @@ IMG=$tmp/img
 F=$M/s/memory.bin
 fspid=
 failed=0
-unmount() {
-	[ -n "$fspid" ] || return 0
-	kill -TERM "$fspid" 2>/dev/null
-	_j=0
-	while kill -0 "$fspid" 2>/dev/null && [ $_j -lt 100 ]; do
-		sleep 0.1; _j=$((_j + 1))
-	done
-	if kill -KILL "$fspid" 2>/dev/null; then
-		fail "the daemon did not stop on SIGTERM in 10 s: killed"
-	fi
-	wait "$fspid" 2>/dev/null; _rc=$?; fspid=
-	[ $_rc -eq 0 ] || fail "the daemon exited with status $_rc"
-	if grep -q " $M fuse" /proc/mounts; then
-		umount -l "$M" 2>/dev/null
-		fail "the mount outlived its daemon (umount -l)"
-	fi
-	return 0
-}
-cleanup() { unmount; rm -rf "$tmp"; }
+cleanup() { bench_unmount; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 note() { echo "BENCH # $*" >>"$LOG"; }
 fail() { failed=$((failed + 1)); note "$*"; echo "restore: $*" >&2; }
-mount_fs() {
-	"$BUILD/snapfs" "$tmp/store" "$M" -f 2>>"$tmp/fs.err" & fspid=$!
-	_j=0
-	until grep -q " $M fuse" /proc/mounts; do
-		if [ $_j -ge 100 ] || ! kill -0 "$fspid" 2>/dev/null; then
-			echo "restore: the daemon did not mount $M:" >&2
-			tail -5 "$tmp/fs.err" >&2
-			unmount
-			exit 2
-		fi
-		sleep 0.1; _j=$((_j + 1))
-	done
-}
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-cold_mount() { unmount; drop; mount_fs; }
+cold_mount() { bench_unmount; bench_drop; bench_mount; }
 xa() {	# NAME: memory.bin's user.snapfs.NAME, "-" when it has none
 	getfattr --absolute-names --only-values -n "user.snapfs.$1" "$F" \
 		2>/dev/null || echo -
@@ -177,7 +146,7 @@ touch_run() {	# CASE KIND PERCENT PROCS I: one cold run, a "BENCH touch" line
 		[ "$1" = ws ] || ws_set off
 		_file=$F _r0=$(xa reads)
 	else
-		drop
+		bench_drop
 		_file=$IMG _r0=-
 	fi
 	_st=-
@@ -196,17 +165,6 @@ touch_run() {	# CASE KIND PERCENT PROCS I: one cold run, a "BENCH touch" line
 		isnum "$_r0" && isnum "$_reads" && _reads=$((_reads - _r0))
 	fi
 	echo "BENCH touch $1 $2 $3 $4 $5 $_ms $_reads $_fetched $_pre $_st" >>"$LOG"
-}
-gbps() {	# dd's stderr: 10^9 bytes per second
-	LC_ALL=C awk '/copied/ { for (i = 1; i < NF; i++) if ($(i + 1) == "s,")
-		printf "%.3f\n", $1 / $i / 1e9 }' "$1"
-}
-ddread() {	# FILE WHAT: $g, GB/s, or "-" and a failure
-	if LC_ALL=C dd if="$1" of=/dev/null bs=1M 2>"$tmp/dd"; then
-		g=$(gbps "$tmp/dd")
-	else
-		g=-; fail "$2: dd: $(tail -1 "$tmp/dd")"
-	fi
 }
 bdi() {		# PATH: MAJ:MIN of the file system holding it
 	stat -c '%Hd:%Ld' "$1" 2>/dev/null
@@ -228,13 +186,13 @@ chunk=$("$BUILD/snapctl" store stats --json "$tmp/store" |
 	sed -n 's/^ *"chunk_size": *\([0-9]*\).*/\1/p')
 echo "BENCH chunk ${chunk:--}" >>"$LOG"
 mkdir "$M"
-mount_fs
+bench_mount
 mkdir "$M/s" && cp "$tmp/small/manifest.bin" "$tmp/small/state.bin" "$M/s/" ||
 	fail "mkdir or cp of the small files into the mount failed"
 dd if="$IMG" of="$F" bs=1M conv=fsync status=none 2>"$tmp/dd" ||
 	fail "import: dd: $(tail -1 "$tmp/dd")"
-unmount
-mount_fs
+bench_unmount
+bench_mount
 # The mount's read-ahead: its bdi is its major:minor in mountinfo (field
 # 3, the mount point field 5); the disk's, of the file system of $tmp.
 mm=$(awk -v m="$M" '$5 == m { print $3 }' /proc/self/mountinfo | tail -1)
@@ -307,16 +265,16 @@ i=1
 while [ $i -le "$RUNS" ]; do
 	cold_mount
 	ws_set off
-	ddread "$F" "snapfs cold read, run $i"; c=$g
-	ddread "$F" "snapfs warm read, run $i"
+	bench_ddread "$F" "snapfs cold read, run $i"; c=$g
+	bench_ddread "$F" "snapfs warm read, run $i"
 	echo "BENCH seq snapfs $i $c $g" >>"$LOG"
-	drop
-	ddread "$IMG" "plain cold read, run $i"; c=$g
-	ddread "$IMG" "plain warm read, run $i"
+	bench_drop
+	bench_ddread "$IMG" "plain cold read, run $i"; c=$g
+	bench_ddread "$IMG" "plain warm read, run $i"
 	echo "BENCH seq plain $i $c $g" >>"$LOG"
 	i=$((i + 1))
 done
-unmount
+bench_unmount
 if [ -s "$tmp/fs.err" ]; then
 	fail "the daemon reported:"
 	tail -5 "$tmp/fs.err" | sed 's/^/BENCH # /' >>"$LOG"

@@ -97,6 +97,7 @@
 # something is missing (make; make guest for the rig part), or not root,
 # or no FUSE. Targets missed are not failures: the tables say MISSED.
 set -u
+bench=snapfs
 . tests/bench/lib.sh
 OUT=$BUILD/bench
 LOG=$OUT/snapfs.log
@@ -146,60 +147,17 @@ M=$tmp/mnt
 IMG=$tmp/img
 fspid=
 failed=0
-unmount() {
-	[ -n "$fspid" ] || return 0
-	kill -TERM "$fspid" 2>/dev/null
-	_j=0
-	while kill -0 "$fspid" 2>/dev/null && [ $_j -lt 100 ]; do
-		sleep 0.1; _j=$((_j + 1))
-	done
-	if kill -KILL "$fspid" 2>/dev/null; then
-		fail "the daemon did not stop on SIGTERM in 10 s: killed"
-	fi
-	wait "$fspid" 2>/dev/null; _rc=$?; fspid=
-	[ $_rc -eq 0 ] || fail "the daemon exited with status $_rc"
-	if grep -q " $M fuse" /proc/mounts; then
-		umount -l "$M" 2>/dev/null
-		fail "the mount outlived its daemon (umount -l)"
-	fi
-	return 0
-}
-cleanup() { unmount; rm -rf "$tmp"; }
+cleanup() { bench_unmount; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 note() { echo "BENCH # $*" >>"$LOG"; }
 fail() { failed=$((failed + 1)); note "$*"; echo "snapfs: $*" >&2; }
-mount_fs() {
-	"$BUILD/snapfs" "$tmp/store" "$M" -f 2>>"$tmp/fs.err" & fspid=$!
-	_j=0
-	until grep -q " $M fuse" /proc/mounts; do
-		if [ $_j -ge 100 ] || ! kill -0 "$fspid" 2>/dev/null; then
-			echo "snapfs: the daemon did not mount $M:" >&2
-			tail -5 "$tmp/fs.err" >&2
-			unmount
-			exit 2
-		fi
-		sleep 0.1; _j=$((_j + 1))
-	done
-}
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 timed() {	# COMMAND...: $us, its microseconds (runtime.c); its status
 	"$OUT/runtime" "$@" 2>"$tmp/rt"
 	_rc=$?
 	us=$(sed -n 's/^runtime: \([0-9]*\)$/\1/p' "$tmp/rt")
 	us=${us:--}
 	return $_rc
-}
-gbps() {	# dd's stderr: 10^9 bytes per second
-	LC_ALL=C awk '/copied/ { for (i = 1; i < NF; i++) if ($(i + 1) == "s,")
-		printf "%.3f\n", $1 / $i / 1e9 }' "$1"
-}
-ddread() {	# FILE WHAT: $g, GB/s, or "-" and a failure
-	if LC_ALL=C dd if="$1" of=/dev/null bs=1M 2>"$tmp/dd"; then
-		g=$(gbps "$tmp/dd")
-	else
-		g=-; fail "$2: dd: $(tail -1 "$tmp/dd")"
-	fi
 }
 stored() {	# the store's stored bytes
 	"$BUILD/snapctl" store stats --json "$tmp/store" |
@@ -222,15 +180,15 @@ chunk=$("$BUILD/snapctl" store stats --json "$tmp/store" |
 	sed -n 's/^ *"chunk_size": *\([0-9]*\).*/\1/p')
 echo "BENCH chunk $chunk" >>"$LOG"
 mkdir "$M"
-mount_fs
+bench_mount
 mkdir "$M/s" && cp "$tmp/small/manifest.bin" "$tmp/small/state.bin" "$M/s/" ||
 	fail "mkdir or cp of the small files into the mount failed"
-drop
+bench_drop
 timed dd if="$IMG" of="$M/s/memory.bin" bs=1M conv=fsync status=none ||
 	fail "import: dd: $(grep -v '^runtime:' "$tmp/rt" | tail -1)"
-unmount
+bench_unmount
 echo "BENCH import $us $(stored)" >>"$LOG"
-mount_fs
+bench_mount
 # The read-ahead of the mount (the kernel caps FUSE's at its default) and
 # of the disk under TMPDIR, for the cold read with the disk's.
 bdi() { stat -c '%Hd:%Ld' "$1" 2>/dev/null; }
@@ -247,28 +205,28 @@ cmp "$IMG" "$M/s/memory.bin" || fail "memory.bin read back differs from its file
 # ---- sequential and random reads --------------------------------------
 i=1
 while [ $i -le "$RUNS" ]; do
-	unmount; drop; mount_fs
-	ddread "$M/s/memory.bin" "snapfs cold read, run $i"; c=$g
-	ddread "$M/s/memory.bin" "snapfs warm read, run $i"
+	bench_unmount; bench_drop; bench_mount
+	bench_ddread "$M/s/memory.bin" "snapfs cold read, run $i"; c=$g
+	bench_ddread "$M/s/memory.bin" "snapfs warm read, run $i"
 	echo "BENCH seq snapfs $i $c $g" >>"$LOG"
 	if [ -n "$ra_disk" ]; then
-		unmount; drop; mount_fs
+		bench_unmount; bench_drop; bench_mount
 		echo "$ra_disk" >"/sys/class/bdi/$(bdi "$M")/read_ahead_kb"
-		ddread "$M/s/memory.bin" "snapfs cold read, read-ahead, run $i"
+		bench_ddread "$M/s/memory.bin" "snapfs cold read, read-ahead, run $i"
 		echo "BENCH seq snapfs_ra $i $g -" >>"$LOG"
 	fi
-	drop
-	ddread "$IMG" "plain cold read, run $i"; c=$g
-	ddread "$IMG" "plain warm read, run $i"
+	bench_drop
+	bench_ddread "$IMG" "plain cold read, run $i"; c=$g
+	bench_ddread "$IMG" "plain warm read, run $i"
 	echo "BENCH seq plain $i $c $g" >>"$LOG"
 	i=$((i + 1))
 done
 rand_run() {	# KIND FILE WHICH I
 	for _m in cold warm; do
 		if [ $_m = cold ]; then
-			[ "$1" = snapfs ] && unmount
-			drop
-			[ "$1" = snapfs ] && mount_fs
+			[ "$1" = snapfs ] && bench_unmount
+			bench_drop
+			[ "$1" = snapfs ] && bench_mount
 		fi
 		# shellcheck disable=SC2046
 		if "$OUT/randread" -n "$READS" -s "$4" -m "$IMG" \
@@ -320,9 +278,9 @@ cmp "$M/s/memory.bin" "$M/s.cp1/memory.bin" ||
 	fail "a cp -r clone's memory.bin differs from its source's"
 
 # ---- stored bytes: 10 clones with 1% rewritten ------------------------
-unmount
+bench_unmount
 echo "BENCH space before $(stored)" >>"$LOG"
-mount_fs
+bench_mount
 i=1
 while [ $i -le $NCLONES ]; do
 	cp -r "$M/s" "$M/k$i" || fail "cp -r s k$i failed"
@@ -331,7 +289,7 @@ while [ $i -le $NCLONES ]; do
 	echo "BENCH dirty $i $us" >>"$LOG"
 	i=$((i + 1))
 done
-unmount
+bench_unmount
 echo "BENCH space after $(stored)" >>"$LOG"
 "$BUILD/snapctl" store stats "$tmp/store" | sed 's/^/BENCH stats /' >>"$LOG"
 if [ -s "$tmp/fs.err" ]; then

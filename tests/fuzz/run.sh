@@ -22,7 +22,7 @@ TEST_RUNS=${FUZZ_TEST_RUNS:-20000}
 TIMEOUT=10	# seconds one input may take
 
 # Can CC build and link a libFuzzer target with the sanitizers we use?
-check() {
+can_fuzz() {
 	dir=$(mktemp -d) || return 1
 	printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
 		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);' \
@@ -37,8 +37,8 @@ check() {
 }
 
 corpus_of() {
-	n=${1#fuzz_}
-	echo "tests/fuzz/corpus/${n%_fix}"
+	_n=${1#fuzz_}
+	echo "tests/fuzz/corpus/${_n%_fix}"
 }
 
 # One libFuzzer run of target $1 for $2 seconds, $3 runs (may be empty),
@@ -98,7 +98,7 @@ fuzz() {
 
 case ${1:-} in
 check)
-	check "${2:-$FUZZ_CC}"
+	can_fuzz "${2:-$FUZZ_CC}"
 	;;
 fuzz)
 	shift
@@ -114,46 +114,37 @@ fuzz)
 	;;
 test)
 	shift
-	if ! check "$FUZZ_CC" 2>/dev/null; then
+	. tests/lib/tap.sh
+	if ! can_fuzz "$FUZZ_CC" 2>/dev/null; then
 		msg="$FUZZ_CC cannot link a libFuzzer target (install clang and libclang-rt-dev: make deps)"
 		printf '\n*** FUZZ TARGETS SKIPPED: %s ***\n\n' "$msg" >&2
-		echo "1..0 # SKIP $msg"
-		exit 0
+		skip_rest "the fuzz targets" "$msg"
 	fi
 	if [ $# -eq 0 ]; then
 		for b in "$FUZZ_BUILD"/fuzz_*; do
 			[ -x "$b" ] && set -- "$@" "$(basename "$b")"
 		done
 	fi
-	if [ $# -eq 0 ]; then
-		echo "1..1"
-		echo "not ok 1 - no fuzz target built in $FUZZ_BUILD (make fuzz-build)"
-		exit 1
-	fi
-	echo "1..$#"
-	i=0 fail=0
+	[ $# -gt 0 ] || need_built "$FUZZ_BUILD/fuzz_*"
 	scratch=$(mktemp -d)
 	trap 'rm -rf "$scratch"' EXIT
 	for t in "$@"; do
-		i=$((i + 1))
 		if [ ! -x "$FUZZ_BUILD/$t" ]; then
-			echo "not ok $i - $t: not built"
-			fail=1
+			not_ok "$t: not built"
 			continue
 		fi
 		seeds=$(ls "$(corpus_of "$t")" | wc -l)
 		run_target "$t" "$TEST_SECONDS" "$TEST_RUNS" "$scratch/$t"
 		stats "$t"
 		if [ $rc -eq 0 ]; then
-			echo "ok $i - $t: $seeds seeds replayed, $execs execs ($rate/s), cov $cov"
+			ok "$t: $seeds seeds replayed, $execs execs ($rate/s), cov $cov"
 		else
-			echo "not ok $i - $t: exit $rc, $FUZZ_BUILD/logs/$t.log"
+			not_ok "$t: exit $rc, $FUZZ_BUILD/logs/$t.log"
 			grep -E -A 12 'ERROR|runtime error' \
 				"$FUZZ_BUILD/logs/$t.log" | head -n 30 | sed 's/^/# /'
-			fail=1
 		fi
 	done
-	[ $fail -eq 0 ]
+	tap_end
 	;;
 *)
 	echo "usage: run.sh check CC | fuzz SECONDS RUNS BIN... | test [BIN...]" >&2

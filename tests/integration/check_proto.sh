@@ -13,33 +13,12 @@ BUILD=${BUILD:-build}
 PROTOLOCK=$BUILD/protolock
 LOCK=proto/schema.lock
 
-if [ ! -x "$PROTOLOCK" ] || [ ! -f "$LOCK" ]; then
-	echo "1..1"
-	echo "not ok 1 - $PROTOLOCK and $LOCK exist (run make build/protolock)"
-	exit 1
-fi
-
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT PIPE TERM
-
-n=0 failed=0
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do
-		echo "# $line"
-	done
-	sed 's/^/# /' "$tmp/out"
-}
+. tests/lib/tap.sh
+err=$tmp/out	# what not_ok shows under a failed case
+need_built "$PROTOLOCK" "$LOCK"
 
 # copy NAME FROM TO: the lock with line FROM replaced by TO (or deleted
 # when TO is empty) into $tmp/NAME; FROM must be a line of the lock.
@@ -78,8 +57,6 @@ case_mutated() {
 		not_ok "$2"
 	fi
 }
-
-echo "1..14"
 
 expect "the real lock passes" 0 "" check "$LOCK"
 expect "the real lock passes in TAP" 0 "ok 1 - schema matches $LOCK (" \
@@ -164,4 +141,4 @@ else
 	not_ok "every message of proto/ is listed" "missing:$missing"
 fi
 
-[ "$failed" -eq 0 ]
+tap_end

@@ -22,10 +22,7 @@ cleanup() {
 trap cleanup EXIT
 . tests/lib/tap.sh
 
-if [ ! -x "$AGENT" ]; then
-	echo "1..0 # SKIP $AGENT missing (make guest)"
-	exit 0
-fi
+need_built --skip "the guest agent" "$AGENT"
 S=$tmp/agent.sock
 A() { "$AGENT" "$@" 2>"$err"; }
 x() { A exec --unix "$S" -- "$@"; }

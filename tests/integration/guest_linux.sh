@@ -22,14 +22,8 @@ err=$tmp/err
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib/tap.sh
 
-missing=
-for f in "$KERNEL" "$MODDIR/guest.order" "$INITRD" "$ROOTFS" "$AGENT"; do
-	[ -f "$f" ] || missing="$missing $f"
-done
-if [ -n "$missing" ]; then
-	echo "1..0 # SKIP missing:$missing (make guest)"
-	exit 0
-fi
+need_built --skip "the Linux guest's images" "$KERNEL" "$MODDIR/guest.order" \
+	"$INITRD" "$ROOTFS" "$AGENT"
 
 # ---- the root disk ---------------------------------------------------------
 dbg() { debugfs -R "$1" "$2" 2>/dev/null; }
@@ -74,10 +68,7 @@ check "the initrd and the root disk rebuild to the same bytes" \
 	 cmp "$tmp/rootfs" "$ROOTFS" >>"$err" 2>&1'
 
 # ---- booted by QEMU ----------------------------------------------------------
-if ! command -v "$QEMU" >/dev/null; then
-	skip "QEMU boots" "$QEMU missing (make deps installs qemu-system-x86)"
-	tap_end
-fi
+need_built --skip "QEMU boots" "$QEMU"
 # qemu OUT APPEND [ARGS...]: boot, console (without CRs) in OUT; 120 s at most.
 qemu() {
 	_out=$1 _append=$2

@@ -10,7 +10,6 @@ set -u
 BUILD=${BUILD:-build}
 ELF=$BUILD/guest/testguest.elf
 QEMU=${QEMU:-qemu-system-x86_64}
-n=0 failed=0
 tmp=$(mktemp -d)
 out=$tmp/out
 qpid=
@@ -25,13 +24,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
+. tests/lib/tap.sh
+# A failure shows the end of QEMU's output.
 not_ok() {
 	n=$((n + 1)); failed=1; echo "not ok $n - $1"
 	[ -f "$out" ] && tr -d '\033\r' <"$out" | grep -a . | tail -n 15 | sed 's/^/# /'
 }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 
 # start SMP APPEND: boot the guest in the background, output in $out.
 start() {
@@ -74,16 +72,7 @@ ticks_in_order() {
 	  "tick 0 tick 1 tick 2 tick 3 tick 4 " ]
 }
 
-echo "1..8"
-
-if [ ! -f "$ELF" ]; then
-	echo "guest_qemu: $ELF missing (run make guest)" >&2
-	for t in "Xen PHYS32_ENTRY note" "PT_LOAD at or above 1 MiB" "-smp 1" "-smp 2" \
-		 "-smp 4" "touch=16" "halt_after=5" "selftest=1"; do
-		n=$((n + 1)); failed=1; echo "not ok $n - $t: $ELF missing"
-	done
-	exit 1
-fi
+need_built "$ELF"
 
 # The note's descriptor is the entry point, little-endian.
 entry=$(readelf -hW "$ELF" | awk '/Entry point address/ { print $4 }')
@@ -106,7 +95,7 @@ if ! command -v "$QEMU" >/dev/null 2>&1; then
 	for t in "-smp 1" "-smp 2" "-smp 4" "touch=16" "halt_after=5" "selftest=1"; do
 		skip "$t" "$QEMU missing"
 	done
-	exit $failed
+	tap_end
 fi
 
 start 1 "halt_after=6"
@@ -139,4 +128,4 @@ finish "MISMATCH mem cpu=0 page=0 "
 check "selftest=1: the guest reports its corrupted page, r13 and xmm9" \
 	'has "snapfs-guest MISMATCH mem cpu=0 page=0 " && has "snapfs-guest MISMATCH reg=r13 cpu=0 " && has "snapfs-guest MISMATCH reg=xmm9 cpu=0 " && ! has "MISMATCH reg=r1[245]" && ! has "FAULT"'
 
-exit $failed
+tap_end

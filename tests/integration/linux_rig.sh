@@ -21,10 +21,10 @@ BUILD=${BUILD:-build}
 SNAPVM=$BUILD/snapvm
 KERNEL=${LINUX_KERNEL:-build/guest/vmlinuz}
 INITRD=$BUILD/guest/initrd.cpio.gz
-RIG=${RIG:-tests/rig/rig.sh}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib/tap.sh
+. tests/lib/where.sh
 
 # The guest's command line: console=ttyS0 and nothing to spare probes.
 # Linux finds no ACPI tables and goes on with the MP table, probes PCI bus
@@ -269,14 +269,7 @@ rm -rf "$T"
 res "# end"
 KVM
 
-missing=
-for f in "$SNAPVM" "$KERNEL" "$INITRD" tests/lib/kvm.sh; do
-	[ -f "$f" ] || missing="$missing $f"
-done
-if [ -n "$missing" ]; then
-	echo "1..0 # SKIP missing:$missing (make, make guest)"
-	exit 0
-fi
+need_built --skip "Linux guests" "$SNAPVM" "$KERNEL" "$INITRD"
 
 # The clock guest's initrd: a static busybox and this /init.
 CLOCK_INITRD=$tmp/clock-initrd.cpio.gz
@@ -315,42 +308,19 @@ chmod 0755 "$root/init" "$root/bin/busybox"
 (cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet) | gzip -1 \
 	>"$CLOCK_INITRD" || exit 1
 
-abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+# The command line and the kernel go in the script: no environment
+# reaches it (noxsave only in the rig). One rig CPU: with two, SMP guests
+# lose IPIs and hang (soft lockups in smp_call_function_many_cond, also
+# under QEMU -enable-kvm in the rig), and its TCG runs one CPU at a time
+# anyway (thread=single). Debian's kernel needs a hardware KVM: a
+# PVM-based /dev/kvm (kvm_pvm, as on this project's machines) runs the
+# test guest but not Linux, so kvm_or_rig takes it to the rig there.
+kvm_here || CMDLINE="$CMDLINE $RIG_CMDLINE"
+{ printf "CMDLINE='%s' KERNEL=./%s\n" "$CMDLINE" "$(basename "$KERNEL")"
+  cat "$tmp/linux_kvm.sh"; } >"$tmp/linux_rig_kvm.sh"
 clock0=$(date +%s)
-# Debian's kernel needs a hardware KVM: a PVM-based /dev/kvm (kvm_pvm, as
-# on this project's machines) runs the test guest but not Linux.
-if [ -c /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
-	cp tests/lib/kvm.sh "$tmp/"
-	# Made absolute here: in the subshell they would be after its cd.
-	snapvm=$(abs "$SNAPVM") kernel=$(abs "$KERNEL") initrd=$(abs "$INITRD")
-	(cd "$tmp" && SNAPVM=$snapvm KERNEL=$kernel INITRD=$initrd \
-		CLOCK_INITRD=$CLOCK_INITRD CMDLINE=$CMDLINE sh ./linux_kvm.sh) \
-		>"$tmp/kvm.log" 2>&1
-elif [ -f "$RIG" ]; then
-	# The rig passes no environment: the command line goes in the script.
-	# One rig CPU: with two, SMP guests lose IPIs and hang (soft lockups in
-	# smp_call_function_many_cond, also under QEMU -enable-kvm in the rig),
-	# and its TCG runs one CPU at a time anyway (thread=single).
-	{ printf "CMDLINE='%s' KERNEL=./%s\n" "$CMDLINE $RIG_CMDLINE" \
-		"$(basename "$KERNEL")"; cat "$tmp/linux_kvm.sh"; } \
-		>"$tmp/linux_rig_kvm.sh"
-	RIG_TIMEOUT=${RIG_TIMEOUT:-900} sh "$RIG" --smp 1 "$tmp/linux_rig_kvm.sh" \
-		tests/lib/kvm.sh "$KERNEL" "$INITRD" "$CLOCK_INITRD" \
-		>"$tmp/kvm.log" 2>&1
-	# 125 without a result: the rig could not run (or crashed, or timed out).
-	if [ $? -eq 125 ] && ! grep -q '^RESULT ' "$tmp/kvm.log"; then
-		why=$(grep -m1 '^rig: .* missing' "$tmp/kvm.log")
-		grep -q '^RIG-NO-KVM' "$tmp/kvm.log" &&
-			why="the rig has no KVM (its QEMU gives no nested SVM)"
-		if [ -n "$why" ]; then
-			echo "1..0 # SKIP $why"
-			exit 0
-		fi
-	fi
-else
-	echo "1..0 # SKIP no /dev/kvm and no rig ($RIG)"
-	exit 0
-fi
+kvm_or_rig --timeout 900 "Linux guests" "$tmp/linux_rig_kvm.sh" \
+	"$tmp/kvm.log" "$KERNEL" "$INITRD" "$CLOCK_INITRD"
 rig_results "$tmp/kvm.log"
 echo "# wall time: $(($(date +%s) - clock0)) s"
 tap_end

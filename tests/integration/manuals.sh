@@ -14,12 +14,8 @@ trap 'rm -rf "$tmp"' EXIT
 . tests/lib/tap.sh
 err=$tmp/err
 
-for f in snapvm snapctl snapfs; do
-	if [ ! -x "$BUILD/$f" ]; then
-		echo "1..0 # SKIP $BUILD/$f is not built (make)"
-		exit 0
-	fi
-done
+need_built --skip "the manual pages" "$BUILD/snapvm" "$BUILD/snapctl" \
+	"$BUILD/snapfs"
 
 # The long options in a --help text (stdin), one per line, sorted.
 help_opts() { grep -o -- '--[a-z][a-z-]*' | sort -u; }

@@ -11,62 +11,20 @@ MKSNAP=$BUILD/tests/mksnap
 VCPUS=3
 MEM=8388608	# 8 MiB, one region
 
-for prog in "$SNAPCTL" "$MKSNAP"; do
-	if [ ! -x "$prog" ]; then
-		echo "1..1"
-		echo "not ok 1 - $prog exists (build it first)"
-		exit 1
-	fi
-done
+. tests/lib/tap.sh
+. tests/lib/run.sh
+need_built "$SNAPCTL" "$MKSNAP"
 
 work=$(mktemp -d) || exit 1
 trap 'rm -rf "$work"' EXIT
 trap 'exit 1' HUP INT TERM
+err=$work/case.log	# what not_ok shows under a failed case
 
 # ---- helpers -----------------------------------------------------------------
 
 # Run snapctl: stdout, stderr and the exit status go to $work/out,
-# $work/err and $rc.
-run_snapctl() {
-	"$SNAPCTL" "$@" >"$work/out" 2>"$work/err"
-	rc=$?
-}
-
-show() {
-	echo "stdout:"
-	sed 's/^/  /' "$work/out"
-	echo "stderr:"
-	sed 's/^/  /' "$work/err"
-}
-
-status_is() {
-	[ "$rc" -eq "$1" ] && return 0
-	echo "exit status $rc, expected $1"
-	show
-	return 1
-}
-
-out_has() {
-	grep -Eq -- "$1" "$work/out" && return 0
-	echo "stdout does not match /$1/"
-	show
-	return 1
-}
-
-err_has() {
-	grep -Eq -- "$1" "$work/err" && return 0
-	echo "stderr does not match /$1/"
-	show
-	return 1
-}
-
-err_lines() {
-	lines=$(wc -l <"$work/err")
-	[ "$lines" -eq "$1" ] && return 0
-	echo "$lines lines on stderr, expected $1"
-	show
-	return 1
-}
+# $work/err and $rc (run.sh).
+run_snapctl() { run "$SNAPCTL" "$@"; }
 
 # A fresh snapshot named $1 (further arguments go to mksnap).
 make_snap() {
@@ -78,23 +36,6 @@ make_snap() {
 # A copy of the intact snapshot, to damage.
 copy_good() {
 	cp -R "$work/good" "$work/$1"
-}
-
-# Invert the byte at offset $2 of file $1 and check that it changed.
-flip_byte() {
-	old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-	if [ -z "$old" ]; then
-		echo "$1: no byte at offset $2"
-		return 1
-	fi
-	# shellcheck disable=SC2059	# the octal escape is the point
-	printf "\\$(printf '%03o' $((old ^ 255)))" |
-		dd of="$1" bs=1 seek="$2" count=1 conv=notrunc 2>/dev/null
-	new=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-	if [ "$new" -ne $((old ^ 255)) ]; then
-		echo "$1: byte $2 is $new after flipping $old"
-		return 1
-	fi
 }
 
 # Flip the byte in the middle of file $1.
@@ -246,27 +187,10 @@ no_arguments_is_usage		no arguments prints the usage and exits 2
 wrong_arguments_are_one_line	wrong arguments exit 2 with one line
 "
 
-echo "1..$(echo "$CASES" | grep -c .)"
 if ! make_snap good --digest >"$work/mksnap.log" 2>&1; then
 	echo "# mksnap failed:"
 	sed 's/^/# /' "$work/mksnap.log"
 fi
 
-n=0
-failed=0
-tab=$(printf '\t')
-while IFS="$tab" read -r fn desc; do
-	[ -n "$fn" ] || continue
-	n=$((n + 1))
-	if ( "$fn" ) >"$work/case.log" 2>&1; then
-		echo "ok $n - $desc"
-	else
-		echo "not ok $n - $desc"
-		sed 's/^/# /' "$work/case.log"
-		failed=$((failed + 1))
-	fi
-done <<EOF
-$CASES
-EOF
-
-[ "$failed" -eq 0 ]
+run_cases --subshell "$CASES"
+tap_end

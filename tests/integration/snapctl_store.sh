@@ -14,19 +14,14 @@ MKSNAP=$BUILD/tests/mksnap
 MEM=6291456	# 6 MiB: a pattern on every 16th page, the rest holes
 MEM_HUMAN="6 MiB"
 
-for prog in "$SNAPCTL" "$MKSNAP"; do
-	if [ ! -x "$prog" ]; then
-		echo "1..1"
-		echo "not ok 1 - $prog exists (build it first)"
-		exit 1
-	fi
-done
+. tests/lib/tap.sh
+. tests/lib/run.sh
+. tests/lib/chunks.sh
+need_built "$SNAPCTL" "$MKSNAP"
 
 work=$(mktemp -d) || exit 1
 trap 'rm -rf "$work"' EXIT
 trap 'exit 1' HUP INT TERM
-. tests/lib/tap.sh
-. tests/lib/chunks.sh
 err=$work/case.log	# what not_ok shows under a failed case
 
 STORE=$work/store
@@ -35,61 +30,8 @@ FILES="manifest.bin state.bin memory.bin"
 # ---- helpers -----------------------------------------------------------------
 
 # Run snapctl: stdout, stderr and the exit status go to $work/out,
-# $work/err and $rc.
-run_snapctl() {
-	"$SNAPCTL" "$@" >"$work/out" 2>"$work/err"
-	rc=$?
-}
-
-show() {
-	echo "stdout:"
-	sed 's/^/  /' "$work/out"
-	echo "stderr:"
-	sed 's/^/  /' "$work/err"
-}
-
-status_is() {
-	[ "$rc" -eq "$1" ] && return 0
-	echo "exit status $rc, expected $1"
-	show
-	return 1
-}
-
-out_has() {
-	grep -Eq -- "$1" "$work/out" && return 0
-	echo "stdout does not match /$1/"
-	show
-	return 1
-}
-
-err_has() {
-	grep -Eq -- "$1" "$work/err" && return 0
-	echo "stderr does not match /$1/"
-	show
-	return 1
-}
-
-err_lines() {
-	lines=$(wc -l <"$work/err")
-	[ "$lines" -eq "$1" ] && return 0
-	echo "$lines lines on stderr, expected $1"
-	show
-	return 1
-}
-
-err_empty() {
-	[ ! -s "$work/err" ] && return 0
-	echo "stderr is not empty"
-	show
-	return 1
-}
-
-out_empty() {
-	[ ! -s "$work/out" ] && return 0
-	echo "stdout is not empty"
-	show
-	return 1
-}
+# $work/err and $rc (run.sh).
+run_snapctl() { run "$SNAPCTL" "$@"; }
 
 # A failure: exit 1, one line "snapctl: ..." matching $1, nothing on stdout.
 fails_with() {
@@ -106,23 +48,6 @@ usage_fails() {
 	err_lines 1 || return 1
 	out_empty || return 1
 	echo "ok: snapctl $*"
-}
-
-# Invert the byte at offset $2 of file $1 and check that it changed.
-flip_byte() {
-	old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-	if [ -z "$old" ]; then
-		echo "$1: no byte at offset $2"
-		return 1
-	fi
-	# shellcheck disable=SC2059	# the octal escape is the point
-	printf "\\$(printf '%03o' $((old ^ 255)))" |
-		dd of="$1" bs=1 seek="$2" count=1 conv=notrunc 2>/dev/null
-	new=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-	if [ "$new" -ne $((old ^ 255)) ]; then
-		echo "$1: byte $2 is $new after flipping $old"
-		return 1
-	fi
 }
 
 # Each of the three files of directories $1 and $2 is the same.
@@ -406,6 +331,7 @@ release_lock() {
 }
 
 gc_busy_fails() {
+	command -v flock >/dev/null || { echo "no flock(1)"; return 77; }
 	hold_lock "$STORE/lock" -s || return 1
 	run_snapctl store gc "$STORE"
 	release_lock
@@ -416,6 +342,7 @@ gc_busy_fails() {
 }
 
 import_busy_fails() {
+	command -v flock >/dev/null || { echo "no flock(1)"; return 77; }
 	hold_lock "$STORE/lock.write" -x || return 1
 	run_snapctl import "$work/snap" "$STORE" busy
 	release_lock
@@ -527,24 +454,5 @@ if ! "$MKSNAP" "$work/snap" --vcpus 2 --mem "$MEM" --digest \
 	sed 's/^/# /' "$work/mksnap.log"
 fi
 
-tab=$(printf '\t')
-while IFS="$tab" read -r fn desc; do
-	[ -n "$fn" ] || continue
-	desc=$(echo "$desc" | sed 's/^[[:space:]]*//')
-	case $fn in
-	gc_busy_fails|import_busy_fails)
-		if ! command -v flock >/dev/null; then
-			skip "$desc" "no flock(1)"
-			continue
-		fi ;;
-	esac
-	if ( "$fn" ) >"$err" 2>&1; then
-		ok "$desc"
-	else
-		not_ok "$desc"
-	fi
-done <<EOF
-$CASES
-EOF
-
+run_cases --subshell "$CASES"
 tap_end

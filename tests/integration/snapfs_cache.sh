@@ -26,114 +26,25 @@ MEM=$((64 * MIB))	# memory.bin of random bytes
 TOUCH=48		# pages a reader touches
 THINK=0.003		# seconds a reader works between two touches (a guest)
 
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null 2>&1; then
-	echo "snapfs_cache.sh: /dev/fuse or fusermount3 missing: FUSE tests not run" >&2
-	echo "1..0 # SKIP /dev/fuse or fusermount3 missing: FUSE tests not run"
-	exit 0
-fi
-for prog in "$SNAPFS" "$SNAPCTL" "$MKSNAP" getfattr setfattr python3; do
-	if ! command -v "$prog" >/dev/null 2>&1; then
-		echo "1..1"
-		echo "not ok 1 - $prog exists (build or install it first)"
-		exit 1
-	fi
-done
+. tests/lib/tap.sh
+. tests/lib/chunks.sh
+. tests/lib/mount.sh
+fuse_setup snapfs-cache
+need_built "$SNAPFS" "$SNAPCTL" "$MKSNAP" getfattr setfattr python3
+err=$work/case.log	# what not_ok shows under a failed case
 
 # python3 itself, not a wrapper that takes a second to start
 PY=$(python3 -c 'import sys; print(sys.executable)') || PY=python3
 
-work=$(mktemp -d /tmp/snapfs-cache.XXXXXX) || exit 1
-STORE=$work/store
-MNT=$work/mnt
-pids=		# daemons started and not yet waited for
-pid=		# the daemon serving $MNT
-derr=		# its stderr
-dn=0		# daemons started
-
-. tests/lib/tap.sh
-. tests/lib/chunks.sh
-err=$work/case.log	# what not_ok shows under a failed case
-
-# ---- daemons -----------------------------------------------------------------
-
-. tests/lib/daemon.sh
-
-# Mount $STORE on $MNT with -f in the background (arguments go to snapfs)
-# and wait for the mount.
-mount_fs() {
-	dn=$((dn + 1))
-	derr=$work/daemon.$dn.err
-	"$SNAPFS" "$STORE" "$MNT" -f "$@" </dev/null >"$derr" 2>&1 &
-	pid=$!
-	pids="$pids $pid"
-	i=0
-	until is_mounted "$MNT"; do
-		if ! alive "$pid"; then
-			wait "$pid"
-			echo "snapfs $* exited with status $? before mounting"
-			forget_pid "$pid"
-			show_derr
-			return 1
-		fi
-		i=$((i + 1))
-		[ "$i" -le 100 ] || { echo "snapfs $* did not mount in 10 s"; show_derr; return 1; }
-		sleep 0.1
-	done
-}
-
-# Unmount: fusermount3 -u, and the daemon exits 0 without a sanitizer
-# report. A daemon already gone (a failed case) is cleaned up instead.
-umount_fs() {
-	if [ -n "$pid" ] && alive "$pid" && is_mounted "$MNT"; then
-		fusermount3 -u "$MNT" || { echo "fusermount3 -u $MNT failed"; return 1; }
-		wait_exit "$pid" || { show_derr; return 1; }
-		pid=
-		[ "$rc" -eq 0 ] || { echo "snapfs exited with status $rc"; show_derr; return 1; }
-		no_reports "$derr"
-		return
-	fi
-	[ -n "$pid" ] && ours "$pid" && kill -KILL "$pid"
-	pid=
-	if is_mounted "$MNT"; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
-	fi
-}
-
 # A fresh mount (options "$@") on a cold page cache.
 fresh() {
-	umount_fs && mount_fs "$@" || return 1
+	umount_snapfs && mount_snapfs "$@" || return 1
 	sync
 	echo 3 >/proc/sys/vm/drop_caches ||
 		{ echo "cannot drop the page cache (not root?)"; return 1; }
 }
 
-cleanup() {
-	for p in $pids; do
-		ours "$p" && kill -TERM "$p"
-	done
-	for p in $pids; do
-		i=0
-		while ours "$p" && [ "$i" -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		ours "$p" && kill -KILL "$p"
-	done
-	if is_mounted "$MNT"; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-	fi
-	if is_mounted "$MNT"; then
-		echo "snapfs_cache.sh: $work is left: still mounted" >&2
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT PIPE TERM	# PIPE: a reader like head went away
-
 # ---- helpers -----------------------------------------------------------------
-
-note() { echo "$*" >>"$work/notes"; }
 
 # user.snapfs.$2 of file $1.
 xa() { getfattr --absolute-names --only-values -n "user.snapfs.$2" "$1"; }
@@ -176,15 +87,6 @@ chunk_size() {
 }
 
 ws_files() { find "$STORE/images" -name '*.ws' | wc -l; }
-
-flip() {
-	"$PY" -c '
-import sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(int(sys.argv[2])); b = f.read(1)
-    f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))
-' "$1" "$2"
-}
 
 # PATH SEED COUNT NPROC THINK [random]: NPROC processes open PATH, map it
 # MAP_PRIVATE read-only and, released at once, each reads the same COUNT
@@ -376,7 +278,7 @@ no_stale() {
 	[ "$1" -gt 0 ] || { echo "no push ran"; return 1; }
 	cmp "$f" "$work/expect" ||
 		{ echo "the page cache differs from what was written during the push"; return 1; }
-	umount_fs && mount_fs || return 1
+	umount_snapfs && mount_snapfs || return 1
 	cmp "$f" "$work/expect" || { echo "after a remount"; return 1; }
 	rm -r "$MNT/s"
 }
@@ -396,7 +298,7 @@ recording() {
 		{ echo "$ws: not between 1 and $chunks chunks"; return 1; }
 	[ "$(ws_files)" -eq $((nws + 1)) ] ||
 		{ echo "$(ws_files) STORE/images/*.ws after the recording, $nws before"; return 1; }
-	umount_fs && mount_fs || return 1
+	umount_snapfs && mount_snapfs || return 1
 	ws_is "$f" "$ws" || { echo "(after a remount)"; return 1; }
 	cp -r "$MNT/w" "$MNT/w2" && ws_is "$MNT/w2/memory.bin" "$ws" ||
 		{ echo "(cp -r)"; return 1; }
@@ -498,7 +400,7 @@ corrupt_chunk() {
 		{ echo "chunk $key is not stored"; return 1; }
 	set -- $where
 	cfile=$1 coff=$(($2 + $3 / 2))
-	umount_fs || return 1
+	umount_snapfs || return 1
 	chmod u+w "$cfile" && flip "$cfile" "$coff" || return 1
 	fresh || return 1
 	"$PY" -c "$CORRUPT_PY" "$f" $((bad + 1000)) "$good" "$work/mem" || return 1
@@ -507,11 +409,9 @@ corrupt_chunk() {
 		{ echo "the daemon's log does not name chunk $short"; show_derr; return 1; }
 	note "the daemon said: $(grep "chunk $short" "$derr" | head -1)"
 	alive "$pid" && ls "$MNT/a" >/dev/null || { echo "the daemon is gone"; return 1; }
-	umount_fs || return 1
+	umount_snapfs || return 1
 	flip "$cfile" "$coff" && fresh
 }
-
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 memory_bound() {
 	mkdir "$MNT/m" || return 1
@@ -537,7 +437,7 @@ memory_bound() {
 }
 
 all_clean() {
-	umount_fs || return 1
+	umount_snapfs || return 1
 	"$SNAPCTL" store verify "$STORE" >"$work/out" 2>&1 ||
 		{ echo "store verify:"; cat "$work/out"; return 1; }
 	for e in "$work"/daemon.*.err; do
@@ -564,7 +464,7 @@ make_sources() {
 	"$MKSNAP" "$work/src" --vcpus 1 --mem "$MEM" &&
 	"$SNAPCTL" store init "$STORE" &&
 	head -c "$MEM" /dev/urandom >"$work/mem" &&
-	mkdir "$MNT" && mount_fs && mkdir "$MNT/a" &&
+	mkdir "$MNT" && mount_snapfs && mkdir "$MNT/a" &&
 	cp "$work/src/manifest.bin" "$work/src/state.bin" "$MNT/a/" &&
 	dd if="$work/mem" of="$MNT/a/memory.bin" bs=$MIB conv=fsync 2>&1 &&
 	cmp "$work/mem" "$MNT/a/memory.bin"
@@ -575,26 +475,15 @@ if ! make_sources >"$err" 2>&1; then
 	tap_end
 fi
 
-tab=$(printf '\t')
-while IFS="$tab" read -r fn desc; do
-	[ -n "$fn" ] || continue
-	desc=$(echo "$desc" | sed 's/^[[:space:]]*//')
-	: >"$work/notes"
-	if "$fn" >"$err" 2>&1; then
-		ok "$desc"
-	else
-		show_derr >>"$err"
-		not_ok "$desc"
+case_failed() { show_derr; }
+# The next case starts from a mount.
+case_done() {
+	if ! is_mounted "$MNT" && [ "$1" != all_clean ]; then
+		drop_snapfs >/dev/null 2>&1
+		mount_snapfs >/dev/null 2>&1
 	fi
-	sed 's/^/# /' "$work/notes"
-	# the next case starts from a mount
-	if ! is_mounted "$MNT" && [ "$fn" != all_clean ]; then
-		umount_fs >/dev/null 2>&1
-		mount_fs >/dev/null 2>&1
-	fi
-done <<EOF
-$CASES
-EOF
+}
+run_cases "$CASES"
 echo "# $(($(date +%s) - t_start)) s"
 
 tap_end

@@ -21,102 +21,11 @@ SNAPFS=$BUILD/snapfs
 SNAPCTL=$BUILD/snapctl
 MIB=1048576
 
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null 2>&1; then
-	echo "snapfs_gc.sh: /dev/fuse or fusermount3 missing: FUSE tests not run" >&2
-	echo "1..0 # SKIP /dev/fuse or fusermount3 missing: FUSE tests not run"
-	exit 0
-fi
-for prog in "$SNAPFS" "$SNAPCTL" getfattr setfattr python3; do
-	if ! command -v "$prog" >/dev/null 2>&1; then
-		echo "1..1"
-		echo "not ok 1 - $prog exists (build or install it first)"
-		exit 1
-	fi
-done
-
-work=$(mktemp -d /tmp/snapfs-gc.XXXXXX) || exit 1
-STORE=$work/store
-MNT=$work/mnt
-MNT2=$work/mnt2
-pids=		# daemons started and not yet waited for
-pid=		# the daemon serving $MNT
-derr=		# its stderr
-dn=0		# daemons started
-
 . tests/lib/tap.sh
+. tests/lib/mount.sh
+fuse_setup snapfs-gc
+need_built "$SNAPFS" "$SNAPCTL" getfattr setfattr python3
 err=$work/case.log	# what not_ok shows under a failed case
-. tests/lib/daemon.sh
-
-# Mount $1 on $2 with -f in the background (the rest goes to snapfs) and
-# wait for the mount; its pid in $last, its stderr in $derr.
-mount_at() {
-	store=$1 at=$2
-	shift 2
-	dn=$((dn + 1))
-	derr=$work/daemon.$dn.err
-	"$SNAPFS" "$store" "$at" -f "$@" </dev/null >"$derr" 2>&1 &
-	last=$!
-	pids="$pids $last"
-	i=0
-	until is_mounted "$at"; do
-		if ! alive "$last"; then
-			wait "$last"
-			echo "snapfs $* exited with status $? before mounting"
-			forget_pid "$last"
-			show_derr
-			return 1
-		fi
-		i=$((i + 1))
-		[ "$i" -le 100 ] || { echo "snapfs did not mount in 10 s"; show_derr; return 1; }
-		sleep 0.1
-	done
-}
-
-mount_fs() { mount_at "$STORE" "$MNT" "$@" && pid=$last && mderr=$derr; }
-
-# Unmount $MNT: the daemon exits 0 without a sanitizer report.
-umount_fs() {
-	derr=$mderr
-	if [ -n "$pid" ] && alive "$pid" && is_mounted "$MNT"; then
-		fusermount3 -u "$MNT" || { echo "fusermount3 -u $MNT failed"; return 1; }
-		wait_exit "$pid" || { show_derr; return 1; }
-		pid=
-		[ "$rc" -eq 0 ] || { echo "snapfs exited with status $rc"; show_derr; return 1; }
-		no_reports "$derr"
-		return
-	fi
-	[ -n "$pid" ] && ours "$pid" && kill -KILL "$pid"
-	pid=
-	if is_mounted "$MNT"; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
-	fi
-}
-
-cleanup() {
-	for p in $pids; do
-		ours "$p" && kill -TERM "$p"
-	done
-	for p in $pids; do
-		i=0
-		while ours "$p" && [ "$i" -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		ours "$p" && kill -KILL "$p"
-	done
-	for m in "$MNT" "$MNT2"; do
-		if is_mounted "$m"; then
-			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
-		fi
-	done
-	if is_mounted "$MNT" || is_mounted "$MNT2"; then
-		echo "snapfs_gc.sh: $work is left: still mounted" >&2
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT PIPE TERM
 
 # Bytes of the store's chunk files.
 chunk_bytes() { du -sb --apparent-size "$STORE/chunks" | cut -f1; }
@@ -143,7 +52,7 @@ mkdir "$MNT" "$MNT2" || exit 1
 
 # 1. Rewrites through write(2): the background gc (floor 16 MiB) frees
 #    the old chunks while the daemon serves.
-mount_fs -o gc_bytes=16M >"$err" 2>&1 &&
+mount_snapfs -o gc_bytes=16M >"$err" 2>&1 &&
 mkdir "$MNT/w" &&
 dd if=/dev/urandom of="$MNT/w/f" bs=1M count=32 conv=fsync 2>>"$err" &&
 for k in 1 2 3 4; do
@@ -225,14 +134,14 @@ check "60 files created and written while gc runs in a loop: all there, all inta
 
 # 6. Another process has the store open: gc refused, said in one line.
 : >"$err"
-mount_at "$STORE" "$MNT2" -o ro >>"$err" 2>&1 && ropid=$last && roerr=$derr
+mount_snapfs_at "$MNT2" -o ro >>"$err" 2>&1 && ropid=$lastpid && roerr=$lasterr
 setfattr -n user.snapfs.gc -v now "$MNT" 2>>"$err"
 src=$?
 "$SNAPCTL" store gc "$STORE" >>"$err" 2>&1
 crc=$?
 check "gc beside another process's open: refused, and snapctl says so in one line" \
 	'[ $src -ne 0 ] && [ $crc -eq 1 ] && grep -q "another process has the store open" "$err" && [ "$(grep -c "snapctl" "$err")" -eq 1 ]'
-fusermount3 -u "$MNT2" && wait_exit "$ropid" && derr=$roerr && no_reports "$roerr" >>"$err"
+umount_snapfs_at "$MNT2" "$ropid" "$roerr" >>"$err"
 
 # 7. kill -9 while writing and collecting: fsync'ed bytes there, clean.
 : >"$err"
@@ -264,13 +173,13 @@ fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
 read -r len want <"$work/k.sha"
 "$SNAPCTL" store verify "$STORE" >>"$err" 2>&1
 vrc=$?
-mount_fs >>"$err" 2>&1 &&
+mount_snapfs >>"$err" 2>&1 &&
 got=$(head -c "$len" "$MNT/w/k" | sha256sum | cut -d' ' -f1)
 echo "fsync'ed $len bytes; after the remount their sha256 $got, want $want" >>"$err"
 check "daemon killed -9 while collecting: the store verifies, every fsync'ed byte is there" \
 	'[ $vrc -eq 0 ] && [ "$got" = "$want" ] && [ "$(sha256sum <"$MNT/w/f")" = "$sha_w" ]'
 
-umount_fs >"$err" 2>&1
+umount_snapfs >"$err" 2>&1
 rc=$?
 check "unmount: the daemon exits 0 with no sanitizer report" '[ $rc -eq 0 ]'
 "$SNAPCTL" store verify "$STORE" >"$err" 2>&1

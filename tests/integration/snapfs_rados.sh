@@ -3,10 +3,14 @@
 # mount points) by a throwaway single-node cluster this script starts
 # (tests/lib/ceph.sh) and stops by its pids: the metadata contract over
 # RADOS (test_meta), a snapshot imported and cloned with cp -r through
-# host A read byte for byte through host B, a snapshot made on A listed
-# by B at once, a second writer refused in one line, gc refused while
-# the store is mounted and run once it is not, and verify clean after.
-# Prints TAP.
+# host A read byte for byte through host B (through B's local chunk
+# cache, which stays within its bound), a snapshot made on A listed
+# by B at once, a second writer refused in one line, gc of A's mount
+# done by A's daemon and gc once nothing has the store open, verify clean
+# after; then a host killed -9 (what it fsync'ed is there for the next
+# daemon, once its locks' lease ran out), and the OSD stopped under a
+# reading mount (EIO within the bound, the daemon lives on, the read
+# works again once the OSD is back). Prints TAP.
 #
 # Needs $BUILD/snapfs, $BUILD/snapctl, $BUILD/tests/mksnap and
 # $BUILD/tests/test_meta, /dev/fuse and the Ceph packages (skipped loudly
@@ -17,72 +21,21 @@ BUILD=${BUILD:-build}
 SNAPFS=$BUILD/snapfs
 SNAPCTL=$BUILD/snapctl
 
-. tests/lib/ceph.sh
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null 2>&1; then
-	echo "1..0 # SKIP /dev/fuse or fusermount3 missing: FUSE tests not run"
-	exit 0
-fi
-if ! why=$(ceph_have); then
-	echo "snapfs_rados.sh: $why: RADOS tests not run" >&2
-	echo "1..0 # SKIP $why: RADOS tests not run"
-	exit 0
-fi
-
-work=$(mktemp -d /tmp/snapfs-rados.XXXXXX) || exit 1
-MNT=$work/mnt
-MNT2=$work/mnt2
-pids=
 . tests/lib/tap.sh
+. tests/lib/ceph.sh
+. tests/lib/mount.sh
+fuse_setup snapfs-rados
+why=$(ceph_have) || skip_rest "RADOS tests" "$why: RADOS tests not run"
+need_built "$SNAPFS" "$SNAPCTL" "$BUILD/tests/mksnap" "$BUILD/tests/test_meta"
 err=$work/case.log
-. tests/lib/daemon.sh
+# The cluster goes after the daemons that use it, before $work.
+cleanup_more() { ceph_stop; }
 
-cleanup() {
-	for p in $pids; do
-		ours "$p" && kill -TERM "$p"
-	done
-	for m in "$MNT" "$MNT2"; do
-		if is_mounted "$m"; then
-			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"
-		fi
-	done
-	for p in $pids; do
-		i=0
-		while ours "$p" && [ "$i" -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		ours "$p" && kill -KILL "$p"
-	done
-	ceph_stop
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT PIPE TERM
-
-# Mount store $1 on $2 (more options follow) in the foreground, in the
-# background of this script; the daemon's pid in $last.
+# Mount the store on $1 (more options follow): the daemon's pid in
+# $lastpid, its stderr in $lasterr.
 mount_at() {
-	store=$1 at=$2
-	shift 2
-	mkdir -p "$at"
-	derr=$work/daemon.$(basename "$at").err
-	"$SNAPFS" "$store" "$at" -f "$@" </dev/null >"$derr" 2>&1 &
-	last=$!
-	pids="$pids $last"
-	i=0
-	until is_mounted "$at"; do
-		alive "$last" || { show_derr; return 1; }
-		i=$((i + 1))
-		[ "$i" -le 100 ] || { echo "no mount in 10 s"; return 1; }
-		sleep 0.1
-	done
-}
-
-# Unmount $1, served by daemon $2: it exits 0 without a sanitizer report.
-umount_at() {
-	derr=$work/daemon.$(basename "$1").err
-	fusermount3 -u "$1" && wait_exit "$2" && [ "$rc" -eq 0 ] &&
-		no_reports "$derr"
+	mkdir -p "$1"
+	mount_snapfs_at "$@"
 }
 
 t0=$(date +%s.%N)
@@ -92,7 +45,7 @@ if ! ceph_start "$work/ceph" >"$err" 2>&1; then
 fi
 ok "a single-node cluster starts ($(awk -v a="$t0" -v b="$(date +%s.%N)" \
 	'BEGIN { printf "%.1f", b - a }') s)"
-STORE=rados:$CEPH_POOL/hosts
+STORE=rados:$CEPH_POOL/hosts$$	# unique: mounts are found by this name
 
 # The metadata's contract over RADOS, as over a directory.
 SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
@@ -108,10 +61,13 @@ check "store init and import into $STORE" \
 	'"$SNAPCTL" store init "$STORE" >"$err" 2>&1 &&
 	 "$SNAPCTL" import "$work/snap" "$STORE" s1 >>"$err" 2>&1'
 
-mount_at "$STORE" "$MNT" >"$err" 2>&1 && a=$last
+mount_at "$MNT" >"$err" 2>&1 && a=$lastpid aerr=$lasterr
 check "host A mounts the store read-write" '[ -n "${a:-}" ]'
-mount_at "$STORE" "$MNT2" -o ro >"$err" 2>&1 && b=$last
-check "host B mounts it read-only beside A" '[ -n "${b:-}" ]'
+CACHE_B=1048576	# B's chunk cache: 1 MiB, less than what B reads
+mount_at "$MNT2" -o "ro,chunk_cache=$work/cacheB,chunk_cache_size=$CACHE_B" \
+	>"$err" 2>&1 && b=$lastpid berr=$lasterr
+check "host B mounts it read-only beside A, with a local chunk cache" \
+	'[ -n "${b:-}" ]'
 
 check "A clones s1 with cp -r" 'cp -r "$MNT/s1" "$MNT/s2" 2>"$err"'
 dd if=/dev/urandom of="$work/s2.part" bs=4096 count=16 2>/dev/null
@@ -121,6 +77,12 @@ check "B reads A's clone byte for byte, and s1 as imported" \
 	'cmp "$MNT/s2/memory.bin" "$MNT2/s2/memory.bin" 2>"$err" &&
 	 cmp "$work/snap/memory.bin" "$MNT2/s1/memory.bin" 2>>"$err" &&
 	 cmp "$work/snap/state.bin" "$MNT2/s2/state.bin" 2>>"$err"'
+# What B read went through its cache tier: copies kept, within the bound.
+cached=$(find "$work/cacheB" -path "$work/cacheB/tmp" -prune -o -type f \
+	-printf '%s\n' |
+	awk '{ n++; b += $1 } END { print n + 0, b + 0 }')
+check "B's chunk cache holds copies (${cached% *}, ${cached#* } bytes), within $CACHE_B" \
+	'[ "${cached% *}" -gt 0 ] && [ "${cached#* }" -le "$CACHE_B" ]'
 mkdir "$MNT/s3" && cp "$work/snap/manifest.bin" "$MNT/s3/" 2>"$err"
 check "a snapshot A makes is in B's listing at once" \
 	'[ "$(ls "$MNT2" | tr "\n" " ")" = "s1 s2 s3 " ]'
@@ -131,7 +93,7 @@ rc=$?
 check "a second writer is refused in one line, status 1" \
 	'[ "$rc" -eq 1 ] && [ "$(wc -l <"$err")" -eq 1 ] &&
 	 grep -q "open for writing by another host or process" "$err"'
-umount_at "$MNT2" "$b" >"$err" 2>&1
+umount_snapfs_at "$MNT2" "$b" "$berr" >"$err" 2>&1
 check "B unmounts cleanly" '[ $? -eq 0 ]'
 # With B gone, A is the only open: snapctl finds A's mount and asks its
 # daemon, the store's writer, to collect.
@@ -139,7 +101,7 @@ check "B unmounts cleanly" '[ $? -eq 0 ]'
 rc=$?
 check "gc of the store A has mounted is done by A's daemon" \
 	'[ "$rc" -eq 0 ] && grep -q "by the snapfs mounted at $MNT" "$err"'
-umount_at "$MNT" "$a" >"$err" 2>&1
+umount_snapfs_at "$MNT" "$a" "$aerr" >"$err" 2>&1
 check "A unmounts cleanly" '[ $? -eq 0 ]'
 "$SNAPCTL" store gc "$STORE" >"$err" 2>&1
 check "gc runs once nothing has the store open" '[ $? -eq 0 ]'
@@ -149,5 +111,60 @@ check "the store verifies, every chunk read back" '[ $? -eq 0 ]'
 check "an export of s2 holds the bytes written through A" \
 	'dd if="$work/out/memory.bin" bs=4096 skip=100 count=16 2>/dev/null |
 	 cmp - "$work/s2.part" >"$err" 2>&1'
+
+
+# ---- a dead host, and an OSD that goes away while a mount reads --------
+
+# Host A writes and fsyncs, then dies (kill -9): its locks' lease runs
+# out (SNAP_RADOS_LEASE_S=3 here, 30 s by default), and a new daemon
+# finds every byte A fsync'ed.
+export SNAP_RADOS_LEASE_S=3
+mount_at "$MNT" >"$err" 2>&1 && a=$lastpid
+dd if=/dev/urandom of="$work/dead.part" bs=65536 count=8 2>/dev/null
+dd if="$work/dead.part" of="$MNT/s3/fsynced" bs=65536 conv=fsync \
+	2>"$err"
+kill -KILL "$a"
+wait "$a" 2>/dev/null
+forget_pid "$a"
+fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+t0=$(date +%s)
+until mount_at "$MNT" >"$err" 2>&1; do
+	[ $(($(date +%s) - t0)) -lt 20 ] || break
+	sleep 1
+done
+a=$lastpid aerr=$lasterr
+check "after kill -9 of host A, a new daemon mounts once the lease ran out" \
+	'is_mounted "$MNT"'
+check "and every byte A fsync'ed is there" \
+	'cmp "$work/dead.part" "$MNT/s3/fsynced" >"$err" 2>&1'
+umount_snapfs_at "$MNT" "$a" "$aerr" >"$err" 2>&1
+check "that daemon unmounts cleanly" '[ $? -eq 0 ]'
+
+# The OSD stops while a mount (nothing read yet, a small chunk cache)
+# reads: a read that needs it fails with EIO within the bound, the daemon
+# lives on, and once the OSD is back the same read returns the bytes.
+mount_at "$MNT" -o ro,cache_size=1M >"$err" 2>&1 && a=$lastpid aerr=$lasterr
+exec 5<"$MNT/s1/memory.bin"	# opened: the reads below need chunks only
+ceph_osd_stop 2>"$err"
+t0=$(date +%s)
+dd of=/dev/null bs=1M count=4 <&5 >"$work/dd.err" 2>&1
+rc=$? took=$(($(date +%s) - t0))
+exec 5<&-
+cp "$work/dd.err" "$err"
+check "with the OSD down, a read of an open file fails: EIO in ${took} s" \
+	'[ "$rc" -ne 0 ] && grep -q "Input/output error" "$work/dd.err" &&
+	 [ "$took" -le 40 ]'
+dd if="$MNT/s2/memory.bin" of=/dev/null bs=1M count=1 >"$work/dd.err" 2>&1
+rc=$?
+cp "$work/dd.err" "$err"
+check "and an open that needs the cluster fails with EIO too" \
+	'[ "$rc" -ne 0 ] && grep -q "Input/output error" "$work/dd.err"'
+check "and the daemon carries on" 'alive "$a" && is_mounted "$MNT"'
+ceph_osd_start 2>"$err"
+check "with the OSD back, the same read returns the imported bytes" \
+	'cmp -n $((4 << 20)) "$MNT/s1/memory.bin" "$work/snap/memory.bin" \
+	 >"$err" 2>&1'
+umount_snapfs_at "$MNT" "$a" "$aerr" >"$err" 2>&1
+check "the daemon unmounts cleanly after it all" '[ $? -eq 0 ]'
 
 tap_end

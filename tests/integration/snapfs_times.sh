@@ -22,84 +22,11 @@ BUILD=${BUILD:-build}
 SNAPFS=$BUILD/snapfs
 SNAPCTL=$BUILD/snapctl
 
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null 2>&1; then
-	echo "snapfs_times.sh: /dev/fuse or fusermount3 missing: FUSE tests not run" >&2
-	echo "1..0 # SKIP /dev/fuse or fusermount3 missing: FUSE tests not run"
-	exit 0
-fi
-for prog in "$SNAPFS" "$SNAPCTL" python3 touch; do
-	if ! command -v "$prog" >/dev/null 2>&1; then
-		echo "1..1"
-		echo "not ok 1 - $prog exists (build or install it first)"
-		exit 1
-	fi
-done
-
-work=$(mktemp -d /tmp/snapfs-times.XXXXXX) || exit 1
-STORE=$work/store
-MNT=$work/mnt
-pids=		# daemons started and not yet waited for
-pid=		# the daemon serving $MNT
-derr=		# its stderr
-dn=0		# daemons started
-
 . tests/lib/tap.sh
+. tests/lib/mount.sh
+fuse_setup snapfs-times
+need_built "$SNAPFS" "$SNAPCTL" python3 touch
 err=$work/case.log	# what not_ok shows under a failed case
-. tests/lib/daemon.sh
-
-# Mount $STORE on $MNT with -f in the background and wait for the mount.
-mount_fs() {
-	dn=$((dn + 1))
-	derr=$work/daemon.$dn.err
-	"$SNAPFS" "$STORE" "$MNT" -f </dev/null >"$derr" 2>&1 &
-	pid=$!
-	pids="$pids $pid"
-	i=0
-	until is_mounted "$MNT"; do
-		if ! alive "$pid"; then
-			wait "$pid"
-			echo "snapfs exited with status $? before mounting"
-			forget_pid "$pid"
-			show_derr
-			return 1
-		fi
-		i=$((i + 1))
-		[ "$i" -le 100 ] || { echo "snapfs did not mount in 10 s"; show_derr; return 1; }
-		sleep 0.1
-	done
-}
-
-# Unmount $MNT: the daemon exits 0 without a sanitizer report.
-umount_fs() {
-	fusermount3 -u "$MNT" || { echo "fusermount3 -u $MNT failed"; return 1; }
-	wait_exit "$pid" || { show_derr; return 1; }
-	[ "$rc" -eq 0 ] || { echo "snapfs exited with status $rc"; show_derr; return 1; }
-	no_reports "$derr"
-}
-
-cleanup() {
-	for p in $pids; do
-		ours "$p" && kill -TERM "$p"
-	done
-	for p in $pids; do
-		i=0
-		while ours "$p" && [ "$i" -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		ours "$p" && kill -KILL "$p"
-	done
-	if is_mounted "$MNT"; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-	fi
-	if is_mounted "$MNT"; then
-		echo "snapfs_times.sh: $work is left: still mounted" >&2
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT PIPE TERM
 
 # The checks, one python function per case: each prints what it found
 # and exits 1 when a time is not what a local filesystem would show.
@@ -274,7 +201,7 @@ PY
 PY=$(python3 -c "import sys; print(sys.executable)") || PY=python3
 mkdir "$MNT" || exit 1
 "$SNAPCTL" store init "$STORE" >/dev/null || exit 1
-if ! mount_fs >"$err" 2>&1 || ! mkdir "$MNT/s" 2>>"$err"; then
+if ! mount_snapfs >"$err" 2>&1 || ! mkdir "$MNT/s" 2>>"$err"; then
 	not_ok "mount the store"
 	tap_end
 fi
@@ -299,12 +226,12 @@ $CASES
 EOF
 
 "$PY" "$work/times.py" save "$MNT/s" "$work/saved" >"$err" 2>&1 &&
-umount_fs >>"$err" 2>&1 && mount_fs >>"$err" 2>&1 &&
+umount_snapfs >>"$err" 2>&1 && mount_snapfs >>"$err" 2>&1 &&
 "$PY" "$work/times.py" same "$MNT/s" "$work/saved" >>"$err" 2>&1
 rc=$?
 check "every file's three times survive an unmount and a remount" '[ $rc -eq 0 ]'
 
-umount_fs >"$err" 2>&1
+umount_snapfs >"$err" 2>&1
 rc=$?
 check "unmount: the daemon exits 0 with no sanitizer report" '[ $rc -eq 0 ]'
 "$SNAPCTL" store verify "$STORE" >"$err" 2>&1

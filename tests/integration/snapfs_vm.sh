@@ -10,9 +10,7 @@
 # otherwise inside the rig (tests/rig/rig.sh), which has both.
 set -u
 BUILD=${BUILD:-build}
-SNAPVM=$BUILD/snapvm
 GUEST=$BUILD/guest/testguest.elf
-RIG=${RIG:-tests/rig/rig.sh}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib/tap.sh
@@ -22,13 +20,11 @@ cat >"$tmp/snapfs_kvm.sh" <<'KVM'
 . "$(dirname "$0")/kvm.sh"
 GUEST=${GUEST:-./testguest.elf}
 PATCHECK=${PATCHECK:-./patcheck}
-SNAPFS=${SNAPFS:-./snapfs}
 SNAPCTL=${SNAPCTL:-./snapctl}
 CP=${CP:-cp}
 [ -x ./cp ] && CP=./cp	# coreutils' (copy_file_range), not busybox's
 S=$T/vm.sock
 M=$T/mnt
-fspid=
 tick_list() { sed -n 's/^tick \([0-9]*\)$/\1/p' "$1"; }
 first_tick() { t=$(tick_list "$1" | head -1); echo "${t:-0}"; }
 last_tick() { t=$(tick_list "$1" | tail -1); echo "${t:-0}"; }
@@ -37,27 +33,8 @@ clean() { sound "$1" && ! grep -q "snapfs-guest ready" "$1"; }	# no reboot
 ctl() { r=$("$SNAPVM" ctl "$S" "$@"); crc=$?; }
 
 # The daemon is ours: stopped by its pid, its mount gone, even on failure.
-unmount() {
-	[ -n "$fspid" ] || return 0
-	kill -TERM "$fspid" 2>/dev/null
-	_j=0
-	while kill -0 "$fspid" 2>/dev/null && [ $_j -lt 100 ]; do
-		sleep 0.1; _j=$((_j + 1))
-	done
-	kill -KILL "$fspid" 2>/dev/null
-	wait "$fspid" 2>/dev/null; fsrc=$?; fspid=
-	grep -q " $M fuse" /proc/mounts && umount -l "$M"
-}
-cleanup() { [ -n "$pid" ] && stop; unmount; }
+cleanup() { [ -n "$pid" ] && stop; fs_unmount; }
 trap cleanup EXIT
-mount_store() {
-	"$SNAPFS" "$T/store" "$M" -f 2>>"$T/fs.err" & fspid=$!
-	_j=0
-	until grep -q " $M fuse" /proc/mounts || [ $_j -ge 100 ]; do
-		sleep 0.1; _j=$((_j + 1))
-	done
-	grep -q " $M fuse" /proc/mounts
-}
 
 # A restore that goes on from its snapshot: no boot, ticks from after
 # SINCE and at most UNTIL + 2, every CPU's pass without a mismatch.
@@ -77,7 +54,7 @@ restored() {	# NAME SNAPSHOT CPUS SINCE UNTIL [restore options]
 
 mkdir -p "$M"
 "$SNAPCTL" store init "$T/store" >/dev/null
-mount_store
+fs_mount "$T/store" "$M"
 check "snapfs mounts the store" '[ $? -eq 0 ]'
 
 # ---- a live VM whose RAM is a file in the mount ---------------------------
@@ -120,35 +97,23 @@ res "# the store's unique chunks: $("$SNAPCTL" store stats "$T/store" 2>/dev/nul
 	sed -n 's/^unique: *//p')"
 
 # ---- the store behind it -------------------------------------------------
-unmount
+fs_unmount
 check "snapfs exits 0 on SIGTERM" '[ "$fsrc" -eq 0 ]'
 check "the daemon reported nothing" '[ ! -s "$T/fs.err" ]'
 show "$T/fs.err"
 "$SNAPCTL" store verify "$T/store" >"$T/v" 2>&1; vrc=$?
 check "snapctl store verify: clean" '[ $vrc -eq 0 ]'
 show "$T/v"
-mount_store
+fs_mount "$T/store" "$M"
 restored "after a remount, s2 still restores" "$M/s2" 2 "$b2" "$a2"
-unmount
+fs_unmount
 res "# end"
 KVM
 
-need="$BUILD/snapfs $BUILD/snapctl $GUEST $BUILD/guest/patcheck"
-for f in $need; do
-	[ -f "$f" ] || { skip "snapfs with a guest" "$f missing (make; make guest)"; tap_end; }
-done
-if kvm_here && [ -c /dev/fuse ]; then
-	cp tests/lib/kvm.sh "$tmp/"
-	SNAPVM=$SNAPVM GUEST=$GUEST PATCHECK=$BUILD/guest/patcheck \
-		SNAPFS=$BUILD/snapfs SNAPCTL=$BUILD/snapctl \
-		sh "$tmp/snapfs_kvm.sh" >"$tmp/kvm.log" 2>&1
-	rig_results "$tmp/kvm.log"
-elif [ -f "$RIG" ]; then
-	RIG_TIMEOUT=${RIG_TIMEOUT:-900} RIG_PROGS="$BUILD/snapfs cp" \
-		sh "$RIG" --smp 2 --mem 2048 "$tmp/snapfs_kvm.sh" \
-		tests/lib/kvm.sh "$BUILD/guest/patcheck" >"$tmp/kvm.log" 2>&1
-	rig_results "$tmp/kvm.log"
-else
-	skip "snapfs with a guest" "no /dev/kvm and no rig ($RIG)"
-fi
+need_built --skip "snapfs with a guest" "$BUILD/snapvm" "$BUILD/snapfs" \
+	"$BUILD/snapctl" "$GUEST" "$BUILD/guest/patcheck"
+kvm_or_rig --fuse --smp 2 --mem 2048 --timeout 900 --progs "$BUILD/snapfs cp" \
+	"snapfs with a guest" "$tmp/snapfs_kvm.sh" "$tmp/kvm.log" \
+	"$BUILD/guest/patcheck"
+rig_results "$tmp/kvm.log"
 tap_end

@@ -4,15 +4,12 @@
 set -u
 BUILD=${BUILD:-build}
 SNAPVM=$BUILD/snapvm
-n=0 failed=0
-out=$(mktemp) err=$(mktemp)
-trap 'rm -f "$out" "$err"' EXIT
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; sed 's/^/# /' "$err"; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
-
-echo "1..5"
+tmp=$(mktemp -d)
+out=$tmp/out err=$tmp/err
+trap 'rm -rf "$tmp"' EXIT
+. tests/lib/tap.sh
+. tests/lib/where.sh
+need_built "$SNAPVM"
 
 SNAPVM_KVM=/nonexistent/kvm "$SNAPVM" check >"$out" 2>"$err"; rc=$?
 check "missing KVM device: exit 1 with one line naming it" \
@@ -29,17 +26,18 @@ check "no command: usage, exit 2" '[ $rc -eq 2 ] && grep -q "^usage: snapvm" "$e
 check "unknown command: exit 2 naming it" \
 	'[ $rc -eq 2 ] && grep -q "unknown command .frobnicate." "$err"'
 
-# The real thing: this host's KVM, or the rig's (a real SVM KVM in QEMU).
-if [ -c /dev/kvm ]; then
-	where="this host"
-	"$SNAPVM" check >"$out" 2>"$err"; rc=$?
-else
-	where="the rig"
-	script=$(mktemp)
-	printf './snapvm check\n' >"$script"
-	sh tests/rig/rig.sh --smp 1 --mem 512 "$script" >"$out" 2>"$err"; rc=$?
-	rm -f "$script"
-fi
-check "KVM of $where has every required capability" \
-	'[ $rc -eq 0 ] && grep -q "IRQCHIP *yes" "$out" && grep -q "^ok:" "$out"'
-exit $failed
+# The real thing: this host's KVM (any, PVM's too), or the rig's (a real
+# SVM KVM in QEMU).
+where="the rig"
+kvm_here --any && where="this host"
+cat >"$tmp/check_kvm.sh" <<KVM
+. "\$(dirname "\$0")/kvm.sh"
+"\$SNAPVM" check >"\$T/out" 2>"\$T/err"; rc=\$?
+check "KVM of $where has every required capability" \\
+	'[ \$rc -eq 0 ] && grep -q "IRQCHIP *yes" "\$T/out" && grep -q "^ok:" "\$T/out"'
+rm -rf "\$T"
+res "# end"
+KVM
+kvm_or_rig --any --mem 512 "KVM of $where" "$tmp/check_kvm.sh" "$tmp/kvm.log"
+rig_results "$tmp/kvm.log"
+tap_end

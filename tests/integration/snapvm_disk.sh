@@ -37,29 +37,17 @@ kvm_here || CMDLINE="$CMDLINE noxsave"
 
 cat >"$tmp/disk_kvm.sh" <<'KVM'
 . "$(dirname "$0")/kvm.sh"
-SNAPFS=./snapfs
 AGENTC=./snapfs-agent
 CP=cp
 [ -x ./cp ] && CP=./cp	# coreutils' (copy_file_range), not busybox's
 M=$T/mnt
-fspid= pid2=
+pid2=
 ag() { "$AGENTC" exec --socket "$1" --wait 30 -- "$2"; }
-unmount() {
-	[ -n "$fspid" ] || return 0
-	kill -TERM "$fspid" 2>/dev/null
-	_j=0
-	while kill -0 "$fspid" 2>/dev/null && [ $_j -lt 100 ]; do
-		sleep 0.1; _j=$((_j + 1))
-	done
-	kill -KILL "$fspid" 2>/dev/null
-	wait "$fspid" 2>/dev/null; fspid=
-	grep -q " $M fuse" /proc/mounts && umount -l "$M"
-}
 stop2() {
 	[ -n "$pid2" ] || return 0
 	kill -TERM "$pid2" 2>/dev/null; wait "$pid2" 2>/dev/null; pid2=
 }
-cleanup() { [ -n "$pid" ] && stop; stop2; unmount; }
+cleanup() { [ -n "$pid" ] && stop; stop2; fs_unmount; }
 trap cleanup EXIT
 # fsck_copy IMG: e2fsck -fn of a copy after its journal is replayed.
 fsck_copy() {
@@ -111,11 +99,7 @@ check "the snapshot's disk did not change" '[ "$(sum "$T/s2/disk0.img")" = "$s2s
 # ---- in the mount: cp -r, base and clone side by side ----------------------
 mkdir -p "$T/store" "$M"
 ./snapctl store init "$T/store" >/dev/null
-"$SNAPFS" "$T/store" "$M" -f 2>>"$T/fs.err" & fspid=$!
-_j=0
-until grep -q " $M fuse" /proc/mounts || [ $_j -ge 100 ]; do
-	sleep 0.1; _j=$((_j + 1))
-done
+fs_mount "$T/store" "$M"
 start restore "$T/s1" --disk-dir "$T/d1" --vsock "$T/v1" --control "$T/c1"
 finish
 check "restore without an existing --disk-dir is refused" 'one_line "snapvm: "'
@@ -173,24 +157,17 @@ printf 'X' | dd of="$T/bad-digest/disk0.img" bs=1 seek=70000 conv=notrunc 2>/dev
 check "a missing disk file is refused in one line" 'refused "$T/bad-missing"'
 check "a disk of the wrong size is refused in one line" 'refused "$T/bad-size"'
 check "a disk with a flipped byte is refused in one line" 'refused "$T/bad-digest"'
-unmount
+fs_unmount
 res "# end"
 KVM
 
-missing=
-for f in "$BUILD/snapvm" "$BUILD/snapfs" "$BUILD/snapctl" "$KERNEL" "$INITRD" \
-	 "$ROOTFS" "$AGENT"; do
-	[ -f "$f" ] || missing="$missing $f"
-done
-if [ -n "$missing" ]; then
-	echo "1..0 # SKIP missing:$missing (make, make guest)"
-	exit 0
-fi
+need_built --skip "a Linux VM with a disk" "$BUILD/snapvm" "$BUILD/snapfs" \
+	"$BUILD/snapctl" "$KERNEL" "$INITRD" "$ROOTFS" "$AGENT"
 { printf "CMDLINE='%s'\n" "$CMDLINE"; cat "$tmp/disk_kvm.sh"; } >"$tmp/disk_rig.sh"
 clock0=$(date +%s)
-RIG_PROGS="$BUILD/snapfs cp e2fsck debugfs sha256sum truncate" RIG_MEM=2048 \
-	kvm_script "$tmp/disk_rig.sh" "$tmp/kvm.log" "$KERNEL" "$INITRD" \
-	"$ROOTFS" "$AGENT" || exit 0
+kvm_or_rig --progs "$BUILD/snapfs cp e2fsck debugfs sha256sum truncate" \
+	"a Linux VM with a disk" "$tmp/disk_rig.sh" "$tmp/kvm.log" \
+	"$KERNEL" "$INITRD" "$ROOTFS" "$AGENT"
 rig_results "$tmp/kvm.log"
 echo "# wall time: $(($(date +%s) - clock0)) s"
 tap_end

@@ -13,7 +13,6 @@ set -u
 BUILD=${BUILD:-build}
 SNAPVM=$BUILD/snapvm
 GUEST=$BUILD/guest/testguest.elf
-RIG=${RIG:-tests/rig/rig.sh}
 tmp=$(mktemp -d)
 out=$tmp/out err=$tmp/err
 trap 'kill $lpid 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -268,19 +267,8 @@ rm -rf "$T"
 res "# end"
 KVM
 
-if [ ! -f "$GUEST" ]; then
-	skip "snapvm run with KVM" "$GUEST missing (make guest)"
-elif kvm_here; then
-	cp tests/lib/kvm.sh "$tmp/"
-	SNAPVM=$SNAPVM GUEST=$GUEST PATCHECK=$BUILD/guest/patcheck \
-		sh "$tmp/snapvm_run_kvm.sh" >"$tmp/kvm.log" 2>&1
-	rig_results "$tmp/kvm.log"
-elif [ -f "$RIG" ]; then
-	RIG_PROGS="${RIG_PROGS:-} setpriv" \
-	sh "$RIG" --smp 2 "$tmp/snapvm_run_kvm.sh" tests/lib/kvm.sh \
-		"$BUILD/guest/patcheck" >"$tmp/kvm.log" 2>&1
-	rig_results "$tmp/kvm.log"
-else
-	skip "snapvm run with KVM" "no /dev/kvm and no rig ($RIG)"
-fi
+need_built --skip "snapvm run with KVM" "$GUEST" "$BUILD/guest/patcheck"
+kvm_or_rig --smp 2 --timeout 300 --progs setpriv "snapvm run with KVM" \
+	"$tmp/snapvm_run_kvm.sh" "$tmp/kvm.log" "$BUILD/guest/patcheck"
+rig_results "$tmp/kvm.log"
 tap_end

@@ -12,7 +12,6 @@ set -u
 BUILD=${BUILD:-build}
 SNAPVM=$BUILD/snapvm
 GUEST=$BUILD/guest/testguest.elf
-RIG=${RIG:-tests/rig/rig.sh}
 tmp=$(mktemp -d)
 out=$tmp/out err=$tmp/err
 trap 'rm -rf "$tmp"' EXIT
@@ -283,22 +282,11 @@ rm -rf "$T"
 res "# end"
 KVM
 
-if [ ! -f "$GUEST" ]; then
-	skip "snapshots with KVM" "$GUEST missing (make guest)"
-elif kvm_here; then
-	cp tests/lib/kvm.sh "$tmp/"
-	SNAPVM=$SNAPVM GUEST=$GUEST PATCHECK=$BUILD/guest/patcheck \
-		SNAPEDIT=$BUILD/tests/snapedit SNAPCTL=$BUILD/snapctl \
-		sh "$tmp/snapshot_kvm.sh" >"$tmp/kvm.log" 2>&1
-	rig_results "$tmp/kvm.log"
-elif [ -f "$RIG" ]; then
-	# About 5 minutes in the rig, more under the sanitizers.
-	RIG_TIMEOUT=${RIG_TIMEOUT:-1200} RIG_PROGS="$BUILD/tests/snapedit" \
-		sh "$RIG" --smp 2 --mem 4096 \
-		"$tmp/snapshot_kvm.sh" tests/lib/kvm.sh \
-		"$BUILD/guest/patcheck" >"$tmp/kvm.log" 2>&1
-	rig_results "$tmp/kvm.log"
-else
-	skip "snapshots with KVM" "no /dev/kvm and no rig ($RIG)"
-fi
+need_built --skip "snapshots with KVM" "$GUEST" "$BUILD/guest/patcheck" \
+	"$BUILD/tests/snapedit"
+# About 5 minutes in the rig, more under the sanitizers.
+kvm_or_rig --smp 2 --mem 4096 --timeout 1200 --progs "$BUILD/tests/snapedit" \
+	"snapshots with KVM" "$tmp/snapshot_kvm.sh" "$tmp/kvm.log" \
+	"$BUILD/guest/patcheck"
+rig_results "$tmp/kvm.log"
 tap_end

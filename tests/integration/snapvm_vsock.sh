@@ -28,11 +28,11 @@ KERNEL=${LINUX_KERNEL:-build/guest/vmlinuz}
 MODDIR=build/guest/modules
 AGENT=$BUILD/guest/snapfs-agent		# and the initrd that runs it, if
 AGENT_INITRD=$BUILD/guest/initrd.cpio.gz	# built (make guest)
-RIG=${RIG:-tests/rig/rig.sh}
 CC=${CC:-cc}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib/tap.sh
+. tests/lib/where.sh
 
 # No ACPI (acpi=off spares its probe); the PCI bus is found by probing.
 # noxsave in the rig only: see linux_rig.sh.
@@ -226,25 +226,18 @@ KVM
 
 # ---- build the guest side, then run here or in the rig ---------------------------
 
-missing=
-for f in "$SNAPVM" "$KERNEL" "$MODDIR/guest.order" tests/lib/kvm.sh; do
-	[ -f "$f" ] || missing="$missing $f"
-done
 busybox=$(command -v busybox)
-[ -n "$busybox" ] || missing="$missing busybox"
-if [ -n "$missing" ]; then
-	echo "1..0 # SKIP missing:$missing (make, make guest)"
-	exit 0
-fi
+need_built --skip "virtio-vsock with a Linux guest" "$SNAPVM" "$KERNEL" \
+	"$MODDIR/guest.order" busybox
 case $(file -bL "$busybox" 2>/dev/null) in
-*dynamically*) echo "1..0 # SKIP $busybox is not static (busybox-static)"; exit 0 ;;
+*dynamically*) skip_rest "virtio-vsock with a Linux guest" \
+	"$busybox is not static (busybox-static)" ;;
 esac
 if ! "$CC" -std=gnu11 -O2 -static -D_GNU_SOURCE -Wall -Wextra -Werror \
 	-o "$tmp/vsock_peer" tests/integration/vsock_peer.c 2>"$tmp/cc.err"; then
-	echo "not ok 1 - vsock_peer.c builds static"
-	sed 's/^/# /' "$tmp/cc.err"
-	echo "1..1"
-	exit 1
+	err=$tmp/cc.err
+	not_ok "vsock_peer.c builds static"
+	tap_end
 fi
 
 # The initrd: busybox, vsock_peer, the virtio-pci and vsock modules in
@@ -280,35 +273,16 @@ chmod 0755 "$root/init"
 
 agent=
 [ -x "$AGENT" ] && [ -f "$AGENT_INITRD" ] && agent="$AGENT $AGENT_INITRD"
-abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+# The command line and the kernel go in the script: no environment
+# reaches it (noxsave only in the rig).
+kvm_here || CMDLINE="$CMDLINE $RIG_CMDLINE"
+{ printf "CMDLINE='%s' KERNEL=./%s\n" "$CMDLINE" "$(basename "$KERNEL")"
+  cat "$tmp/vsock_kvm.sh"; } >"$tmp/vsock_rig.sh"
 clock0=$(date +%s)
-if [ -c /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
-	mkdir "$tmp/here"
-	cp tests/lib/kvm.sh "$tmp/vsock_kvm.sh" "$tmp/vsock_peer" \
-		"$tmp/vsock-initrd.cpio.gz" $agent "$tmp/here/"
-	(cd "$tmp/here" && SNAPVM=$(abs "$SNAPVM") KERNEL=$(abs "$KERNEL") \
-		CMDLINE=$CMDLINE sh ./vsock_kvm.sh) >"$tmp/kvm.log" 2>&1
-elif [ -f "$RIG" ]; then
-	# The rig passes no environment: the command line goes in the script.
-	{ printf "CMDLINE='%s' KERNEL=./%s\n" "$CMDLINE $RIG_CMDLINE" \
-		"$(basename "$KERNEL")"; cat "$tmp/vsock_kvm.sh"; } \
-		>"$tmp/vsock_rig.sh"
-	RIG_TIMEOUT=${RIG_TIMEOUT:-600} sh "$RIG" --smp 1 "$tmp/vsock_rig.sh" \
-		tests/lib/kvm.sh "$KERNEL" "$tmp/vsock-initrd.cpio.gz" \
-		"$tmp/vsock_peer" $agent >"$tmp/kvm.log" 2>&1
-	if [ $? -eq 125 ] && ! grep -q '^RESULT ' "$tmp/kvm.log"; then
-		why=$(grep -m1 '^rig: .* missing' "$tmp/kvm.log")
-		grep -q '^RIG-NO-KVM' "$tmp/kvm.log" &&
-			why="the rig has no KVM (its QEMU gives no nested SVM)"
-		if [ -n "$why" ]; then
-			echo "1..0 # SKIP $why"
-			exit 0
-		fi
-	fi
-else
-	echo "1..0 # SKIP no hardware KVM and no rig ($RIG)"
-	exit 0
-fi
+# shellcheck disable=SC2086	# $agent: two files or none
+kvm_or_rig "virtio-vsock with a Linux guest" "$tmp/vsock_rig.sh" \
+	"$tmp/kvm.log" "$KERNEL" "$tmp/vsock-initrd.cpio.gz" "$tmp/vsock_peer" \
+	$agent
 rig_results "$tmp/kvm.log"
 echo "# wall time: $(($(date +%s) - clock0)) s"
 tap_end

@@ -7,6 +7,7 @@
 #                           file (docs/store.md "Pack files"); status 1 and
 #                           nothing when no file holds it
 #   any_chunk STORE         the key of some stored chunk
+#   flip FILE OFFSET        byte OFFSET of FILE xor 255, in place
 chunk_where() {
 	python3 - "$1" "$2" <<'PY'
 import glob, os, struct, sys
@@ -45,4 +46,13 @@ for pack in sorted(glob.glob(os.path.join(store, "chunks/packs/*.pack"))):
         sys.exit(0)
 sys.exit(1)
 PY
+}
+
+flip() {
+	"${PY:-python3}" -c '
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1)
+    f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))
+' "$1" "$2"
 }

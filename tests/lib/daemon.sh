@@ -1,5 +1,5 @@
-# Daemons of the FUSE tests (sourced; POSIX sh): alive, ours, is_mounted,
-# forget_pid, wait_exit, no_reports, show_derr.
+# Daemons of the FUSE tests (sourced by mount.sh; POSIX sh): alive, ours,
+# is_mounted, forget_pid, wait_exit, no_reports, show_derr, rss_kib.
 #
 # The caller sets work (its temporary directory, named in every daemon's
 # arguments), pids (daemons started and not yet waited for) and derr (the
@@ -66,9 +66,14 @@ no_reports() {
 	fi
 }
 
+# The end of daemon stderr file $1 (default $derr).
 show_derr() {
-	if [ -n "$derr" ] && [ -s "$derr" ]; then
-		echo "daemon stderr ($derr):"
-		tail -30 "$derr" | sed 's/^/  /'
+	_e=${1:-$derr}
+	if [ -n "$_e" ] && [ -s "$_e" ]; then
+		echo "daemon stderr ($_e):"
+		tail -30 "$_e" | sed 's/^/  /'
 	fi
 }
+
+# Resident KiB of process $1.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

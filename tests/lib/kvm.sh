@@ -16,9 +16,15 @@
 #   stuck WHAT          report where $pid's threads are (wchan, kernel
 #                       stack) and the end of its stderr
 #   one_line PREFIX     exit status 1, one line on stderr starting with PREFIX
+#   fs_mount STORE DIR  snapfs STORE DIR -f in the background: $fspid, its
+#                       stderr appended to $T/fs.err; waits up to 10 s for
+#                       the mount, false without it
+#   fs_unmount          SIGTERM to $fspid (SIGKILL after 10 s) and wait:
+#                       $fsrc; a mount it left is lazily unmounted
 SNAPVM=${SNAPVM:-./snapvm}
+SNAPFS=${SNAPFS:-./snapfs}
 T=$(mktemp -d)
-pid=
+pid= fspid= fsdir=
 
 res() { echo "RESULT $*"; }
 show() {
@@ -92,4 +98,24 @@ quit_vm() {
 }
 one_line() {
 	[ "$rc" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$1" "$T/err"
+}
+fs_mount() {
+	fsdir=$2
+	"$SNAPFS" "$1" "$fsdir" -f 2>>"$T/fs.err" & fspid=$!
+	_j=0
+	until grep -q " $fsdir fuse" /proc/mounts || [ $_j -ge 100 ]; do
+		sleep 0.1; _j=$((_j + 1))
+	done
+	grep -q " $fsdir fuse" /proc/mounts
+}
+fs_unmount() {
+	[ -n "$fspid" ] || return 0
+	kill -TERM "$fspid" 2>/dev/null
+	_j=0
+	while kill -0 "$fspid" 2>/dev/null && [ $_j -lt 100 ]; do
+		sleep 0.1; _j=$((_j + 1))
+	done
+	kill -KILL "$fspid" 2>/dev/null
+	wait "$fspid" 2>/dev/null; fsrc=$?; fspid=
+	grep -q " $fsdir fuse" /proc/mounts && umount -l "$fsdir"
 }

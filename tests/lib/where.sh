@@ -1,57 +1,85 @@
-# Run a KVM script here or in the rig (sourced after tap.sh; POSIX sh).
+# Where the KVM tests run: here on KVM, else in the rig, else a loud skip
+# (sourced after tap.sh; POSIX sh, run from the top of the tree).
 #
-#   kvm_script SCRIPT LOG [FILE...]
+#   kvm_here [--any] [--fuse]
+#       Whether KVM scripts run here: on a hardware KVM (kvm_intel,
+#       kvm_amd); with --any on any /dev/kvm; with --fuse only where
+#       /dev/fuse is too.
+#   kvm_or_rig [OPTION...] WHAT SCRIPT LOG [FILE...]
+#       Runs SCRIPT (which sources kvm.sh from its own directory and
+#       prints RESULT lines) in a directory holding what the rig's /rig
+#       holds: kvm.sh, SCRIPT, each FILE, $BUILD/snapvm, $BUILD/snapctl
+#       and $BUILD/guest/testguest.elf when built, and the programs of
+#       RIG_PROGS and --progs. Here when kvm_here (a temporary directory),
+#       otherwise in the rig (tests/rig/rig.sh, $RIG). Its output goes to
+#       LOG; read it with rig_results LOG. The environment reaches neither:
+#       SCRIPT finds its files beside it; write what else it needs into it.
+#       When it can run nowhere (no KVM here and no rig, or the rig lacks
+#       QEMU, its kernel or a KVM), skip_rest WHAT says why and the script
+#       ends: a loud skip, never a silent pass.
+#       Options:
+#         --smp N        the rig's CPUs (1)
+#         --mem MIB      the rig's memory (2048)
+#         --timeout S    the rig's whole run (600; $RIG_TIMEOUT wins)
+#         --progs LIST   programs for the rig's /rig, besides $RIG_PROGS
+#         --any, --fuse  as kvm_here
 #
-# Runs SCRIPT (which sources kvm.sh from its own directory and prints
-# RESULT lines) with FILE... beside it: here when /dev/kvm exists (in a
-# temporary directory holding copies of kvm.sh, SCRIPT, the FILEs,
-# $BUILD/snapvm and snapctl and the RIG_PROGS, as the rig's /rig does),
-# otherwise in the rig (tests/rig/rig.sh, $RIG), with RIG_PROGS, RIG_SMP
-# (default 1), RIG_MEM (MiB, default 2048) and RIG_TIMEOUT (default 600).
-# The environment does not reach the rig: put what SCRIPT needs in it.
-# Its output goes to LOG. Returns 0 when there are results to read
-# (rig_results LOG), 1 after printing the "1..0 # SKIP" line of a script
-# that could not run anywhere.
-#
-# "Here" means a hardware KVM (kvm_intel, kvm_amd). A PVM-based /dev/kvm
-# (kvm_pvm, as on this project's machines) passes snapvm check but runs
-# neither guest (measured 2026-12-06: the test guest prints nothing, and
-# Debian's kernel nothing in 150 s), so the rig takes the scripts there.
+# "Here" means a hardware KVM. A PVM-based /dev/kvm (kvm_pvm, as on this
+# project's machines) passes snapvm check but runs neither guest
+# (measured 2026-12-06: the test guest prints nothing, and Debian's kernel
+# nothing in 150 s), so the rig takes the scripts there.
 kvm_here() {
+	_any= _fuse=
+	for _o; do
+		case $_o in
+		--any) _any=1 ;;
+		--fuse) _fuse=1 ;;
+		esac
+	done
 	[ -c /dev/kvm ] || return 1
-	[ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]
+	[ -z "$_fuse" ] || [ -c /dev/fuse ] || return 1
+	[ -n "$_any" ] || [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]
 }
 
-kvm_script() {
-	_script=$1 _log=$2
-	shift 2
-	if kvm_here; then
+kvm_or_rig() {
+	_smp=1 _mem=2048 _timeout=600 _progs=${RIG_PROGS:-} _here=
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--smp) _smp=$2; shift 2 ;;
+		--mem) _mem=$2; shift 2 ;;
+		--timeout) _timeout=$2; shift 2 ;;
+		--progs) _progs="$_progs $2"; shift 2 ;;
+		--any|--fuse) _here="$_here $1"; shift ;;
+		*) break ;;
+		esac
+	done
+	_what=$1 _script=$2 _log=$3
+	shift 3
+	_build=${BUILD:-build}
+	_rig=${RIG:-tests/rig/rig.sh}
+	# shellcheck disable=SC2086	# the options, split
+	if kvm_here $_here; then
 		_dir=$(mktemp -d)
-		cp tests/lib/kvm.sh "$_script" "${BUILD:-build}/snapvm" "$_dir/"
-		[ -x "${BUILD:-build}/snapctl" ] && cp "${BUILD:-build}/snapctl" "$_dir/"
+		cp tests/lib/kvm.sh "$_script" "$_build/snapvm" "$_dir/"
+		[ -x "$_build/snapctl" ] && cp "$_build/snapctl" "$_dir/"
+		[ -f "$_build/guest/testguest.elf" ] &&
+			cp "$_build/guest/testguest.elf" "$_dir/"
 		for _f; do cp "$_f" "$_dir/"; done
-		for _p in ${RIG_PROGS:-}; do cp "$(command -v "$_p")" "$_dir/"; done
-		(cd "$_dir" && SNAPVM=./snapvm sh "./$(basename "$_script")") \
-			>"$_log" 2>&1
+		for _p in $_progs; do cp "$(command -v "$_p")" "$_dir/"; done
+		(cd "$_dir" && sh "./$(basename "$_script")") >"$_log" 2>&1
 		rm -rf "$_dir"
 		return 0
 	fi
-	if [ ! -f "${RIG:-tests/rig/rig.sh}" ]; then
-		echo "1..0 # SKIP no /dev/kvm and no rig (${RIG:-tests/rig/rig.sh})"
-		return 1
-	fi
-	RIG_TIMEOUT=${RIG_TIMEOUT:-600} sh "${RIG:-tests/rig/rig.sh}" \
-		--smp "${RIG_SMP:-1}" --mem "${RIG_MEM:-2048}" "$_script" \
+	[ -f "$_rig" ] || skip_rest "$_what" "no hardware KVM and no rig ($_rig)"
+	RIG_PROGS=$_progs RIG_TIMEOUT=${RIG_TIMEOUT:-$_timeout} \
+		sh "$_rig" --smp "$_smp" --mem "$_mem" "$_script" \
 		tests/lib/kvm.sh "$@" >"$_log" 2>&1
 	# 125 without a result: the rig could not run (or crashed, or timed out).
 	if [ $? -eq 125 ] && ! grep -q '^RESULT ' "$_log"; then
 		_why=$(grep -m1 '^rig: .* missing' "$_log")
 		grep -q '^RIG-NO-KVM' "$_log" &&
 			_why="the rig has no KVM (its QEMU gives no nested SVM)"
-		if [ -n "$_why" ]; then
-			echo "1..0 # SKIP $_why"
-			return 1
-		fi
+		[ -z "$_why" ] || skip_rest "$_what" "$_why"
 	fi
 	return 0
 }
