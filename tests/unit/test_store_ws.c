@@ -35,6 +35,7 @@
 #include "proto/store.pb-c.h"
 #include "snapshot/store/store_int.h"
 #include "tests/lib/testutil.h"
+#include "tests/lib/fx_check.h"
 
 /* ---- pseudo-random bytes ------------------------------------------------- */
 
@@ -364,28 +365,6 @@ struct fx {
 	struct snap_store *s;
 	struct snap_err err;
 };
-
-/* Fail with the call, its errno and the store's message unless it is 0. */
-#define CHECK(f, call) do {						\
-		int ret_ = (call);					\
-		if (ret_)						\
-			fail_msg("%s: %d (%s): %s", #call, ret_,	\
-				 strerror(-ret_), (f)->err.msg);	\
-	} while (0)
-
-/* Expect call to fail with want and say something. */
-#define EXPECT_ERR(f, want, call) do {					\
-		long ret_;						\
-		(f)->err.msg[0] = '\0';					\
-		ret_ = (call);						\
-		if (ret_ != (want))					\
-			fail_msg("%s: %ld, expected %d (%s): %s", #call,\
-				 ret_, (want), strerror(-(want)),	\
-				 (f)->err.msg);				\
-		if (!(f)->err.msg[0])					\
-			fail_msg("%s: %d without a message", #call,	\
-				 (want));				\
-	} while (0)
 
 static int fx_open(struct fx *f)
 {
