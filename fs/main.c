@@ -166,12 +166,8 @@ static int add_mount_names(struct fuse_args *args, const char *store)
 	if (fuse_opt_insert_arg(args, 1, "-osubtype=" SNAPFS_NAME) ||
 	    fuse_opt_insert_arg(args, 1, "-odefault_permissions"))
 		return -ENOMEM;
-	/* A store in RADOS is named as it is, not by a path. */
-	if (!strncmp(store, "rados:", 6))
-		snprintf(real, sizeof(real), "%s", store);
-	else if (!realpath(store, real))
-		return 0;
-	if (strpbrk(real, ",\\"))
+	if (snap_store_name(store, real, sizeof(real)) ||
+	    strpbrk(real, ",\\"))
 		return 0;
 	snprintf(opt, sizeof(opt), "-ofsname=%s", real);
 	return fuse_opt_insert_arg(args, 1, opt) ? -ENOMEM : 0;

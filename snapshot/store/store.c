@@ -217,6 +217,19 @@ static int open_place(struct snap_store *s, struct snap_err *err)
 	return ret ? ret : meta_rados_open(s->rados, &s->meta, err);
 }
 
+int snap_store_name(const char *name, char *out, size_t size)
+{
+	char *real = rados_is_name(name) ? strdup(name) : realpath(name, NULL);
+	int ret = 0;
+
+	if (!real)
+		return -errno;
+	if (snprintf(out, size, "%s", real) >= (int)size)
+		ret = -ENAMETOOLONG;
+	free(real);
+	return ret;
+}
+
 int snap_store_statfs(struct snap_store *s, struct statvfs *sv,
 		      struct snap_err *err)
 {

@@ -100,6 +100,13 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
  */
 void snap_store_close(struct snap_store *s);
 
+/*
+ * The name a store goes by wherever it is mentioned (a mount's source): a
+ * directory's absolute path, or a rados: name as it is. -errno when a
+ * directory cannot be resolved, -ENAMETOOLONG when it does not fit.
+ */
+int snap_store_name(const char *name, char *out, size_t size);
+
 uint32_t snap_store_chunk_size(const struct snap_store *s);
 const char *snap_store_path(const struct snap_store *s);
 

@@ -400,12 +400,8 @@ static bool find_mount(const char *dir, char *mnt, size_t size)
 	bool found = false;
 	FILE *f;
 
-	/* A store in RADOS is named as it is, not by a path. */
-	if (!strncmp(dir, "rados:", 6))
-		snprintf(real, sizeof(real), "%s", dir);
-	else if (!realpath(dir, real))
-		return false;
-	if (!(f = fopen("/proc/self/mountinfo", "r")))
+	if (snap_store_name(dir, real, sizeof(real)) ||
+	    !(f = fopen("/proc/self/mountinfo", "r")))
 		return false;
 	while (!found && fgets(line, sizeof(line), f)) {
 		const char *rest = strstr(line, " - ");
