@@ -52,8 +52,8 @@ SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
 	"$BUILD/tests/test_meta" >"$work/meta.tap" 2>&1
 rc=$?
 cp "$work/meta.tap" "$err"
-check "test_meta over RADOS as over a directory: 12 cases pass" \
-	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/meta.tap")" -eq 12 ] &&
+check "test_meta over RADOS as over a directory: 13 cases pass" \
+	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/meta.tap")" -eq 13 ] &&
 	 ! grep -q "^not ok" "$work/meta.tap"'
 
 "$BUILD/tests/mksnap" "$work/snap" --mem $((32 << 20)) >/dev/null 2>&1

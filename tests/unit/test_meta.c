@@ -309,6 +309,28 @@ static void test_locks(void **state)
 	OK(f, m2->ops->lock(m2->ctx, META_LOCK_WRITE, &f->err));
 }
 
+/* A rados: name that names no pool, or more than a namespace, is
+ * refused before any cluster is asked, in one line naming it. */
+static void test_rados_names(void **state)
+{
+	static const char *const bad[] = {
+		"rados:", "rados:/ns", "rados:pool/", "rados:pool/a/b",
+	};
+	struct rados_conn *c = NULL;
+	struct snap_err err;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		err.msg[0] = '\0';
+		assert_int_equal(rados_conn_open(bad[i], "/nonexistent", &c,
+						 &err), -EINVAL);
+		assert_null(c);
+		if (!strstr(err.msg, bad[i]) || strchr(err.msg, '\n'))
+			fail_msg("%s: \"%s\"", bad[i], err.msg);
+	}
+	assert_true(rados_is_name("rados:pool"));
+	assert_false(rados_is_name("./rados:pool"));
+}
+
 #define BOTH(fn) \
 	cmocka_unit_test_setup_teardown(fn, setup_dir, teardown)
 #define RADOS(fn) \
@@ -326,7 +348,12 @@ int main(void)
 		RADOS(test_names), RADOS(test_snapshot_rename),
 		RADOS(test_locks),
 	};
+	const struct CMUnitTest names[] = {
+		cmocka_unit_test(test_rados_names),
+	};
 	int ret = cmocka_run_group_tests_name("dir", dir, NULL, NULL);
+
+	ret |= cmocka_run_group_tests_name("names", names, NULL, NULL);
 
 	/* Only where a cluster was given (rados.sh): no skips elsewhere. */
 	if (getenv("SNAP_TEST_RADOS_POOL"))
