@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Garbage collection while mounted. The daemon is the store's writer, so
- * it is the one process that may run snap_store_gc beside its own readers
- * and writers (gc holds the store's gc lock, so they wait for the sweep,
- * and it marks every image open here). It runs one:
+ * Garbage collection while mounted. The daemon is a writer of the store
+ * (the only one, in a directory), so it may run snap_store_gc beside its
+ * own readers and writers (gc holds the store's gc lock, so they wait for
+ * the sweep, and it marks every image open here), and in RADOS beside
+ * other hosts that only read (it marks what they hold). It runs one:
  * - in the background, once the chunk bytes put since the last one pass
  *   a bound: max(-o gc_bytes, an eighth of what the last one kept), so
  *   the garbage stays below that bound plus what nothing can free yet;
@@ -13,8 +14,8 @@
  *   what it referenced until the next bound);
  * - on request: setfattr -n user.snapfs.gc -v now MNT (snapctl store gc
  *   does that for a mounted store); getfattr reads the last result.
- * A gc that cannot run (another process has the store open) is said in
- * the result, and the background one tries again at the next bound.
+ * A gc that cannot run (another process has the store open; in RADOS,
+ * another writer) is said in the result, and the background one tries again at the next bound.
  */
 #include <errno.h>
 #include <inttypes.h>

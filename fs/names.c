@@ -133,6 +133,7 @@ void snapfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fi->keep_cache = 1;
+	fi->fh = snapfs_fh_of(fi);
 	ws_opened(fs, fs_node(fs, e.ino), fi);
 	if (fuse_reply_create(req, &e, fi)) {
 		ws_released(fs, fs_node(fs, e.ino), fi);

@@ -144,9 +144,10 @@ static void insert(struct fs *fs, struct node *n)
 void fs_log(struct fs *fs, int ret, const struct snap_err *err)
 {
 	/* What the kernel cannot say: why a read failed, why a store
-	 * call did. Misuse (ENOENT, EEXIST...) is the caller's business. */
+	 * call did, who holds what was busy. Misuse (ENOENT, EEXIST...)
+	 * is the caller's business. */
 	if (ret == -EIO || ret == -EBADMSG || ret == -ENOSPC ||
-	    ret == -ENOMEM || fs->debug)
+	    ret == -ENOMEM || ret == -EBUSY || fs->debug)
 		fprintf(stderr, "%s: %s\n", SNAPFS_NAME,
 			err->msg[0] ? err->msg : strerror(-ret));
 }

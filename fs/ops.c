@@ -190,6 +190,7 @@ static void snapfs_open(fuse_req_t req, fuse_ino_t ino,
 		}
 	}
 	fi->keep_cache = !(fi->flags & O_TRUNC);
+	fi->fh = snapfs_fh_of(fi);
 	if (fuse_reply_open(req, fi))	/* interrupted: no release comes */
 		ws_released(fs, n, fi);
 }
@@ -302,10 +303,20 @@ static void snapfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, -ret);
 }
 
+/* A close: what it wrote is for every host's next open (snap_image_flush). */
 static void snapfs_flush(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0);
+	struct fs *fs = snapfs_fs(req);
+	struct node *n = fs_node(fs, ino);
+	struct snap_err err = { .msg = "" };
+	int ret = 0;
+
+	if (n->kind == SNAPFS_FILE && fi->fh == SNAPFS_FH_WRITE)
+		ret = snap_image_flush(n->img, &err);
+	if (ret)
+		fs_log(fs, ret, &err);
+	fuse_reply_err(req, -ret);
 }
 
 static void snapfs_release(fuse_req_t req, fuse_ino_t ino,

@@ -32,6 +32,7 @@
 
 #define FUSE_USE_VERSION 312
 
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -138,6 +139,14 @@ void fs_renamed(struct fs *fs, const char *from, const char *to);
 void fs_log(struct fs *fs, int ret, const struct snap_err *err);
 
 /* ---- workingset.c ---- */
+
+/* fi->fh of a file open for writing: FUSE_FLUSH carries no flags. */
+#define SNAPFS_FH_WRITE	1
+
+static inline uint64_t snapfs_fh_of(const struct fuse_file_info *fi)
+{
+	return (fi->flags & O_ACCMODE) != O_RDONLY ? SNAPFS_FH_WRITE : 0;
+}
 
 /*
  * The kernel opened (or created) n's file with fi; it was released. An

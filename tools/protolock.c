@@ -88,6 +88,7 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
 	&snapfs__store__file_ref__descriptor,
 	&snapfs__store__working_set__descriptor,
 	&snapfs__store__pack_index__descriptor,
+	&snapfs__store__open_record__descriptor,
 };
 
 #define N_DESCRIPTORS (sizeof(descriptors) / sizeof(descriptors[0]))

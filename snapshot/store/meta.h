@@ -23,7 +23,8 @@
  * - append writes buf at offset at of an existing value, cutting off
  *   first whatever lies past at (a torn append of a killed writer). A
  *   failed append leaves the value cut at at. durable: as for put.
- * - sync makes the value, and its being there, durable.
+ * - sync makes the value, and its being there, durable; size gives its
+ *   length in bytes.
  * - del removes it (-ENOENT when absent); each calls fn once per object
  *   in a folder ("images" or "deltas"), with its name in the folder
  *   ("<id>", "<id>.ref"), and stops at fn's first non-zero return.
@@ -38,10 +39,23 @@
  * snapshots, for NULL), sorted. sync_names makes the names in a snapshot
  * (NULL: the snapshots themselves) durable.
  *
- * Locks: META_LOCK_OPEN is held shared by every open store and
- * exclusively by gc (lock(META_LOCK_GC) turns a held OPEN lock exclusive,
- * unlock(META_LOCK_GC) turns it back); META_LOCK_WRITE is held by the one
- * writer. lock never waits: -EBUSY when another holds it.
+ * Open records: publish replaces this open's record with buf (len 0
+ * removes it); records calls fn with the record of every other open
+ * still alive, each as one value.
+ *
+ * Locks: META_LOCK_OPEN is held shared by every open store. In a place
+ * with one writer (a directory), META_LOCK_WRITE is that writer's and
+ * lock(META_LOCK_GC) turns the held OPEN lock exclusive (gc has the store
+ * alone; unlock(META_LOCK_GC) turns it back). In a place with several
+ * writers (RADOS: lock_image is not NULL), every writer holds
+ * META_LOCK_WRITE shared, lock(META_LOCK_GC) takes the store's one gc
+ * lock and turns the held WRITE lock exclusive (no other writer while gc
+ * runs), and each writer also holds the lock of every image it changes
+ * (lock_image: -EBUSY when another open holds it). Readers beside a gc
+ * publish what they hold (an OpenRecord, store_meta.c) and gc reads the
+ * records of every live open (records), removing those of opens that are
+ * gone. lock never waits: -EBUSY when another holds it. A lock with a
+ * lease (RADOS) is renewed while held and lost when its holder dies.
  *
  * Every operation fills err (when it returns an error and err is not
  * NULL) with one line naming what failed, and is safe to call from
@@ -76,6 +90,8 @@ struct snap_meta_ops {
 		      const void *buf, size_t len, bool durable,
 		      struct snap_err *err);
 	int (*sync)(void *ctx, const char *name, struct snap_err *err);
+	int (*size)(void *ctx, const char *name, uint64_t *size,
+		    struct snap_err *err);
 	int (*del)(void *ctx, const char *name, struct snap_err *err);
 	int (*each)(void *ctx, const char *folder,
 		    int (*fn)(void *arg, const char *name), void *arg,
@@ -106,6 +122,17 @@ struct snap_meta_ops {
 	/* locks */
 	int (*lock)(void *ctx, enum meta_lock which, struct snap_err *err);
 	void (*unlock)(void *ctx, enum meta_lock which);
+	/* NULL: the one writer's lock covers every image */
+	int (*lock_image)(void *ctx, const uint8_t id[SNAP_ID_LEN],
+			  struct snap_err *err);
+	void (*unlock_image)(void *ctx, const uint8_t id[SNAP_ID_LEN]);
+
+	/* open records; NULL: gc has the store alone */
+	int (*publish)(void *ctx, const void *buf, size_t len,
+		       struct snap_err *err);
+	int (*records)(void *ctx,
+		       int (*fn)(void *arg, const uint8_t *buf, size_t len),
+		       void *arg, struct snap_err *err);
 
 	void (*free)(void *ctx);
 };

@@ -110,6 +110,22 @@ static int dir_sync(void *ctx, const char *name, struct snap_err *err)
 	return 0;
 }
 
+static int dir_size(void *ctx, const char *name, uint64_t *size,
+		    struct snap_err *err)
+{
+	char path[4096];
+	struct stat st;
+	int ret;
+
+	ret = meta_dir_path(ctx, name, path, sizeof(path), err);
+	if (ret)
+		return ret;
+	if (stat(path, &st))
+		return snap_err_set(err, -errno, "%s: %m", name);
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 static int dir_del(void *ctx, const char *name, struct snap_err *err)
 {
 	char path[4096];
@@ -202,6 +218,10 @@ static int dir_lock(void *ctx, enum meta_lock which, struct snap_err *err)
 			return snap_err_set(err, -EINVAL, "gc lock: store not "
 					    "open");
 		ret = take_lock(md, "lock", LOCK_EX, &md->lock_fd, err);
+		if (ret == -EBUSY)
+			snap_err_set(err, ret, "another process has the store "
+				     "open (a mounted snapfs?); gc needs it "
+				     "alone");
 		md->gc_held = !ret;
 		/* Linux drops the shared lock before it tries the
 		 * exclusive one: a refusal leaves none, so take it back. */
@@ -246,6 +266,7 @@ static const struct snap_meta_ops dir_ops = {
 	.put = dir_put,
 	.append = dir_append,
 	.sync = dir_sync,
+	.size = dir_size,
 	.del = dir_del,
 	.each = dir_each,
 	.mkdir = meta_dir_mkdir,

@@ -3,8 +3,8 @@
  * The store's metadata in a Ceph RADOS pool (meta.h, meta_rados.h):
  * objects are RADOS objects, each put or append one atomic operation
  * (RADOS applies every step of an operation or none); locks are RADOS
- * object locks with a lease, renewed by a thread while held, so that a
- * host that died lets go of them. Names are in meta_rados_names.c.
+ * object locks with a lease (meta_rados_lock.c). Names are in
+ * meta_rados_names.c.
  */
 #include "snapshot/store/meta_rados.h"
 
@@ -128,6 +128,21 @@ static int mr_sync(void *ctx, const char *name, struct snap_err *err)
 	return 0;	/* every write was durable when it returned */
 }
 
+static int mr_size(void *ctx, const char *name, uint64_t *size,
+		   struct snap_err *err)
+{
+	struct meta_rados *mr = ctx;
+	char oid[256];
+	time_t mtime;
+	int ret;
+
+	oid_of(name, oid, sizeof(oid));
+	ret = rados_stat(mr->c->io, oid, size, &mtime);
+	if (ret == -ENOENT)
+		return snap_err_set(err, ret, "%s: %s", name, strerror(-ret));
+	return ret ? meta_rados_fail(mr, ret, name, err) : 0;
+}
+
 static int mr_del(void *ctx, const char *name, struct snap_err *err)
 {
 	struct meta_rados *mr = ctx;
@@ -190,145 +205,16 @@ static int mr_statfs(void *ctx, struct statvfs *sv, struct snap_err *err)
 	return 0;
 }
 
-/* ---- locks ------------------------------------------------------------- */
-
-static int lock_open(struct meta_rados *mr, bool exclusive, uint8_t flags)
-{
-	struct timeval lease = { mr->lease_s, 0 };
-
-	if (exclusive)
-		return rados_lock_exclusive(mr->c->io, RADOS_LOCK_OID, "open",
-					    mr->cookie, "snapfs gc", &lease,
-					    flags);
-	return rados_lock_shared(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie,
-				 "", "snapfs open", &lease, flags);
-}
-
-static int lock_write(struct meta_rados *mr, uint8_t flags)
-{
-	struct timeval lease = { mr->lease_s, 0 };
-
-	return rados_lock_exclusive(mr->c->io, RADOS_LOCK_OID, "write",
-				    mr->cookie, "snapfs writer", &lease, flags);
-}
-
-/* Renew what is held, a third of a lease apart, until told to stop. */
-static void *lease_main(void *arg)
-{
-	struct meta_rados *mr = arg;
-	struct timespec until;
-
-	pthread_mutex_lock(&mr->lock);
-	while (!mr->stopping) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += mr->lease_s / 3;
-		pthread_cond_timedwait(&mr->stop_cond, &mr->lock, &until);
-		if (mr->stopping)
-			break;
-		if ((mr->open_held &&
-		     lock_open(mr, mr->gc_held, LIBRADOS_LOCK_FLAG_MAY_RENEW)) ||
-		    (mr->write_held &&
-		     lock_write(mr, LIBRADOS_LOCK_FLAG_MAY_RENEW))) {
-			if (!mr->lease_lost)
-				fprintf(stderr, "%s: renewing the store's "
-					"locks failed; another host may take "
-					"them over\n", mr->c->name);
-			mr->lease_lost = true;
-		}
-	}
-	pthread_mutex_unlock(&mr->lock);
-	return NULL;
-}
-
-/* Under mr->lock. */
-static int lease_start(struct meta_rados *mr)
-{
-	int ret;
-
-	if (mr->lease_running)
-		return 0;
-	ret = -pthread_create(&mr->lease, NULL, lease_main, mr);
-	mr->lease_running = !ret;
-	return ret;
-}
-
-static int mr_lock(void *ctx, enum meta_lock which, struct snap_err *err)
-{
-	struct meta_rados *mr = ctx;
-	int ret;
-
-	pthread_mutex_lock(&mr->lock);
-	switch (which) {
-	case META_LOCK_OPEN:
-		ret = lock_open(mr, false, 0);
-		mr->open_held = !ret;
-		break;
-	case META_LOCK_GC:
-		/* No conversion in RADOS: let go, try exclusive, and
-		 * take the shared lock back when refused. */
-		rados_unlock(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie);
-		ret = lock_open(mr, true, 0);
-		mr->gc_held = !ret;
-		if (ret)
-			lock_open(mr, false, 0);
-		break;
-	case META_LOCK_WRITE:
-		ret = lock_write(mr, 0);
-		mr->write_held = !ret;
-		break;
-	default:
-		ret = -EINVAL;
-	}
-	if (!ret)
-		ret = lease_start(mr);
-	pthread_mutex_unlock(&mr->lock);
-	if (ret == -EBUSY || ret == -EEXIST)
-		return snap_err_set(err, -EBUSY, "%s: locked by another open",
-				    mr->c->name);
-	return ret ? meta_rados_fail(mr, ret, "lock", err) : 0;
-}
-
-static void mr_unlock(void *ctx, enum meta_lock which)
-{
-	struct meta_rados *mr = ctx;
-
-	pthread_mutex_lock(&mr->lock);
-	switch (which) {
-	case META_LOCK_GC:
-		rados_unlock(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie);
-		mr->gc_held = false;
-		mr->open_held = !lock_open(mr, false, 0);
-		break;
-	case META_LOCK_OPEN:
-		rados_unlock(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie);
-		mr->open_held = false;
-		break;
-	case META_LOCK_WRITE:
-		rados_unlock(mr->c->io, RADOS_LOCK_OID, "write", mr->cookie);
-		mr->write_held = false;
-		break;
-	}
-	pthread_mutex_unlock(&mr->lock);
-}
-
 static void mr_free(void *ctx)
 {
 	struct meta_rados *mr = ctx;
 
-	pthread_mutex_lock(&mr->lock);
-	mr->stopping = true;
-	pthread_cond_signal(&mr->stop_cond);
-	pthread_mutex_unlock(&mr->lock);
-	if (mr->lease_running)
-		pthread_join(mr->lease, NULL);
-	if (mr->write_held)
-		rados_unlock(mr->c->io, RADOS_LOCK_OID, "write", mr->cookie);
-	if (mr->open_held)
-		rados_unlock(mr->c->io, RADOS_LOCK_OID, "open", mr->cookie);
+	meta_rados_locks_end(mr);
 	rados_ioctx_destroy(mr->nio);
 	rados_conn_put(mr->c);
 	pthread_cond_destroy(&mr->stop_cond);
 	pthread_mutex_destroy(&mr->lock);
+	free(mr->held);
 	free(mr);
 }
 
@@ -350,8 +236,13 @@ static const struct snap_meta_ops rados_ops = {
 	.nlink = meta_rados_nlink,
 	.sync_names = meta_rados_sync_names,
 	.statfs = mr_statfs,
-	.lock = mr_lock,
-	.unlock = mr_unlock,
+	.size = mr_size,
+	.lock = meta_rados_lock,
+	.unlock = meta_rados_unlock,
+	.lock_image = meta_rados_lock_image,
+	.unlock_image = meta_rados_unlock_image,
+	.publish = meta_rados_publish,
+	.records = meta_rados_records,
 	.free = mr_free,
 };
 

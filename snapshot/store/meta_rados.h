@@ -13,8 +13,12 @@
  *                n:SNAP/FILE    a file name (value: the image's id)
  *                r:<id>:SNAP/FILE  the same name, found by image (nlink)
  *   lock       the store's locks (RADOS object locks with a lease):
- *              "open" shared by every open, exclusive for gc, and
- *              "write" exclusive for the writer
+ *                open          shared by every open
+ *                write         shared by every writer, exclusive for gc
+ *                gc            exclusive for gc
+ *                image.<id>    exclusive for the writer of an image
+ *              and in its omap the open records (meta.h):
+ *                o.<cookie>    an OpenRecord frame
  */
 
 #include <pthread.h>
@@ -35,10 +39,26 @@ struct meta_rados {
 	int lease_s;		/* their lease */
 	pthread_mutex_t lock;	/* names' read-modify-writes, lock state */
 	bool open_held, gc_held, write_held, lease_lost;
+	uint8_t (*held)[SNAP_ID_LEN];	/* images locked */
+	size_t nheld, capheld;
 	pthread_t lease;	/* renews held locks */
 	pthread_cond_t stop_cond;
 	bool lease_running, stopping;
 };
+
+/* The locks and open records (meta_rados_lock.c). */
+int meta_rados_lock(void *ctx, enum meta_lock which, struct snap_err *err);
+void meta_rados_unlock(void *ctx, enum meta_lock which);
+int meta_rados_lock_image(void *ctx, const uint8_t id[SNAP_ID_LEN],
+			  struct snap_err *err);
+void meta_rados_unlock_image(void *ctx, const uint8_t id[SNAP_ID_LEN]);
+int meta_rados_publish(void *ctx, const void *buf, size_t len,
+		       struct snap_err *err);
+int meta_rados_records(void *ctx,
+		       int (*fn)(void *arg, const uint8_t *buf, size_t len),
+		       void *arg, struct snap_err *err);
+/* Stop renewing, and let go of every lock and this open's record. */
+void meta_rados_locks_end(struct meta_rados *mr);
 
 /* Make err's message for ret, naming the store and what failed. */
 int meta_rados_fail(const struct meta_rados *mr, int ret, const char *what,

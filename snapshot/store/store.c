@@ -174,15 +174,16 @@ int snap_store_init(const char *dir, uint32_t chunk_size,
 	return ret;
 }
 
-/* Its shared lock, waiting out a gc of another process (snapfs's, in the
- * background), which is short; and with write, the writer's lock. */
-static int store_lock(struct snap_store *s, struct snap_err *err)
+/* Take lock which, waiting out a gc of another process (snapfs's, in the
+ * background), which is short: -EBUSY when it is still in the way. */
+static int lock_past_gc(struct snap_store *s, enum meta_lock which,
+			struct snap_err *err)
 {
 	struct snap_meta *m = &s->meta;
 	int ret;
 
 	for (int ms = 0;; ms += GC_WAIT_STEP_MS) {
-		ret = m->ops->lock(m->ctx, META_LOCK_OPEN, err);
+		ret = m->ops->lock(m->ctx, which, err);
 		if (ret != -EBUSY || ms >= GC_WAIT_MS)
 			break;
 		usleep(GC_WAIT_STEP_MS * 1000);
@@ -192,15 +193,28 @@ static int store_lock(struct snap_store *s, struct snap_err *err)
 				    "another %s for %d s", s->dir,
 				    s->rados ? "host or process" : "process",
 				    GC_WAIT_MS / 1000);
-	if (ret)
-		return snap_err_prefix(err, ret, "%s", s->dir);
-	if (s->rdonly)
-		return 0;
+	return ret ? snap_err_prefix(err, ret, "%s", s->dir) : 0;
+}
+
+/*
+ * Its shared lock, and with write, the writer's lock: the only writer's
+ * (a directory), or one of the writers' (RADOS), which only a gc holds
+ * against it.
+ */
+static int store_lock(struct snap_store *s, struct snap_err *err)
+{
+	struct snap_meta *m = &s->meta;
+	int ret;
+
+	ret = lock_past_gc(s, META_LOCK_OPEN, err);
+	if (ret || s->rdonly)
+		return ret;
+	if (s->shared)
+		return lock_past_gc(s, META_LOCK_WRITE, err);
 	ret = m->ops->lock(m->ctx, META_LOCK_WRITE, err);
 	if (ret == -EBUSY)
 		return snap_err_set(err, ret, "%s: open for writing by another "
-				    "%s", s->dir, s->rados ? "host or process"
-							   : "process");
+				    "process", s->dir);
 	if (ret)
 		return snap_err_prefix(err, ret, "%s", s->dir);
 	return 0;
@@ -291,6 +305,7 @@ int snap_store_open(const char *dir, const struct snap_store_opts *opts,
 	ret = open_place(s, err);
 	if (ret)
 		goto fail;
+	s->shared = s->meta.ops->lock_image != NULL;
 	ret = meta_store_read(&s->meta, &si, err);
 	if (ret) {
 		if (ret == -ENOENT)

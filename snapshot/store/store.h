@@ -27,9 +27,14 @@
  *
  * Concurrency: within a process, every function is thread-safe; one image
  * may have many readers and writers at once (writes to the same bytes race
- * as they would on a file). Across processes, one process may open a store
- * for writing, and any number for reading beside it; gc needs the store to
- * itself and says so when another process has it open.
+ * as they would on a file). Across processes, a directory store has one
+ * writer and any number of readers beside it, and gc needs the store to
+ * itself and says so when another process has it open. A store in RADOS
+ * has any number of writers, each image one at a time (a write to an
+ * image another holds is -EBUSY, naming it; the writer lets go at its
+ * sync, flush or close), and a writer takes up what others wrote before
+ * it writes; gc runs beside readers, keeping what each holds, but not
+ * beside another writer. Every reader sees an image as of its open.
  *
  * Errors: 0 or a negative errno, with one line in err (error.h).
  */
@@ -248,6 +253,15 @@ int snap_image_truncate(struct snap_image *img, uint64_t size,
 int snap_image_sync(struct snap_image *img, struct snap_err *err);
 
 /*
+ * At a close of the file (as NFS does): where several hosts write the
+ * store (RADOS), store what img wrote, so that every open elsewhere from
+ * now on sees it, and let go of the image's writer lock. Elsewhere a
+ * no-op: one process writes a directory store, and it shows what it
+ * wrote to other processes at its syncs.
+ */
+int snap_image_flush(struct snap_image *img, struct snap_err *err);
+
+/*
  * Copy src's bytes [soff, soff+len) into dst at doff, growing dst as a
  * write would. Whole chunks at chunk-aligned offsets in both are shared
  * (copy-on-write: one key per chunk, no data); the rest is copied. When
@@ -390,8 +404,10 @@ struct snap_gc_stats {
 uint64_t snap_store_put_bytes(struct snap_store *s);
 
 /*
- * Free every chunk, delta and image that no name and no open image holds.
- * -EBUSY (saying so) when another process has the store open.
+ * Free every chunk, delta and image that no name and no open image holds
+ * (in RADOS: of any open of the store, on any host). -EBUSY (saying so)
+ * when another process has the store open (a directory) or open for
+ * writing (RADOS), or another gc runs.
  */
 int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 		  struct snap_err *err);

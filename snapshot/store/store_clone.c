@@ -80,6 +80,9 @@ static int image_freeze(struct image *im, uint8_t frozen[SNAP_ID_LEN],
 		memcpy(frozen, im->head_parent, SNAP_ID_LEN);
 		return 0;
 	}
+	ret = image_write_begin(im, err);
+	if (ret)
+		return ret;
 	f.size = im->size;
 	f.times = im->times;
 	ret = meta_delta_encode(&f, &buf, &len);
@@ -174,7 +177,9 @@ static int image_flatten_locked(struct image *im, struct snap_err *err)
 	size_t len;
 	int ret;
 
-	ret = image_commit(im, true, err);
+	ret = image_write_begin(im, err);
+	if (!ret)
+		ret = image_commit(im, true, err);
 	if (ret)
 		return ret;
 	if (mark_nonzero(im, &count))
@@ -457,7 +462,10 @@ ssize_t snap_image_copy_range(struct snap_image *src, uint64_t soff,
 			break;
 		pthread_rwlock_rdlock(&s->gc_lock);
 		lock_two(im, d);
-		if (ps >= im->size) {
+		ret = image_write_begin(d, err);
+		if (ret)
+			n = 0;
+		else if (ps >= im->size) {
 			n = 0;
 		} else if (ps == pd && adopt_fits(im, d, ps, len - done)) {
 			uint64_t end = len - done >= im->size - ps ?

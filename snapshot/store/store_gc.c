@@ -127,13 +127,11 @@ int snap_store_gc(struct snap_store *s, struct snap_gc_stats *st,
 	ret = s->meta.ops->lock(s->meta.ctx, META_LOCK_GC, err);
 	if (ret) {
 		pthread_rwlock_unlock(&s->gc_lock);
-		if (ret == -EBUSY)
-			return snap_err_set(err, ret, "gc: another process "
-					    "has the store open (a mounted "
-					    "snapfs?); gc needs it alone");
 		return snap_err_prefix(err, ret, "gc");
 	}
 	ret = live_mark(&l);
+	if (!ret)
+		ret = live_mark_held(&l);
 	if (!ret && !l.problems) {
 		ret = keyset_add_bases(s, &l.keys);
 		if (ret && ret != -ENOMEM)

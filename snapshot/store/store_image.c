@@ -21,8 +21,14 @@
 
 static void image_free(struct image *im)
 {
+	struct snap_meta *m;
+
 	if (!im)
 		return;
+	m = &im->s->meta;
+	if (im->wlocked)
+		m->ops->unlock_image(m->ctx, im->info.id);
+	free(im->chain);
 	pthread_mutex_destroy(&im->lock);
 	map_free(im);
 	image_record_free(im);
@@ -38,6 +44,50 @@ void image_label(const struct image *im, char *buf, size_t size)
 }
 
 /* ---- the list of open images --------------------------------------------- */
+
+static int by_id(const void *a, const void *b)
+{
+	return memcmp(a, b, SNAP_ID_LEN);
+}
+
+/*
+ * Under s->images_lock: publish what this open holds, the deltas of the
+ * open images' chains as loaded, for a gc elsewhere (meta.h). Nothing
+ * where gc has the store alone.
+ */
+static int publish_held(struct snap_store *s, struct snap_err *err)
+{
+	struct snap_meta *m = &s->meta;
+	uint8_t (*ids)[SNAP_ID_LEN] = NULL, *buf = NULL;
+	size_t n = 0, k = 0, len = 0;
+	int ret = 0;
+
+	if (!m->ops->publish)
+		return 0;
+	for (struct image *im = s->images; im; im = im->next)
+		n += im->nchain;
+	if (n && !(ids = malloc(n * SNAP_ID_LEN)))
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	n = 0;
+	for (struct image *im = s->images; im; im = im->next)
+		for (size_t i = 0; i < im->nchain; i++)
+			memcpy(ids[n++], im->chain[i], SNAP_ID_LEN);
+	if (n)
+		qsort(ids, n, SNAP_ID_LEN, by_id);
+	for (size_t i = 0; i < n; i++)
+		if (!k || memcmp(ids[k - 1], ids[i], SNAP_ID_LEN))
+			memcpy(ids[k++], ids[i], SNAP_ID_LEN);
+	if (k)
+		ret = meta_open_encode((const uint8_t (*)[SNAP_ID_LEN])ids, k,
+				       &buf, &len);
+	if (ret)
+		ret = snap_err_set(err, ret, "out of memory");
+	else
+		ret = m->ops->publish(m->ctx, buf, len, err);
+	free(buf);
+	free(ids);
+	return ret;
+}
 
 static struct image *find_open(struct snap_store *s,
 			       const uint8_t id[SNAP_ID_LEN])
@@ -83,19 +133,115 @@ int image_get(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 	}
 	if (!ret)
 		ret = image_load(im, err);
-	/* A crash after its head was frozen, before it moved: move now. */
-	if (!ret && im->head_frozen && !s->rdonly)
+	/* A crash after its head was frozen, before it moved: move now
+	 * (with several writers, when this one first writes). */
+	if (!ret && im->head_frozen && !s->rdonly && !s->shared)
 		ret = image_move_up(im, META_DURABLE, err);
 	if (!ret) {
 		im->next = s->images;
 		s->images = im;
-		*out = im;
-	} else {
-		image_free(im);
+		ret = publish_held(s, err);
+		if (ret)
+			s->images = im->next;
 	}
+	if (!ret)
+		*out = im;
+	else
+		image_free(im);
 out:
 	pthread_mutex_unlock(&s->images_lock);
 	return ret;
+}
+
+/*
+ * Under im->lock, with nothing of its own left to store (it did not hold
+ * its writer's lock): load im again from ii, as another writer left it.
+ * What it noted as read (resident, a working set's order) starts again.
+ */
+static int image_reload(struct image *im, const struct image_info *ii,
+			struct snap_err *err)
+{
+	struct image fresh = { .s = im->s, .info = *ii };
+	int ret;
+
+	ret = image_load(&fresh, err);
+	if (ret) {
+		map_free(&fresh);
+		free(fresh.chain);
+		return ret;
+	}
+	map_free(im);
+	free(im->chain);
+	im->info = fresh.info;
+	im->size = fresh.size;
+	im->times = fresh.times;
+	im->depth = fresh.depth;
+	im->nmap = fresh.nmap;
+	im->dirs = fresh.dirs;
+	im->jbytes = fresh.jbytes;
+	im->jentries = fresh.jentries;
+	im->head_has_parent = fresh.head_has_parent;
+	memcpy(im->head_parent, fresh.head_parent, SNAP_ID_LEN);
+	im->head_start = fresh.head_start;
+	im->head_floor = fresh.head_floor;
+	im->head_frozen = fresh.head_frozen;
+	im->chain = fresh.chain;
+	im->nchain = fresh.nchain;
+	im->capchain = fresh.capchain;
+	im->nseen = 0;
+	im->last_miss = 0;
+	im->adopted = false;
+	return 0;
+}
+
+int image_write_begin(struct image *im, struct snap_err *err)
+{
+	struct snap_store *s = im->s;
+	struct snap_meta *m = &s->meta;
+	char label[64], name[META_NAME_MAX];
+	struct image_info ii;
+	uint64_t size;
+	int ret;
+
+	if (!s->shared || im->wlocked)
+		return 0;
+	image_label(im, label, sizeof(label));
+	ret = m->ops->lock_image(m->ctx, im->info.id, err);
+	if (ret == -EBUSY)
+		return snap_err_set(err, ret, "%s: being written by another "
+				    "host or process", label);
+	if (ret)
+		return snap_err_prefix(err, ret, "%s", label);
+	meta_name(name, "deltas", im->info.head, "");
+	ret = meta_image_read(m, im->info.id, &ii, err);
+	if (!ret)
+		ret = m->ops->size(m->ctx, name, &size, err);
+	/* Another writer changed it since it was loaded here. */
+	if (!ret && (memcmp(ii.head, im->info.head, SNAP_ID_LEN) ||
+		     size != im->jbytes))
+		ret = image_reload(im, &ii, err);
+	if (ret)
+		snap_err_prefix(err, ret, "%s", label);
+	/* A crash after its head was frozen, before it moved: move now. */
+	if (!ret && im->head_frozen)
+		ret = image_move_up(im, META_DURABLE, err);
+	if (ret) {
+		m->ops->unlock_image(m->ctx, im->info.id);
+		return ret;
+	}
+	im->wlocked = true;
+	return 0;
+}
+
+void image_write_end(struct image *im)
+{
+	struct snap_meta *m = &im->s->meta;
+
+	if (!im->wlocked || im->npending || im->ndirty || im->meta_pending ||
+	    im->adopt_pending || im->unsynced || im->meta_fresh)
+		return;
+	m->ops->unlock_image(m->ctx, im->info.id);
+	im->wlocked = false;
 }
 
 int store_writable(struct snap_store *s, struct snap_err *err)
@@ -180,6 +326,8 @@ void image_put(struct image *im)
 		for (pp = &s->images; *pp != im; pp = &(*pp)->next)
 			;
 		*pp = im->next;
+		/* A record left too large only keeps more from gc. */
+		publish_held(s, NULL);
 	} else {
 		im = NULL;
 	}
@@ -286,10 +434,16 @@ int snap_image_set_times(struct snap_image *h, uint64_t atime_ns,
 			 uint64_t mtime_ns, struct snap_err *err)
 {
 	struct image *im = h->im;
+	int ret;
 
 	if (!h->write)
 		return image_not_writable(im, err);
 	pthread_mutex_lock(&im->lock);
+	ret = image_write_begin(im, err);
+	if (ret) {
+		pthread_mutex_unlock(&im->lock);
+		return ret;
+	}
 	image_changed(im);
 	/* "now" is the ctime just taken: one instant for all three. */
 	if (atime_ns == SNAP_TIME_NOW)
@@ -318,7 +472,9 @@ void image_names_changed(struct snap_store *s, const uint8_t id[SNAP_ID_LEN])
 	im = find_open(s, id);
 	if (im) {
 		pthread_mutex_lock(&im->lock);
-		image_changed(im);
+		/* Being written elsewhere: that writer's ctime stands. */
+		if (!image_write_begin(im, NULL))
+			image_changed(im);
 		pthread_mutex_unlock(&im->lock);
 	}
 	pthread_mutex_unlock(&s->images_lock);

@@ -105,6 +105,12 @@ struct image {
 	 * there, so a clone may never skip it for the parent. */
 	uint64_t head_start, head_floor;
 	struct snap_image *handles;	/* under s->images_lock */
+	/* The deltas of its chain as it was loaded, head first: what this
+	 * open holds, for a gc elsewhere (s->shared). */
+	uint8_t (*chain)[SNAP_ID_LEN];
+	size_t nchain, capchain;
+	/* s->shared: it holds its writer's lock (image_write_begin). */
+	bool wlocked;
 	/* Its info, ref and head delta may not be durable yet: the next
 	 * durable commit fsyncs them (a create, a clone, an adopt). */
 	bool meta_fresh;
@@ -288,6 +294,20 @@ int image_get(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
 
 /* Drop an image_get() reference; the last frees the image. */
 void image_put(struct image *im);
+
+/*
+ * Under im->lock, before im changes: where several processes write the
+ * store (s->shared), take im's writer lock (-EBUSY when another holds it)
+ * and load im again if another writer changed it since it was loaded
+ * here. Held until everything im changed is stored and synced
+ * (image_write_end) or im is closed. 0 at once elsewhere, where the
+ * store's writer lock covers every image.
+ */
+int image_write_begin(struct image *im, struct snap_err *err);
+
+/* Under im->lock: let go of im's writer lock if nothing it changed is
+ * left to store or sync. */
+void image_write_end(struct image *im);
 
 /* -EROFS with a message when the store was opened read-only, else 0. */
 int store_writable(struct snap_store *s, struct snap_err *err);

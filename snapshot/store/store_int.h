@@ -282,6 +282,20 @@ int meta_delta_read(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
 		    int (*fn)(void *arg, const struct delta_frame *f),
 		    void *arg, size_t *end, struct snap_err *err);
 
+/*
+ * An open record (proto/store.proto, OpenRecord): the deltas an open of
+ * the store holds, framed, ready to publish (meta.h).
+ */
+int meta_open_encode(const uint8_t (*deltas)[SNAP_ID_LEN], size_t n,
+		     uint8_t **buf, size_t *len);
+
+/* Call fn with each delta of record buf (n bytes, one frame), in order;
+ * stops at fn's first non-zero return. -EBADMSG naming label when buf is
+ * not a record. */
+int meta_open_decode(const uint8_t *buf, size_t n, const char *label,
+		     int (*fn)(void *arg, const uint8_t id[SNAP_ID_LEN]),
+		     void *arg, struct snap_err *err);
+
 /* ---- store.c ------------------------------------------------------------- */
 
 struct image;
@@ -292,6 +306,9 @@ struct snap_store {
 	struct snap_meta meta;
 	struct rados_conn *rados;	/* in RADOS: the connection */
 	bool rdonly;
+	/* Several processes may write it, each image by one at a time
+	 * (meta.h: lock_image), and gc marks what the others hold. */
+	bool shared;
 	uint32_t chunk_size;
 	int zstd_level;
 	size_t dirty_max;
@@ -405,6 +422,8 @@ struct live {
  * reported and counted, and what they hold stays unmarked.
  */
 int live_mark(struct live *l);
+/* Mark what other opens of the store hold (gc, after live_mark). */
+int live_mark_held(struct live *l);
 /* Free l->deltas and the deltas read into it. */
 void live_free_deltas(struct keyset *ks);
 /* An id, zero-padded to a key (for a keyset). */

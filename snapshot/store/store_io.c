@@ -321,6 +321,8 @@ ssize_t snap_image_write(struct snap_image *h, const void *buf, size_t len,
 			ret = store_chunk_err(im, first, ret, err);
 	}
 	pthread_mutex_lock(&im->lock);
+	if (!ret)
+		ret = image_write_begin(im, err);
 	/* Room first; the size moves only over what was written (below). */
 	if (!ret && (ret = image_reserve(im, off + len, err)))
 		snap_err_prefix(err, ret, "write at %llu",
@@ -456,11 +458,11 @@ int snap_image_truncate(struct snap_image *h, uint64_t size,
 		return image_not_writable(im, err);
 	pthread_rwlock_rdlock(&s->gc_lock);
 	pthread_mutex_lock(&im->lock);
-	ret = truncate_prepare(im, size, err);
-	if (ret)
+	ret = image_write_begin(im, err);
+	if (!ret && (ret = truncate_prepare(im, size, err)))
 		snap_err_prefix(err, ret, "truncate to %llu",
 				(unsigned long long)size);
-	else
+	else if (!ret)
 		truncate_apply(im, size);
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);

@@ -97,7 +97,23 @@ static int hold_frame(void *arg, const struct delta_frame *f)
 	return 0;
 }
 
-/* Resolve im's chain from its head into im->map. */
+/* Note delta id as the next of im's chain (from the head down). */
+static int chain_add(struct image *im, const uint8_t id[SNAP_ID_LEN])
+{
+	if (im->nchain == im->capchain) {
+		size_t cap = im->capchain ? 2 * im->capchain : 8;
+		void *p = realloc(im->chain, cap * sizeof(*im->chain));
+
+		if (!p)
+			return -ENOMEM;
+		im->chain = p;
+		im->capchain = cap;
+	}
+	memcpy(im->chain[im->nchain++], id, SNAP_ID_LEN);
+	return 0;
+}
+
+/* Resolve im's chain from its head into im->map, and note its deltas. */
 int image_load(struct image *im, struct snap_err *err)
 {
 	struct snap_store *s = im->s;
@@ -109,6 +125,7 @@ int image_load(struct image *im, struct snap_err *err)
 	int ret = 0;
 
 	memcpy(delta, im->info.head, SNAP_ID_LEN);
+	im->nchain = 0;
 	for (im->depth = 1;; im->depth++) {
 		char hex[2 * SNAP_ID_LEN + 1];
 
@@ -122,6 +139,8 @@ int image_load(struct image *im, struct snap_err *err)
 		held_clear(&h);
 		ret = meta_delta_read(&s->meta, delta, label, hold_frame, &h,
 				      &end, err);
+		if (!ret)
+			ret = chain_add(im, delta);
 		if (ret == -ENOMEM)
 			snap_err_set(err, ret, "%s: out of memory", label);
 		if (ret)
@@ -267,25 +286,48 @@ int journal_frame(struct image *im, enum chunk_bit which, uint64_t count,
 	return ret;
 }
 
-/* Rewrite the head journal as one frame of its entries (atomic rename). */
+/*
+ * Rewrite the head journal as one frame of its entries, atomically. Where
+ * other processes may read the head as of their open (s->shared), into a
+ * new delta that the image moves onto: the old one stays theirs until gc
+ * finds nobody holds it.
+ */
 static int journal_compact(struct image *im, struct snap_err *err)
 {
+	struct snap_store *s = im->s;
 	uint64_t own = bits_count(im, BIT_OWN);
+	uint64_t start = im->head_start, floor = im->head_floor;
+	const uint8_t *parent = im->head_has_parent ? im->head_parent : NULL;
+	struct image_info ii = im->info;
 	uint8_t *buf;
 	size_t len;
 	int ret;
 
-	ret = journal_frame(im, BIT_OWN, own,
-			    im->head_has_parent ? im->head_parent : NULL, &buf,
-			    &len);
+	ret = journal_frame(im, BIT_OWN, own, parent, &buf, &len);
 	if (ret)
 		return snap_err_set(err, ret, "out of memory");
-	ret = delta_put(im->s, im->info.head, buf, len, META_DURABLE, err);
+	if (!s->shared) {
+		ret = delta_put(s, im->info.head, buf, len, META_DURABLE, err);
+		free(buf);
+		if (ret)
+			return ret;
+		im->jbytes = len;
+		im->jentries = own;
+		return 0;
+	}
+	if (store_new_id(ii.head))
+		ret = snap_err_set(err, -errno, "getrandom: %m");
+	else
+		ret = delta_put(s, ii.head, buf, len,
+				META_NOREPLACE | META_DURABLE, err);
 	free(buf);
+	if (!ret)
+		ret = image_info_write(s, &ii, false, META_DURABLE, err);
 	if (ret)
 		return ret;
-	im->jbytes = len;
-	im->jentries = own;
+	head_moved(im, ii.head, parent, len, own);
+	im->head_start = start;
+	im->head_floor = floor;
 	return 0;
 }
 
@@ -419,6 +461,27 @@ int snap_image_sync(struct snap_image *h, struct snap_err *err)
 	pthread_rwlock_rdlock(&s->gc_lock);
 	pthread_mutex_lock(&im->lock);
 	ret = image_commit(im, true, err);
+	if (!ret)
+		image_write_end(im);
+	pthread_mutex_unlock(&im->lock);
+	pthread_rwlock_unlock(&s->gc_lock);
+	return ret;
+}
+
+int snap_image_flush(struct snap_image *h, struct snap_err *err)
+{
+	struct image *im = h->im;
+	struct snap_store *s = im->s;
+	int ret;
+
+	if (!h->write || !s->shared)
+		return 0;
+	pthread_rwlock_rdlock(&s->gc_lock);
+	pthread_mutex_lock(&im->lock);
+	/* Durable costs nothing more there: every write is, once done. */
+	ret = image_commit(im, true, err);
+	if (!ret)
+		image_write_end(im);
 	pthread_mutex_unlock(&im->lock);
 	pthread_rwlock_unlock(&s->gc_lock);
 	return ret;

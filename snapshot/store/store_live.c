@@ -457,3 +457,80 @@ int live_mark(struct live *l)
 	return s->meta.ops->each(s->meta.ctx, "images", mark_named, l,
 				 l->err);
 }
+
+/* ---- what other opens hold ------------------------------------------------ */
+
+struct held {
+	struct live *l;
+	struct keyset read;	/* deltas read already */
+};
+
+static int held_frame(void *arg, const struct delta_frame *f)
+{
+	struct live *l = arg;
+	int ret = 0;
+
+	for (size_t i = 0; i < f->n && !ret; i++)
+		if (!key_is_zero(f->keys + SNAP_KEY_LEN * i))
+			ret = mark_key(l, f->keys + SNAP_KEY_LEN * i);
+	return ret;
+}
+
+static int held_delta(void *arg, const uint8_t id[SNAP_ID_LEN])
+{
+	struct held *h = arg;
+	char label[80], hex[2 * SNAP_ID_LEN + 1];
+	uint8_t pk[SNAP_KEY_LEN];
+	struct snap_err e;
+	int ret;
+
+	live_id_key(id, pk);
+	if (keyset_has(&h->read, pk))
+		return 0;
+	ret = keyset_add(&h->read, pk, NULL);
+	if (!ret)
+		ret = keyset_add(&h->l->deltas, pk, NULL);
+	if (ret)
+		return ret;
+	snap_id_hex(id, hex);
+	snprintf(label, sizeof(label), "delta %s", hex);
+	ret = meta_delta_read(&h->l->s->meta, id, label, held_frame, h->l,
+			      NULL, &e);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret && ret != -ENOENT)	/* ENOENT: nothing left to keep */
+		problem(h->l, e.msg);
+	return 0;
+}
+
+static int held_record(void *arg, const uint8_t *buf, size_t len)
+{
+	struct held *h = arg;
+	struct snap_err e;
+	int ret;
+
+	ret = meta_open_decode(buf, len, "an open record", held_delta, h, &e);
+	if (ret == -EBADMSG)
+		problem(h->l, e.msg);
+	return ret == -EBADMSG ? 0 : ret;
+}
+
+/*
+ * Mark what the other opens of the store hold (their records, meta.h):
+ * every delta, and every key of every frame of it. Each reads its images
+ * as of its open, so a key a later frame replaced, or a compaction
+ * dropped (store_journal.c), may still be the one it reads.
+ */
+int live_mark_held(struct live *l)
+{
+	struct snap_meta *m = &l->s->meta;
+	struct held h = { .l = l };
+	int ret;
+
+	if (!m->ops->records)
+		return 0;
+	ret = m->ops->records(m->ctx, held_record, &h, l->err);
+	keyset_free(&h.read);
+	return ret == -ENOMEM ? snap_err_set(l->err, ret, "out of memory")
+			      : ret;
+}

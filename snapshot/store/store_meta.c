@@ -486,3 +486,58 @@ int meta_delta_read(const struct snap_meta *mt, const uint8_t id[SNAP_ID_LEN],
 		ret = snap_err_set(err, -EBADMSG, "%s: no whole frame", label);
 	return ret;
 }
+
+int meta_open_encode(const uint8_t (*deltas)[SNAP_ID_LEN], size_t n,
+		     uint8_t **buf, size_t *len)
+{
+	Snapfs__Store__OpenRecord m = SNAPFS__STORE__OPEN_RECORD__INIT;
+	ProtobufCBinaryData *ids = calloc(n ? n : 1, sizeof(*ids));
+	uint8_t *payload;
+	size_t plen;
+	int ret;
+
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		ids[i].len = SNAP_ID_LEN;
+		ids[i].data = (uint8_t *)deltas[i];
+	}
+	m.n_deltas = n;
+	m.deltas = ids;
+	plen = snapfs__store__open_record__get_packed_size(&m);
+	payload = malloc(plen ? plen : 1);
+	if (!payload) {
+		free(ids);
+		return -ENOMEM;
+	}
+	snapfs__store__open_record__pack(&m, payload);
+	ret = frame_encode(payload, plen, buf, len);
+	free(payload);
+	free(ids);
+	return ret;
+}
+
+int meta_open_decode(const uint8_t *buf, size_t n, const char *label,
+		     int (*fn)(void *arg, const uint8_t id[SNAP_ID_LEN]),
+		     void *arg, struct snap_err *err)
+{
+	Snapfs__Store__OpenRecord *m;
+	uint8_t id[SNAP_ID_LEN], *payload;
+	size_t len;
+	int ret;
+
+	ret = frame_decode_one(buf, n, label, &payload, &len, err);
+	if (ret)
+		return ret;
+	m = snapfs__store__open_record__unpack(NULL, len, payload);
+	free(payload);
+	if (!m)
+		return snap_err_set(err, -EBADMSG, "%s: undecodable", label);
+	for (size_t i = 0; i < m->n_deltas && !ret; i++) {
+		ret = check_id(&m->deltas[i], label, "delta", id, err);
+		if (!ret)
+			ret = fn(arg, id);
+	}
+	snapfs__store__open_record__free_unpacked(m, NULL);
+	return ret;
+}

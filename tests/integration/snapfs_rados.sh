@@ -2,18 +2,20 @@
 # A store in Ceph RADOS, served to two "hosts" (two snapfs daemons, two
 # mount points) by a throwaway single-node cluster this script starts
 # (tests/lib/ceph.sh) and stops by its pids: the metadata contract over
-# RADOS (test_meta), a snapshot imported and cloned with cp -r through
-# host A read byte for byte through host B (through B's local chunk
-# cache, which stays within its bound), a snapshot made on A listed
-# by B at once, a second writer refused in one line, gc of A's mount
-# done by A's daemon and gc once nothing has the store open, verify clean
-# after; then a host killed -9 (what it fsync'ed is there for the next
+# RADOS (test_meta) and two opens of one store (test_store_hosts), a
+# snapshot imported and cloned with cp -r through host A read byte for
+# byte through host B (through B's local chunk cache, which stays within
+# its bound), a snapshot made on A listed by B at once; a third host C
+# writing beside A, one writer per image (EBUSY while A holds an image's
+# changes, C's own files free, C takes up A's change once A closed), gc
+# refused beside two writers; gc by A's daemon beside reader B, B still
+# reading what A removed, freed once B is gone; verify clean after; then a host killed -9 (what it fsync'ed is there for the next
 # daemon, once its locks' lease ran out), and the OSD stopped under a
 # reading mount (EIO within the bound, the daemon lives on, the read
 # works again once the OSD is back). Prints TAP.
 #
 # Needs $BUILD/snapfs, $BUILD/snapctl, $BUILD/tests/mksnap and
-# $BUILD/tests/test_meta, /dev/fuse and the Ceph packages (skipped loudly
+# $BUILD/tests/test_meta, $BUILD/tests/test_store_hosts, /dev/fuse and the Ceph packages (skipped loudly
 # without them). Run from the top of the tree.
 # shellcheck disable=SC2015	# "A && B || fail" is meant
 set -u
@@ -26,7 +28,8 @@ SNAPCTL=$BUILD/snapctl
 . tests/lib/mount.sh
 fuse_setup snapfs-rados
 why=$(ceph_have) || skip_rest "RADOS tests" "$why: RADOS tests not run"
-need_built "$SNAPFS" "$SNAPCTL" "$BUILD/tests/mksnap" "$BUILD/tests/test_meta"
+need_built "$SNAPFS" "$SNAPCTL" "$BUILD/tests/mksnap" "$BUILD/tests/test_meta" \
+	"$BUILD/tests/test_store_hosts"
 err=$work/case.log
 # The cluster goes after the daemons that use it, before $work.
 cleanup_more() { ceph_stop; }
@@ -52,9 +55,18 @@ SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
 	"$BUILD/tests/test_meta" >"$work/meta.tap" 2>&1
 rc=$?
 cp "$work/meta.tap" "$err"
-check "test_meta over RADOS as over a directory: 13 cases pass" \
-	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/meta.tap")" -eq 13 ] &&
+check "test_meta over RADOS as over a directory: 14 cases pass" \
+	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/meta.tap")" -eq 14 ] &&
 	 ! grep -q "^not ok" "$work/meta.tap"'
+
+# Two opens of one store in RADOS as two hosts (test_store_hosts).
+SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
+	"$BUILD/tests/test_store_hosts" >"$work/hosts.tap" 2>&1
+rc=$?
+cp "$work/hosts.tap" "$err"
+check "test_store_hosts: one writer per image, gc beside a reader: 3 cases pass" \
+	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/hosts.tap")" -eq 3 ] &&
+	 ! grep -q "^not ok" "$work/hosts.tap"'
 
 "$BUILD/tests/mksnap" "$work/snap" --mem $((32 << 20)) >/dev/null 2>&1
 check "store init and import into $STORE" \
@@ -64,7 +76,7 @@ check "store init and import into $STORE" \
 mount_at "$MNT" >"$err" 2>&1 && a=$lastpid aerr=$lasterr
 check "host A mounts the store read-write" '[ -n "${a:-}" ]'
 CACHE_B=1048576	# B's chunk cache: 1 MiB, less than what B reads
-mount_at "$MNT2" -o "ro,chunk_cache=$work/cacheB,chunk_cache_size=$CACHE_B" \
+mount_at "$MNT2" -o "ro,cache_size=1M,chunk_cache=$work/cacheB,chunk_cache_size=$CACHE_B" \
 	>"$err" 2>&1 && b=$lastpid berr=$lasterr
 check "host B mounts it read-only beside A, with a local chunk cache" \
 	'[ -n "${b:-}" ]'
@@ -87,20 +99,82 @@ mkdir "$MNT/s3" && cp "$work/snap/manifest.bin" "$MNT/s3/" 2>"$err"
 check "a snapshot A makes is in B's listing at once" \
 	'[ "$(ls "$MNT2" | tr "\n" " ")" = "s1 s2 s3 " ]'
 
-mkdir -p "$work/mnt3"
-"$SNAPFS" "$STORE" "$work/mnt3" >"$err" 2>&1
+# s4: a file of A's own bytes, which B reads whole.
+mkdir "$MNT/s4" && dd if=/dev/urandom of="$work/s4.bin" bs=1M count=4 \
+	2>/dev/null && cp "$work/s4.bin" "$MNT/s4/memory.bin" &&
+	sync "$MNT/s4/memory.bin"
+check "B reads a file A wrote in a new snapshot, byte for byte" \
+	'cmp "$work/s4.bin" "$MNT2/s4/memory.bin" >"$err" 2>&1'
+exec 7<"$MNT2/s4/memory.bin"	# B holds it open (nothing cached)
+
+# A third host mounts read-write beside A: one writer per image.
+MNT3=$work/mnt3
+mount_at "$MNT3" >"$err" 2>&1 && c=$lastpid cerr=$lasterr
+check "host C mounts the store read-write beside A" '[ -n "${c:-}" ]'
+# A writes a page of s2's memory.bin and keeps the file open (dd reads
+# the page from a fifo, then waits for more): A holds s2's image.
+dd if=/dev/urandom of="$work/a.part" bs=4096 count=1 2>/dev/null
+mkfifo "$work/fifo"
+dd if="$work/fifo" of="$MNT/s2/memory.bin" bs=4096 seek=300 conv=notrunc \
+	2>/dev/null &
+ddpid=$!
+exec 6>"$work/fifo"
+cat "$work/a.part" >&6
+t0=$(date +%s)
+until dd if="$MNT/s2/memory.bin" bs=4096 skip=300 count=1 2>/dev/null |
+      cmp -s - "$work/a.part"; do
+	[ $(($(date +%s) - t0)) -lt 10 ] || break
+	sleep 0.1
+done
+dd if=/dev/zero of="$MNT3/s2/memory.bin" bs=4096 seek=301 count=1 \
+	conv=notrunc >"$work/dd.err" 2>&1
 rc=$?
-check "a second writer is refused in one line, status 1" \
-	'[ "$rc" -eq 1 ] && [ "$(wc -l <"$err")" -eq 1 ] &&
-	 grep -q "open for writing by another host or process" "$err"'
-umount_snapfs_at "$MNT2" "$b" "$berr" >"$err" 2>&1
-check "B unmounts cleanly" '[ $? -eq 0 ]'
-# With B gone, A is the only open: snapctl finds A's mount and asks its
-# daemon, the store's writer, to collect.
+cp "$work/dd.err" "$err"
+check "C's write to the image A is writing fails with EBUSY" \
+	'[ "$rc" -ne 0 ] && grep -q "Device or resource busy" "$work/dd.err"'
+cp "$cerr" "$err"
+check "and C's daemon says in one line that another host writes it" \
+	'[ "$(grep -c "being written by another host" "$cerr")" -eq 1 ]'
+check "C writes a file of its own meanwhile, and A reads it" \
+	'cp "$work/snap/state.bin" "$MNT3/s3/c.bin" 2>"$err" &&
+	 cmp "$work/snap/state.bin" "$MNT/s3/c.bin" >"$err" 2>&1'
+exec 6>&-	# dd ends: A's close stores the page and lets go
+wait "$ddpid"
+check "once A closed it, C writes that image and reads A's change in it" \
+	'dd if=/dev/zero of="$MNT3/s2/memory.bin" bs=4096 seek=301 count=1 \
+	    conv=notrunc,fsync 2>"$err" &&
+	 dd if="$MNT3/s2/memory.bin" bs=4096 skip=300 count=1 2>/dev/null |
+	 cmp - "$work/a.part" >"$err" 2>&1'
 "$SNAPCTL" store gc "$STORE" >"$err" 2>&1
 rc=$?
-check "gc of the store A has mounted is done by A's daemon" \
+check "gc with two writers mounted is refused in one line, status 1" \
+	'[ "$rc" -eq 1 ] && [ "$(wc -l <"$err")" -eq 1 ] &&
+	 grep -q "open for writing" "$err"'
+umount_snapfs_at "$MNT3" "$c" "$cerr" >"$err" 2>&1
+check "C unmounts cleanly" '[ $? -eq 0 ]'
+
+# gc beside a reader: B holds s4's file open, as of its open; A
+# rewrites it and removes s4, and A's daemon collects while B is
+# mounted. B still reads the file as it was, its chunks from the
+# cluster (B's caches hold 1 MiB each of its 4).
+dd if=/dev/urandom of="$MNT/s4/memory.bin" bs=1M count=4 conv=notrunc,fsync \
+	2>"$err"
+rm -r "$MNT/s4"
+"$SNAPCTL" store gc "$STORE" >"$err" 2>&1
+rc=$?
+check "gc with reader B mounted is done by A's daemon" \
 	'[ "$rc" -eq 0 ] && grep -q "by the snapfs mounted at $MNT" "$err"'
+echo 1 >/proc/sys/vm/drop_caches	# B's page cache: snapfs reads it all
+check "and B reads the file A rewrote and removed as it was at B's open" \
+	'cmp "$work/s4.bin" - <&7 >"$err" 2>&1'
+exec 7<&-
+umount_snapfs_at "$MNT2" "$b" "$berr" >"$err" 2>&1
+check "B unmounts cleanly" '[ $? -eq 0 ]'
+"$SNAPCTL" store gc "$STORE" >"$err" 2>&1
+rc=$?
+freed=$(grep -o "freed [0-9]* chunks" "$err" | grep -o "[0-9]*")
+check "with B gone, gc frees what only B held (${freed:-no} chunks)" \
+	'[ "$rc" -eq 0 ] && [ "${freed:-0}" -ge 64 ]'
 umount_snapfs_at "$MNT" "$a" "$aerr" >"$err" 2>&1
 check "A unmounts cleanly" '[ $? -eq 0 ]'
 "$SNAPCTL" store gc "$STORE" >"$err" 2>&1

@@ -285,28 +285,130 @@ static void test_snapshot_rename(void **state)
 	OK(f, CALL(f, sync_names, NULL, &f->err));
 }
 
-/* Two opens of one store: shared opens, an exclusive gc, one writer. */
+/*
+ * Two opens of one store. A directory: shared opens, a gc that needs the
+ * store alone, one writer. RADOS: shared opens and writers, a gc beside
+ * readers but no other writer, one writer per image.
+ */
 static void test_locks(void **state)
 {
 	struct fx *f = *state;
 	struct snap_meta *m = &f->m, *m2 = &f->m2;
+	uint8_t a[SNAP_ID_LEN] = { 1 }, b[SNAP_ID_LEN] = { 2 };
 
 	OK(f, m->ops->lock(m->ctx, META_LOCK_OPEN, &f->err));
 	OK(f, m2->ops->lock(m2->ctx, META_LOCK_OPEN, &f->err));
-	assert_int_equal(m->ops->lock(m->ctx, META_LOCK_GC, &f->err), -EBUSY);
-	m2->ops->unlock(m2->ctx, META_LOCK_OPEN);
-	OK(f, m->ops->lock(m->ctx, META_LOCK_GC, &f->err));
-	/* While gc runs, no other open. */
-	assert_int_equal(m2->ops->lock(m2->ctx, META_LOCK_OPEN, &f->err),
-			 -EBUSY);
-	m->ops->unlock(m->ctx, META_LOCK_GC);
-	OK(f, m2->ops->lock(m2->ctx, META_LOCK_OPEN, &f->err));
-
 	OK(f, m->ops->lock(m->ctx, META_LOCK_WRITE, &f->err));
+	if (!f->rados) {
+		assert_null(m->ops->lock_image);
+		assert_null(m->ops->publish);
+		assert_int_equal(m2->ops->lock(m2->ctx, META_LOCK_WRITE,
+					       &f->err), -EBUSY);
+		assert_int_equal(m->ops->lock(m->ctx, META_LOCK_GC, &f->err),
+				 -EBUSY);
+		assert_non_null(strstr(f->err.msg, "gc needs it alone"));
+		m2->ops->unlock(m2->ctx, META_LOCK_OPEN);
+		OK(f, m->ops->lock(m->ctx, META_LOCK_GC, &f->err));
+		/* While gc runs, no other open. */
+		assert_int_equal(m2->ops->lock(m2->ctx, META_LOCK_OPEN,
+					       &f->err), -EBUSY);
+		m->ops->unlock(m->ctx, META_LOCK_GC);
+		OK(f, m2->ops->lock(m2->ctx, META_LOCK_OPEN, &f->err));
+		m->ops->unlock(m->ctx, META_LOCK_WRITE);
+		OK(f, m2->ops->lock(m2->ctx, META_LOCK_WRITE, &f->err));
+		return;
+	}
+	/* Two writers; gc refused while the other writes. */
+	OK(f, m2->ops->lock(m2->ctx, META_LOCK_WRITE, &f->err));
+	assert_int_equal(m->ops->lock(m->ctx, META_LOCK_GC, &f->err), -EBUSY);
+	assert_non_null(strstr(f->err.msg, "open for writing"));
+	m2->ops->unlock(m2->ctx, META_LOCK_WRITE);
+	/* A reader beside gc, but no writer, nor a second gc. */
+	OK(f, m->ops->lock(m->ctx, META_LOCK_GC, &f->err));
 	assert_int_equal(m2->ops->lock(m2->ctx, META_LOCK_WRITE, &f->err),
 			 -EBUSY);
-	m->ops->unlock(m->ctx, META_LOCK_WRITE);
+	m2->ops->unlock(m2->ctx, META_LOCK_OPEN);
+	OK(f, m2->ops->lock(m2->ctx, META_LOCK_OPEN, &f->err));
+	m->ops->unlock(m->ctx, META_LOCK_GC);
 	OK(f, m2->ops->lock(m2->ctx, META_LOCK_WRITE, &f->err));
+
+	/* One writer per image. */
+	OK(f, m->ops->lock_image(m->ctx, a, &f->err));
+	OK(f, m->ops->lock_image(m->ctx, a, &f->err));	/* held: no-op */
+	assert_int_equal(m2->ops->lock_image(m2->ctx, a, &f->err), -EBUSY);
+	assert_non_null(strstr(f->err.msg, "another host or process"));
+	OK(f, m2->ops->lock_image(m2->ctx, b, &f->err));
+	m->ops->unlock_image(m->ctx, a);
+	OK(f, m2->ops->lock_image(m2->ctx, a, &f->err));
+	assert_int_equal(m->ops->lock_image(m->ctx, b, &f->err), -EBUSY);
+}
+
+struct recs {
+	unsigned n;
+	uint8_t first[SNAP_ID_LEN];
+	unsigned ids;
+};
+
+static int rec_id(void *arg, const uint8_t id[SNAP_ID_LEN])
+{
+	struct recs *r = arg;
+
+	if (r->ids++ == 0)
+		memcpy(r->first, id, SNAP_ID_LEN);
+	return 0;
+}
+
+static int rec_seen(void *arg, const uint8_t *buf, size_t len)
+{
+	struct recs *r = arg;
+	struct snap_err err;
+
+	r->n++;
+	return meta_open_decode(buf, len, "record", rec_id, r, &err);
+}
+
+/*
+ * Open records (RADOS): another open sees each live open's record, not
+ * its own; a record goes with its open's lock, and gc's reading removes
+ * it for good.
+ */
+static void test_records(void **state)
+{
+	struct fx *f = *state;
+	struct snap_meta *m = &f->m, *m2 = &f->m2;
+	uint8_t ids[2][SNAP_ID_LEN] = { { 7 }, { 9 } }, *buf;
+	struct recs r = { 0 };
+	size_t len;
+
+	OK(f, m->ops->lock(m->ctx, META_LOCK_OPEN, &f->err));
+	OK(f, m2->ops->lock(m2->ctx, META_LOCK_OPEN, &f->err));
+	OK(f, m2->ops->records(m2->ctx, rec_seen, &r, &f->err));
+	assert_int_equal(r.n, 0);
+	assert_int_equal(meta_open_encode((const uint8_t (*)[SNAP_ID_LEN])ids,
+					  2, &buf, &len), 0);
+	OK(f, m->ops->publish(m->ctx, buf, len, &f->err));
+	OK(f, m2->ops->publish(m2->ctx, buf, len, &f->err));
+	free(buf);
+	OK(f, m2->ops->records(m2->ctx, rec_seen, &r, &f->err));
+	assert_int_equal(r.n, 1);		/* m's, not its own */
+	assert_int_equal(r.ids, 2);
+	assert_memory_equal(r.first, ids[0], SNAP_ID_LEN);
+	OK(f, m->ops->publish(m->ctx, NULL, 0, &f->err));
+	memset(&r, 0, sizeof(r));
+	OK(f, m2->ops->records(m2->ctx, rec_seen, &r, &f->err));
+	assert_int_equal(r.n, 0);
+
+	/* An open that let go of its lock: its record is not alive. */
+	assert_int_equal(meta_open_encode((const uint8_t (*)[SNAP_ID_LEN])ids,
+					  1, &buf, &len), 0);
+	OK(f, m->ops->publish(m->ctx, buf, len, &f->err));
+	free(buf);
+	m->ops->unlock(m->ctx, META_LOCK_OPEN);
+	OK(f, m2->ops->records(m2->ctx, rec_seen, &r, &f->err));
+	assert_int_equal(r.n, 0);
+	OK(f, m->ops->lock(m->ctx, META_LOCK_OPEN, &f->err));
+	OK(f, m2->ops->records(m2->ctx, rec_seen, &r, &f->err));
+	assert_int_equal(r.n, 0);		/* removed, not just skipped */
 }
 
 /* A rados: name that names no pool, or more than a namespace, is
@@ -346,7 +448,7 @@ int main(void)
 	const struct CMUnitTest rados[] = {
 		RADOS(test_objects), RADOS(test_append), RADOS(test_each),
 		RADOS(test_names), RADOS(test_snapshot_rename),
-		RADOS(test_locks),
+		RADOS(test_locks), RADOS(test_records),
 	};
 	const struct CMUnitTest names[] = {
 		cmocka_unit_test(test_rados_names),

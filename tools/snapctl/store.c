@@ -458,13 +458,14 @@ int store_gc_run(const struct snapctl_cmd *cmd, int argc, char **argv)
 	if (!cli_parse(cmd, argc, argv, NULL, 0, &store, 1, &status))
 		return status;
 	ret = snap_store_open(store, &opts, &s, &err);
-	/* A mounted snapfs is the store's writer: it collects, if asked. */
+	if (!ret) {
+		ret = snap_store_gc(s, &st, &err);
+		snap_store_close(s);
+	}
+	/* A mounted snapfs is a writer of the store (in a directory, the
+	 * only one): it collects, if asked. */
 	if (ret == -EBUSY && find_mount(store, mnt, sizeof(mnt)))
 		return gc_by_mount(cmd, store, mnt);
-	if (ret)
-		return cli_fail(cmd, store, ret, &err);
-	ret = snap_store_gc(s, &st, &err);
-	snap_store_close(s);
 	if (ret)
 		return cli_fail(cmd, store, ret, &err);
 	printf("%s: freed %" PRIu64 " chunk%s (%s), %" PRIu64 " delta%s, %"
