@@ -1,6 +1,6 @@
 # What the benchmarks in tests/bench share (sourced by boot.sh,
-# snapshot.sh, devices.sh, restore.sh and snapfs.sh; POSIX sh, run from
-# the top of the tree).
+# snapshot.sh, devices.sh, restore.sh, snapfs.sh and rados_mount.sh;
+# POSIX sh, run from the top of the tree).
 #
 #   bench_init NAME   NAME names the benchmark in messages and in $LOG.
 #                     Checks what every benchmark needs ($BUILD/snapvm, the
