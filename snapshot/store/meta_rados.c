@@ -87,8 +87,13 @@ static int mr_put(void *ctx, const char *name, const void *buf, size_t len,
 	char oid[256];
 	int ret;
 
-	if (!op)
-		return snap_err_set(err, -ENOMEM, "%s: out of memory", name);
+	ret = meta_rados_lease_check(mr, name, err);
+	if (ret || !op) {
+		if (op)
+			rados_release_write_op(op);
+		return ret ? ret : snap_err_set(err, -ENOMEM, "%s: out of "
+						"memory", name);
+	}
 	oid_of(name, oid, sizeof(oid));
 	if (flags & META_NOREPLACE)
 		rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
@@ -110,8 +115,13 @@ static int mr_append(void *ctx, const char *name, uint64_t at,
 	char oid[256];
 	int ret;
 
-	if (!op)
-		return snap_err_set(err, -ENOMEM, "%s: out of memory", name);
+	ret = meta_rados_lease_check(mr, name, err);
+	if (ret || !op) {
+		if (op)
+			rados_release_write_op(op);
+		return ret ? ret : snap_err_set(err, -ENOMEM, "%s: out of "
+						"memory", name);
+	}
 	oid_of(name, oid, sizeof(oid));
 	rados_write_op_assert_exists(op);
 	rados_write_op_truncate(op, at);

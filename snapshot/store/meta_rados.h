@@ -41,6 +41,9 @@ struct meta_rados {
 	bool open_held, gc_held, write_held, lease_lost;
 	uint8_t (*held)[SNAP_ID_LEN];	/* images locked */
 	size_t nheld, capheld;
+	int64_t renewed_at;	/* CLOCK_MONOTONIC s: every lock held was
+				   asked for or renewed since */
+	bool lapsed;		/* once a lease went unrenewed: for good */
 	pthread_t lease;	/* renews held locks */
 	pthread_cond_t stop_cond;
 	bool lease_running, stopping;
@@ -57,6 +60,16 @@ int meta_rados_publish(void *ctx, const void *buf, size_t len,
 int meta_rados_records(void *ctx,
 		       int (*fn)(void *arg, const uint8_t *buf, size_t len),
 		       void *arg, struct snap_err *err);
+/*
+ * 0 while this open's locks are surely its own; once they went a whole
+ * lease unrenewed (the cluster did not answer, the process stood still),
+ * another host may have held them, and changed what this open knows:
+ * -EIO naming what, and nothing of the store's is written through this
+ * open any more, even if the locks are had again.
+ */
+int meta_rados_lease_check(struct meta_rados *mr, const char *what,
+			   struct snap_err *err);
+
 /* Stop renewing, and let go of every lock and this open's record. */
 void meta_rados_locks_end(struct meta_rados *mr);
 

@@ -58,6 +58,20 @@ static void image_lock_name(const uint8_t id[SNAP_ID_LEN],
 	snprintf(name, LOCK_NAME_MAX, "image.%s", hex);
 }
 
+static int64_t now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec;
+}
+
+/* Under mr->lock; read without it by meta_rados_lease_check. */
+static void set_write_held(struct meta_rados *mr, bool held)
+{
+	__atomic_store_n(&mr->write_held, held, __ATOMIC_RELAXED);
+}
+
 /* Under mr->lock: renew everything held; 0, or the first failure. */
 static int renew(struct meta_rados *mr)
 {
@@ -82,6 +96,7 @@ static void *lease_main(void *arg)
 {
 	struct meta_rados *mr = arg;
 	struct timespec until;
+	int64_t asked;
 
 	pthread_mutex_lock(&mr->lock);
 	while (!mr->stopping) {
@@ -90,7 +105,16 @@ static void *lease_main(void *arg)
 		pthread_cond_timedwait(&mr->stop_cond, &mr->lock, &until);
 		if (mr->stopping)
 			break;
-		if (renew(mr) && !mr->lease_lost) {
+		asked = now_s();
+		/* Too late: another host may have held them meanwhile, and
+		 * what this open knows of the store may be old. For good. */
+		if (asked - mr->renewed_at >= mr->lease_s)
+			__atomic_store_n(&mr->lapsed, true, __ATOMIC_RELAXED);
+		if (!renew(mr)) {
+			__atomic_store_n(&mr->renewed_at, asked,
+					 __ATOMIC_RELAXED);
+			mr->lease_lost = false;
+		} else if (!mr->lease_lost) {
 			fprintf(stderr, "%s: renewing the store's locks "
 				"failed; another host may take them over\n",
 				mr->c->name);
@@ -99,6 +123,22 @@ static void *lease_main(void *arg)
 	}
 	pthread_mutex_unlock(&mr->lock);
 	return NULL;
+}
+
+/* Without mr->lock, which a renewal holds for its round trips. A writer
+ * holds "write" as long as any image's lock, and took it first. */
+int meta_rados_lease_check(struct meta_rados *mr, const char *what,
+			   struct snap_err *err)
+{
+	if (!__atomic_load_n(&mr->write_held, __ATOMIC_RELAXED) ||
+	    (!__atomic_load_n(&mr->lapsed, __ATOMIC_RELAXED) &&
+	     now_s() - __atomic_load_n(&mr->renewed_at, __ATOMIC_RELAXED) <
+	     mr->lease_s))
+		return 0;
+	return snap_err_set(err, -EIO, "%s: %s: the store's locks were not "
+			    "renewed for %d s, so another host may hold them "
+			    "now: nothing more is written (mount it again)",
+			    mr->c->name, what, mr->lease_s);
 }
 
 /* Under mr->lock. */
@@ -134,7 +174,7 @@ static int lock_gc(struct meta_rados *mr, struct snap_err *err)
 		mr->gc_held = true;
 		return 0;
 	}
-	mr->write_held = !lock_named(mr, LOCK_WRITE, false, 0);
+	set_write_held(mr, !lock_named(mr, LOCK_WRITE, false, 0));
 	unlock_named(mr, LOCK_GC);
 	if (ret == -EBUSY || ret == -EEXIST)
 		return snap_err_set(err, -EBUSY, "%s: another host or process "
@@ -157,8 +197,11 @@ int meta_rados_lock(void *ctx, enum meta_lock which, struct snap_err *err)
 		mr->open_held = !ret;
 		break;
 	case META_LOCK_WRITE:
+		/* Its lease runs from when it was asked for, at the latest;
+		 * every image lock a writer takes comes after it. */
+		__atomic_store_n(&mr->renewed_at, now_s(), __ATOMIC_RELAXED);
 		ret = lock_named(mr, LOCK_WRITE, false, 0);
-		mr->write_held = !ret;
+		set_write_held(mr, !ret);
 		break;
 	case META_LOCK_GC:
 		ret = lock_gc(mr, err);
@@ -189,7 +232,7 @@ void meta_rados_unlock(void *ctx, enum meta_lock which)
 		if (!mr->gc_held)
 			break;
 		unlock_named(mr, LOCK_WRITE);
-		mr->write_held = !lock_named(mr, LOCK_WRITE, false, 0);
+		set_write_held(mr, !lock_named(mr, LOCK_WRITE, false, 0));
 		unlock_named(mr, LOCK_GC);
 		mr->gc_held = false;
 		break;
@@ -199,7 +242,7 @@ void meta_rados_unlock(void *ctx, enum meta_lock which)
 		break;
 	case META_LOCK_WRITE:
 		unlock_named(mr, LOCK_WRITE);
-		mr->write_held = false;
+		set_write_held(mr, false);
 		break;
 	}
 	pthread_mutex_unlock(&mr->lock);

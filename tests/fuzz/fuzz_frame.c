@@ -3,8 +3,10 @@
  * Frames (snapshot/store/frame.h) and the small store files made of one frame
  * (store_meta.c): frame_each over the input as a sequence of frames, and
  * the input as a file read by frame_read_one and by the readers of an
- * image's info (images/<id>), a name's ref (images/<id>.ref) and a
- * working set (images/<id>.ws).
+ * image's info (images/<id>), a name's ref (images/<id>.ref), a working
+ * set (images/<id>.ws) and an open's record (a value in a store in
+ * RADOS: meta_open_decode, whose deltas can be no more than the input
+ * has room for).
  *
  * FUZZ_FIX: every whole frame's SHA-256 is recomputed (fuzz_fix_frames),
  * so mutations of a payload reach the protobuf decoders and the checks
@@ -65,6 +67,14 @@ static int each(void *arg, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* Each id of an open's record counts; each takes 18 bytes or more of
+ * the input (a field's tag and length, 16 bytes). */
+static int open_id(void *arg, const uint8_t id[SNAP_ID_LEN])
+{
+	(*(size_t *)arg)++;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t *buf = fuzz_dup(data, size), *payload, id[SNAP_ID_LEN];
@@ -72,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct image_info ii;
 	struct snap_err err;
 	struct snap_ws ws;
-	size_t end, len;
+	size_t end, len, ids;
 
 	if (FUZZ_FIX)
 		fuzz_fix_frames(buf, size);
@@ -82,6 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 size, w.seen);
 
 	meta_ref_decode(buf, size, "fuzz", id, &err);
+	ids = 0;
+	meta_open_decode(buf, size, "fuzz", open_id, &ids, &err);
+	if (ids * (SNAP_ID_LEN + 2) > size)
+		fuzz_die("meta_open_decode: %zu deltas from %zu bytes", ids,
+			 size);
 	fuzz_write_file(path, buf, size);
 	free(buf);
 	if (!frame_read_one(path, "fuzz", &payload, &len, &err))

@@ -341,6 +341,15 @@ static void frame_seeds(void)
 	put("frame", "torn", two, 2 * len + FRAME_HDR + 3);
 	free(two);
 	free(buf);
+	/* An open's record in a store in RADOS: two deltas. */
+	{
+		const uint8_t ids[2][SNAP_ID_LEN] = { { 1, 2, 3 }, { 4, 5, 6 } };
+
+		if (meta_open_encode(ids, 2, &buf, &len))
+			die("frame", "out of memory");
+		put("frame", "openrecord", buf, len);
+		free(buf);
+	}
 }
 
 static void journal_seeds(void)

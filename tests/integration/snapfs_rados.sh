@@ -55,8 +55,8 @@ SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
 	"$BUILD/tests/test_meta" >"$work/meta.tap" 2>&1
 rc=$?
 cp "$work/meta.tap" "$err"
-check "test_meta over RADOS as over a directory: 14 cases pass" \
-	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/meta.tap")" -eq 14 ] &&
+check "test_meta over RADOS as over a directory: 15 cases pass" \
+	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/meta.tap")" -eq 15 ] &&
 	 ! grep -q "^not ok" "$work/meta.tap"'
 
 # Two opens of one store in RADOS as two hosts (test_store_hosts).

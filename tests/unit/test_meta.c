@@ -16,9 +16,11 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "snapshot/store/meta.h"
+#include "snapshot/store/meta_rados.h"
 #include "snapshot/store/rados_conn.h"
 #include "snapshot/store/store_int.h"
 #include "tests/lib/testutil.h"
@@ -411,6 +413,45 @@ static void test_records(void **state)
 	assert_int_equal(r.n, 0);		/* removed, not just skipped */
 }
 
+/*
+ * A writer whose locks went a whole lease unrenewed (its renewals stood
+ * still, as in a stopped process) writes nothing more, not even once
+ * renewed again: another host may have held its locks meanwhile.
+ */
+static void test_lease_lapse(void **state)
+{
+	struct fx *f = *state;
+	struct meta_rados *mr;
+	struct snap_meta m3;
+	uint8_t *buf;
+	size_t len;
+
+	setenv(RADOS_LEASE_ENV, "3", 1);
+	OK(f, meta_rados_open(f->c, &m3, &f->err));
+	unsetenv(RADOS_LEASE_ENV);
+	mr = m3.ctx;
+	OK(f, m3.ops->lock(m3.ctx, META_LOCK_OPEN, &f->err));
+	OK(f, m3.ops->lock(m3.ctx, META_LOCK_WRITE, &f->err));
+	OK(f, m3.ops->put(m3.ctx, "deltas/a", "abc", 3, 0, &f->err));
+	pthread_mutex_lock(&mr->lock);		/* no renewal gets through */
+	sleep(4);
+	assert_int_equal(m3.ops->put(m3.ctx, "deltas/a", "x", 1, 0, &f->err),
+			 -EIO);
+	assert_non_null(strstr(f->err.msg, "not renewed"));
+	assert_int_equal(m3.ops->append(m3.ctx, "deltas/a", 3, "d", 1, true,
+					&f->err), -EIO);
+	pthread_mutex_unlock(&mr->lock);
+	sleep(2);				/* a renewal went through */
+	assert_int_equal(m3.ops->put(m3.ctx, "deltas/a", "x", 1, 0, &f->err),
+			 -EIO);
+	m3.ops->free(m3.ctx);
+	/* The object is as the last write before the lapse left it. */
+	OK(f, f->m.ops->get(f->m.ctx, "deltas/a", 16, &buf, &len, &f->err));
+	assert_int_equal(len, 3);
+	assert_memory_equal(buf, "abc", 3);
+	free(buf);
+}
+
 /* A rados: name that names no pool, or more than a namespace, is
  * refused before any cluster is asked, in one line naming it. */
 static void test_rados_names(void **state)
@@ -449,6 +490,7 @@ int main(void)
 		RADOS(test_objects), RADOS(test_append), RADOS(test_each),
 		RADOS(test_names), RADOS(test_snapshot_rename),
 		RADOS(test_locks), RADOS(test_records),
+		RADOS(test_lease_lapse),
 	};
 	const struct CMUnitTest names[] = {
 		cmocka_unit_test(test_rados_names),
