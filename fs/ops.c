@@ -152,6 +152,9 @@ static void snapfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	if (!ret)
 		ret = setattr_times(n, attr, to_set, &err);
+	/* Not through an open file: no close will store it for others. */
+	if (!ret && !fi && (to_set & (FUSE_SET_ATTR_SIZE | SETATTR_CHANGES)))
+		ret = snap_image_flush(n->img, &err);
 	if (ret)
 		fs_log(fs, ret, &err);
 	else

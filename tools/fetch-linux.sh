@@ -3,8 +3,10 @@
 # without installing it: apt-get download + dpkg -x into OUTDIR.
 #
 #   OUTDIR/vmlinuz              the bzImage
-#   OUTDIR/modules/*.ko         irqbypass ccp kvm kvm-amd fuse (for the rig),
-#                               and the Linux guest's modules (below)
+#   OUTDIR/modules/*.ko         irqbypass ccp kvm kvm-amd fuse, and
+#                               failover net_failover virtio_net (its
+#                               network, rig.sh --net), for the rig; and
+#                               the Linux guest's modules (below)
 #   OUTDIR/modules/guest.order  the guest's modules, one file name a line,
 #                               in load order (each after its dependencies)
 #   OUTDIR/version              the package it came from
@@ -25,6 +27,7 @@ vmw_vsock_virtio_transport virtio-rng"
 
 complete() {
 	[ -f "$out/vmlinuz" ] && [ -f "$out/modules/kvm-amd.ko" ] &&
+		[ -f "$out/modules/virtio_net.ko" ] &&
 		[ -f "$out/modules/guest.order" ] || return 1
 	while read -r m; do
 		[ -f "$out/modules/$m" ] || return 1
@@ -99,7 +102,7 @@ for m in $GUEST_MODULES; do
 	visit "$m" || exit 1
 done
 
-for m in irqbypass ccp kvm kvm-amd fuse; do
+for m in irqbypass ccp kvm kvm-amd fuse failover net_failover virtio_net; do
 	f=$(unpack "$m") && mv "$tmp/mod/$f" "$out/modules/"
 done
 while read -r f; do

@@ -298,7 +298,8 @@ void snap_image_stat(struct snap_image *img, struct snap_image_stat *st);
  * (snap_store_link, _hardlink, _unlink, _rename) set its ctime to now.
  * Reads never move atime: a journal frame per read would make every read
  * a write. A name change moves the ctime of an image open in this
- * process only; a closed one is not loaded for it. Each change is durable
+ * process only; a closed one is not loaded for it (in RADOS, of one this
+ * process is writing: a name change takes no image's lock). Each change is durable
  * with the image's next sync, as its writes are; a call that fails
  * changes no time.
  */

@@ -472,8 +472,9 @@ void image_names_changed(struct snap_store *s, const uint8_t id[SNAP_ID_LEN])
 	im = find_open(s, id);
 	if (im) {
 		pthread_mutex_lock(&im->lock);
-		/* Being written elsewhere: that writer's ctime stands. */
-		if (!image_write_begin(im, NULL))
+		/* With several writers, only in an image being written
+		 * here: no name change takes an image's lock. */
+		if (!im->s->shared || im->wlocked)
 			image_changed(im);
 		pthread_mutex_unlock(&im->lock);
 	}

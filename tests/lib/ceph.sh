@@ -1,7 +1,8 @@
 # A throwaway single-node Ceph cluster for tests (sourced; POSIX sh), as
 # shared/notes/ceph.md describes it: one monitor and one OSD, everything
-# (data, logs, sockets, pid files) inside one directory, 127.0.0.1 only,
-# msgr2 only, no authentication, pool size one, no mgr.
+# (data, logs, sockets, pid files) inside one directory, one address
+# ($CEPH_ADDR, default 127.0.0.1), msgr2 only, no authentication, pool
+# size one, no mgr.
 #
 #   ceph_have              0 when the packages are installed; else prints
 #                          the missing ones to stdout and returns 1
@@ -20,6 +21,9 @@
 #                          it from the caller's EXIT trap.
 #   ceph_osd_stop          stop only the OSD (for failure tests)
 #   ceph_osd_start         start it again; returns when it is up
+#   ceph_client_conf FILE  write a ceph.conf for a client on another
+#                          machine that reaches $CEPH_ADDR (the rig): the
+#                          monitor and no more
 #
 # A memstore OSD keeps its objects only in RAM, and by default an OSD
 # told to stop exits at once (osd fast shutdown): the restarted OSD had
@@ -33,6 +37,7 @@
 # seconds.
 
 CEPH_DIR= CEPH_MON_PID= CEPH_OSD_PID= CEPH_POOL=snaptest
+CEPH_ADDR=${CEPH_ADDR:-127.0.0.1}
 
 ceph_have() {
 	_miss=
@@ -99,11 +104,26 @@ ceph_kill() {
 # The ceph command, bounded.
 ceph_cmd() { timeout 20 ceph --connect-timeout 15 "$@"; }
 
-# A free TCP port on 127.0.0.1 (the kernel's choice; taken again by the
+# A free TCP port on $CEPH_ADDR (the kernel's choice; taken again by the
 # monitor at once, and ceph_start retries when another took it meanwhile).
 ceph_free_port() {
 	python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+s = socket.socket(); s.bind(("'"$CEPH_ADDR"'", 0)); print(s.getsockname()[1])'
+}
+
+ceph_client_conf() {
+	cat >"$1" <<EOF
+[global]
+fsid = $CEPH_FSID
+mon host = [v2:$CEPH_ADDR:$CEPH_PORT]
+ms bind msgr1 = false
+ms bind msgr2 = true
+auth cluster required = none
+auth service required = none
+auth client required = none
+admin socket =
+log file =
+EOF
 }
 
 ceph_write_conf() {
@@ -111,10 +131,10 @@ ceph_write_conf() {
 	cat >"$_d/ceph.conf" <<EOF
 [global]
 fsid = $CEPH_FSID
-mon host = [v2:127.0.0.1:$CEPH_PORT]
+mon host = [v2:$CEPH_ADDR:$CEPH_PORT]
 mon initial members = a
-public addr = 127.0.0.1
-cluster addr = 127.0.0.1
+public addr = $CEPH_ADDR
+cluster addr = $CEPH_ADDR
 ms bind msgr1 = false
 ms bind msgr2 = true
 auth cluster required = none
@@ -155,7 +175,7 @@ ceph_mon_begin() {
 	ceph_write_conf
 	rm -rf "$CEPH_DIR/mon" && mkdir -p "$CEPH_DIR/mon"
 	monmaptool --create --clobber --fsid "$CEPH_FSID" \
-		--addv a "[v2:127.0.0.1:$CEPH_PORT]" "$CEPH_DIR/monmap" \
+		--addv a "[v2:$CEPH_ADDR:$CEPH_PORT]" "$CEPH_DIR/monmap" \
 		>"$CEPH_DIR/log/monmaptool.log" 2>&1 ||
 		{ ceph_say "monmaptool failed"; return 1; }
 	ceph-mon -c "$CEPH_DIR/ceph.conf" --mkfs -i a \

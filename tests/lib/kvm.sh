@@ -16,9 +16,10 @@
 #   stuck WHAT          report where $pid's threads are (wchan, kernel
 #                       stack) and the end of its stderr
 #   one_line PREFIX     exit status 1, one line on stderr starting with PREFIX
-#   fs_mount STORE DIR  snapfs STORE DIR -f in the background: $fspid, its
-#                       stderr appended to $T/fs.err; waits up to 10 s for
-#                       the mount, false without it
+#   fs_mount STORE DIR [OPTION...]
+#                       snapfs STORE DIR -f OPTION... in the background:
+#                       $fspid, its stderr appended to $T/fs.err; waits up
+#                       to 10 s for the mount, false without it
 #   fs_unmount          SIGTERM to $fspid (SIGKILL after 10 s) and wait:
 #                       $fsrc; a mount it left is lazily unmounted
 SNAPVM=${SNAPVM:-./snapvm}
@@ -100,8 +101,9 @@ one_line() {
 	[ "$rc" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$1" "$T/err"
 }
 fs_mount() {
-	fsdir=$2
-	"$SNAPFS" "$1" "$fsdir" -f 2>>"$T/fs.err" & fspid=$!
+	_store=$1 fsdir=$2
+	shift 2
+	"$SNAPFS" "$_store" "$fsdir" -f "$@" 2>>"$T/fs.err" & fspid=$!
 	_j=0
 	until grep -q " $fsdir fuse" /proc/mounts || [ $_j -ge 100 ]; do
 		sleep 0.1; _j=$((_j + 1))

@@ -22,6 +22,7 @@
 #         --mem MIB      the rig's memory (2048)
 #         --timeout S    the rig's whole run (600; $RIG_TIMEOUT wins)
 #         --progs LIST   programs for the rig's /rig, besides $RIG_PROGS
+#         --net          the rig has a network to this host (rig.sh)
 #         --any, --fuse  as kvm_here
 #
 # "Here" means a hardware KVM. A PVM-based /dev/kvm (kvm_pvm, as on this
@@ -42,13 +43,14 @@ kvm_here() {
 }
 
 kvm_or_rig() {
-	_smp=1 _mem=2048 _timeout=600 _progs=${RIG_PROGS:-} _here=
+	_smp=1 _mem=2048 _timeout=600 _progs=${RIG_PROGS:-} _here= _net=
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--smp) _smp=$2; shift 2 ;;
 		--mem) _mem=$2; shift 2 ;;
 		--timeout) _timeout=$2; shift 2 ;;
 		--progs) _progs="$_progs $2"; shift 2 ;;
+		--net) _net=--net; shift ;;
 		--any|--fuse) _here="$_here $1"; shift ;;
 		*) break ;;
 		esac
@@ -71,8 +73,9 @@ kvm_or_rig() {
 		return 0
 	fi
 	[ -f "$_rig" ] || skip_rest "$_what" "no hardware KVM and no rig ($_rig)"
+	# shellcheck disable=SC2086	# $_net: the option, or nothing
 	RIG_PROGS=$_progs RIG_TIMEOUT=${RIG_TIMEOUT:-$_timeout} \
-		sh "$_rig" --smp "$_smp" --mem "$_mem" "$_script" \
+		sh "$_rig" --smp "$_smp" --mem "$_mem" $_net "$_script" \
 		tests/lib/kvm.sh "$@" >"$_log" 2>&1
 	# 125 without a result: the rig could not run (or crashed, or timed out).
 	if [ $? -eq 125 ] && ! grep -q '^RESULT ' "$_log"; then

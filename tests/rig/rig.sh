@@ -1,7 +1,7 @@
 #!/bin/sh
 # The rig: a real KVM for tests on machines without one.
 #
-#   sh tests/rig/rig.sh [--smp N] [--mem MIB] SCRIPT [FILE...]
+#   sh tests/rig/rig.sh [--smp N] [--mem MIB] [--net] SCRIPT [FILE...]
 #
 # Boots Debian's kernel (build/guest/vmlinuz, from tools/fetch-linux.sh) in
 # QEMU under TCG with a CPU that has SVM; its init loads irqbypass, ccp, kvm
@@ -15,16 +15,22 @@
 #   /rig/<PROG>         each program in RIG_PROGS (space-separated paths, or
 #                       names found on PATH), with its shared libraries
 #
+# With --net the rig has a network: QEMU's user-mode one (a virtio-net
+# device, eth0 10.0.2.15/24, the gateway 10.0.2.2), through which the
+# rig reaches the host's own addresses (a Ceph cluster on the host,
+# tests/lib/ceph.sh with CEPH_ADDR). Without, none.
+#
 # The rig's serial console goes to stdout; the script's exit status becomes
 # ours (125 when the rig itself failed: no KVM, no marker, timeout).
 # RIG_TIMEOUT (seconds, default 300) bounds the whole run.
 set -eu
 BUILD=${BUILD:-build}
-smp=2 mem=2048
+smp=2 mem=2048 net=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smp) smp=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
+	--net) net=1; shift ;;
 	*) break ;;
 	esac
 done
@@ -52,7 +58,19 @@ mkdir -p "$root/bin" "$root/rig" "$root/mod" "$root/dev" "$root/proc" \
 	 "$root/sys" "$root/tmp" "$root/run"
 
 cp "$(command -v busybox)" "$root/bin/busybox"
-for m in irqbypass ccp kvm kvm-amd fuse; do
+rigmods="irqbypass ccp kvm kvm-amd fuse"
+netdev=
+if [ -n "$net" ]; then
+	[ -f "$mods/virtio_net.ko" ] ||
+		{ echo "rig: $mods/virtio_net.ko missing (make guest fetches it)" >&2; exit 125; }
+	for m in virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev \
+		 virtio virtio_pci failover net_failover \
+		 virtio_net; do
+		rigmods="$rigmods $m"
+	done
+	netdev="-netdev user,id=n0 -device virtio-net-pci,netdev=n0"
+fi
+for m in $rigmods; do
 	[ -f "$mods/$m.ko" ] && cp "$mods/$m.ko" "$root/mod/"
 done
 
@@ -91,9 +109,15 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
-for m in irqbypass ccp kvm kvm-amd fuse; do
+for m in $rigmods; do
 	[ -f /mod/\$m.ko ] && insmod /mod/\$m.ko
 done
+ip link set lo up
+if [ -n "$net" ]; then
+	ip link set eth0 up &&
+	ip addr add 10.0.2.15/24 dev eth0 &&
+	ip route add default via 10.0.2.2 || echo "RIG-NO-NET"
+fi
 if [ -c /dev/kvm ]; then
 	echo "RIG-KVM-READY"
 	cd /rig && sh /rig/$(basename "$script")
@@ -106,9 +130,10 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initrd.gz"
 
+# shellcheck disable=SC2086	# $netdev: its options, or none
 timeout "${RIG_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,thread=single -cpu max,+svm,-avx,-avx2 \
 	-smp "$smp" -m "$mem" -nographic -no-reboot -kernel "$kernel" \
-	-initrd "$work/initrd.gz" \
+	-initrd "$work/initrd.gz" $netdev \
 	-append "console=ttyS0 quiet loglevel=3 panic=-1" \
 	</dev/null >"$work/console" 2>&1 &
 qemu_pid=$!
