@@ -383,7 +383,7 @@ struct snap_store_stats {
 	uint64_t garbage_chunks; /* stored but used by no image */
 	uint64_t garbage_bytes;
 	uint64_t deltas;
-	uint64_t meta_bytes;	/* deltas and images, on disk */
+	uint64_t meta_bytes;	/* deltas and images: their bytes */
 };
 
 int snap_store_stats(struct snap_store *s, struct snap_store_stats *st,

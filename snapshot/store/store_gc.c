@@ -254,26 +254,35 @@ static int size_chunk(void *arg, const uint8_t key[SNAP_KEY_LEN],
 	return 0;
 }
 
-static void dir_bytes(const char *dir, uint64_t *files, uint64_t *bytes)
-{
-	char path[4096 + 300];
-	struct dirent *e;
-	struct stat st;
-	DIR *d = opendir(dir);
+struct folder_bytes {
+	struct snap_store *s;
+	const char *folder;
+	uint64_t *files, *bytes;
+};
 
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-			if (files)
-				(*files)++;
-			*bytes += (uint64_t)st.st_blocks * 512;
-		}
-	}
-	closedir(d);
+static int object_bytes(void *arg, const char *name)
+{
+	struct folder_bytes *fb = arg;
+	struct snap_meta *m = &fb->s->meta;
+	char path[META_NAME_MAX + 16];
+	uint64_t size;
+
+	snprintf(path, sizeof(path), "%s/%s", fb->folder, name);
+	if (m->ops->size(m->ctx, path, &size, NULL))
+		return 0;	/* gone meanwhile */
+	if (fb->files)
+		(*fb->files)++;
+	*fb->bytes += size;
+	return 0;
+}
+
+/* The objects of a metadata folder and their bytes, wherever they are. */
+static void folder_bytes(struct snap_store *s, const char *folder,
+			 uint64_t *files, uint64_t *bytes)
+{
+	struct folder_bytes fb = { s, folder, files, bytes };
+
+	s->meta.ops->each(s->meta.ctx, folder, object_bytes, &fb, NULL);
 }
 
 int snap_store_stats(struct snap_store *s, struct snap_store_stats *st,
@@ -283,7 +292,6 @@ int snap_store_stats(struct snap_store *s, struct snap_store_stats *st,
 	struct live l = { .s = s, .err = err };
 	struct sizes sz = { &c, &l };
 	struct named nm;
-	char dir[4096];
 	int ret;
 
 	memset(st, 0, sizeof(*st));
@@ -319,10 +327,8 @@ int snap_store_stats(struct snap_store *s, struct snap_store_stats *st,
 	pthread_rwlock_unlock(&s->gc_lock);
 	st->chunks = c.used.n;
 	st->unique_bytes = c.used.n * (uint64_t)s->chunk_size;
-	snprintf(dir, sizeof(dir), "%s/deltas", s->dir);
-	dir_bytes(dir, &st->deltas, &st->meta_bytes);
-	snprintf(dir, sizeof(dir), "%s/images", s->dir);
-	dir_bytes(dir, NULL, &st->meta_bytes);
+	folder_bytes(s, "deltas", &st->deltas, &st->meta_bytes);
+	folder_bytes(s, "images", NULL, &st->meta_bytes);
 	keyset_free(&c.used);
 	keyset_free(&nm.ids);
 	keyset_free(&l.keys);
