@@ -44,6 +44,7 @@ struct meta_rados {
 	int64_t renewed_at;	/* CLOCK_MONOTONIC s: every lock held was
 				   asked for or renewed since */
 	bool lapsed;		/* once a lease went unrenewed: for good */
+	bool writer;		/* took "write" (and has not let go) */
 	pthread_t lease;	/* renews held locks */
 	pthread_cond_t stop_cond;
 	bool lease_running, stopping;

@@ -130,10 +130,16 @@ static void *lease_main(void *arg)
 int meta_rados_lease_check(struct meta_rados *mr, const char *what,
 			   struct snap_err *err)
 {
-	if (!__atomic_load_n(&mr->write_held, __ATOMIC_RELAXED) ||
-	    (!__atomic_load_n(&mr->lapsed, __ATOMIC_RELAXED) &&
-	     now_s() - __atomic_load_n(&mr->renewed_at, __ATOMIC_RELAXED) <
-	     mr->lease_s))
+	if (!__atomic_load_n(&mr->writer, __ATOMIC_RELAXED))
+		return 0;
+	if (!__atomic_load_n(&mr->write_held, __ATOMIC_RELAXED))
+		return snap_err_set(err, -EIO, "%s: %s: the store's write lock "
+				    "was lost (taken back after a gc was "
+				    "refused): nothing more is written (mount "
+				    "it again)", mr->c->name, what);
+	if (!__atomic_load_n(&mr->lapsed, __ATOMIC_RELAXED) &&
+	    now_s() - __atomic_load_n(&mr->renewed_at, __ATOMIC_RELAXED) <
+	    mr->lease_s)
 		return 0;
 	return snap_err_set(err, -EIO, "%s: %s: the store's locks were not "
 			    "renewed for %d s, so another host may hold them "
@@ -202,6 +208,7 @@ int meta_rados_lock(void *ctx, enum meta_lock which, struct snap_err *err)
 		__atomic_store_n(&mr->renewed_at, now_s(), __ATOMIC_RELAXED);
 		ret = lock_named(mr, LOCK_WRITE, false, 0);
 		set_write_held(mr, !ret);
+		__atomic_store_n(&mr->writer, !ret, __ATOMIC_RELAXED);
 		break;
 	case META_LOCK_GC:
 		ret = lock_gc(mr, err);
@@ -243,6 +250,7 @@ void meta_rados_unlock(void *ctx, enum meta_lock which)
 	case META_LOCK_WRITE:
 		unlock_named(mr, LOCK_WRITE);
 		set_write_held(mr, false);
+		__atomic_store_n(&mr->writer, false, __ATOMIC_RELAXED);
 		break;
 	}
 	pthread_mutex_unlock(&mr->lock);
