@@ -7,7 +7,8 @@
  * Files are served through the page cache (no direct_io), so memory.bin
  * maps private or shared, and KVM can use it as guest RAM. Every change
  * goes through this daemon, so the kernel may keep a file's pages from
- * one open to the next (keep_cache).
+ * one open to the next (keep_cache); in a store several hosts write, an
+ * open that finds the file changed by another host drops them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -172,6 +173,7 @@ static void snapfs_open(fuse_req_t req, fuse_ino_t ino,
 	struct fs *fs = snapfs_fs(req);
 	struct node *n = fs_node(fs, ino);
 	struct snap_err err = { .msg = "" };
+	bool changed;
 	int ret = 0;
 
 	if (n->kind != SNAPFS_FILE) {
@@ -182,6 +184,16 @@ static void snapfs_open(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	/* Close-to-open, as NFS: what another host wrote and closed is
+	 * what this open reads. */
+	ret = snap_image_refresh(n->img, &changed, &err);
+	if (ret) {
+		fs_log(fs, ret, &err);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (changed)	/* the kernel's size: asked again at once */
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	ws_opened(fs, n, fi);
 	if (fi->flags & O_TRUNC) {
 		ret = snap_image_truncate(n->img, 0, &err);
@@ -192,7 +204,7 @@ static void snapfs_open(fuse_req_t req, fuse_ino_t ino,
 			return;
 		}
 	}
-	fi->keep_cache = !(fi->flags & O_TRUNC);
+	fi->keep_cache = !(fi->flags & O_TRUNC) && !changed;
 	fi->fh = snapfs_fh_of(fi);
 	if (fuse_reply_open(req, fi))	/* interrupted: no release comes */
 		ws_released(fs, n, fi);

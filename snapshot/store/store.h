@@ -34,7 +34,8 @@
  * image another holds is -EBUSY, naming it; the writer lets go at its
  * sync, flush or close), and a writer takes up what others wrote before
  * it writes; gc runs beside readers, keeping what each holds, but not
- * beside another writer. Every reader sees an image as of its open.
+ * beside another writer. Every reader sees an image as of its open (or
+ * its last snap_image_refresh).
  *
  * Errors: 0 or a negative errno, with one line in err (error.h).
  */
@@ -217,6 +218,16 @@ int snap_image_open(struct snap_store *s, const uint8_t id[SNAP_ID_LEN],
  * handle (or NULL). Returns what storing it returned.
  */
 int snap_image_close(struct snap_image *img, struct snap_err *err);
+
+/*
+ * Where several hosts write the store (RADOS): load img again if another
+ * host changed the image since this process loaded it (every host sees an
+ * image as of its open, and this is an open: snapfs calls it at each,
+ * as NFS revalidates at open). *changed says whether it did. Elsewhere,
+ * and for an image this process is writing, a no-op.
+ */
+int snap_image_refresh(struct snap_image *img, bool *changed,
+		       struct snap_err *err);
 
 /* Read up to len bytes at off: the bytes read, short only at the end. */
 ssize_t snap_image_read(struct snap_image *img, void *buf, size_t len,

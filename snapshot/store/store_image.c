@@ -194,13 +194,44 @@ static int image_reload(struct image *im, const struct image_info *ii,
 	return 0;
 }
 
+/*
+ * Under im->lock, where im holds nothing of its own to store: load im
+ * again if another writer changed it since it was loaded here (its head,
+ * or the length of its head's journal); *changed says whether it did.
+ * -ENOENT when the image is gone from the store.
+ */
+static int image_catch_up(struct image *im, bool *changed,
+			  struct snap_err *err)
+{
+	struct snap_meta *m = &im->s->meta;
+	char name[META_NAME_MAX];
+	struct image_info ii;
+	uint64_t size;
+	int ret;
+
+	*changed = false;
+	meta_name(name, "deltas", im->info.head, "");
+	ret = meta_image_read(m, im->info.id, &ii, err);
+	if (ret)
+		return ret;	/* -ENOENT: the image itself went */
+	ret = m->ops->size(m->ctx, name, &size, err);
+	if (ret == -ENOENT && memcmp(ii.head, im->info.head, SNAP_ID_LEN)) {
+		ret = 0;	/* it moved on, and its old head went */
+		size = UINT64_MAX;
+	}
+	if (ret || (!memcmp(ii.head, im->info.head, SNAP_ID_LEN) &&
+		    size == im->jbytes))
+		return ret;
+	*changed = true;
+	return image_reload(im, &ii, err);
+}
+
 int image_write_begin(struct image *im, struct snap_err *err)
 {
 	struct snap_store *s = im->s;
 	struct snap_meta *m = &s->meta;
-	char label[64], name[META_NAME_MAX];
-	struct image_info ii;
-	uint64_t size;
+	char label[64];
+	bool changed;
 	int ret;
 
 	if (!s->shared || im->wlocked)
@@ -212,14 +243,7 @@ int image_write_begin(struct image *im, struct snap_err *err)
 				    "host or process", label);
 	if (ret)
 		return snap_err_prefix(err, ret, "%s", label);
-	meta_name(name, "deltas", im->info.head, "");
-	ret = meta_image_read(m, im->info.id, &ii, err);
-	if (!ret)
-		ret = m->ops->size(m->ctx, name, &size, err);
-	/* Another writer changed it since it was loaded here. */
-	if (!ret && (memcmp(ii.head, im->info.head, SNAP_ID_LEN) ||
-		     size != im->jbytes))
-		ret = image_reload(im, &ii, err);
+	ret = image_catch_up(im, &changed, err);
 	if (ret)
 		snap_err_prefix(err, ret, "%s", label);
 	/* A crash after its head was frozen, before it moved: move now. */
@@ -242,6 +266,37 @@ void image_write_end(struct image *im)
 		return;
 	m->ops->unlock_image(m->ctx, im->info.id);
 	im->wlocked = false;
+}
+
+int snap_image_refresh(struct snap_image *h, bool *changed,
+		       struct snap_err *err)
+{
+	struct image *im = h->im;
+	struct snap_store *s = im->s;
+	char label[64];
+	int ret = 0;
+
+	*changed = false;
+	if (!s->shared)
+		return 0;
+	pthread_rwlock_rdlock(&s->gc_lock);
+	pthread_mutex_lock(&s->images_lock);
+	pthread_mutex_lock(&im->lock);
+	/* Written here: nothing newer is anywhere else. Gone elsewhere:
+	 * it reads on as it was, as a removed file open here does. */
+	if (!im->wlocked && (ret = image_catch_up(im, changed, err)) == -ENOENT)
+		ret = 0;
+	pthread_mutex_unlock(&im->lock);
+	/* What it holds now, for a gc elsewhere. */
+	if (!ret && *changed)
+		ret = publish_held(s, err);
+	pthread_mutex_unlock(&s->images_lock);
+	pthread_rwlock_unlock(&s->gc_lock);
+	if (ret) {
+		image_label(im, label, sizeof(label));
+		snap_err_prefix(err, ret, "%s", label);
+	}
+	return ret;
 }
 
 int store_writable(struct snap_store *s, struct snap_err *err)

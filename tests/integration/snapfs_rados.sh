@@ -7,7 +7,8 @@
 # byte through host B (through B's local chunk cache, which stays within
 # its bound), a snapshot made on A listed by B at once; a third host C
 # writing beside A, one writer per image (EBUSY while A holds an image's
-# changes, C's own files free, C takes up A's change once A closed), gc
+# changes, C's own files free, C takes up A's change once A closed, and
+# B reads it at its next open), gc
 # refused beside two writers; gc by A's daemon beside reader B, B still
 # reading what A removed, freed once B is gone; verify clean after; then a host killed -9 (what it fsync'ed is there for the next
 # daemon, once its locks' lease ran out), and the OSD stopped under a
@@ -64,8 +65,8 @@ SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
 	"$BUILD/tests/test_store_hosts" >"$work/hosts.tap" 2>&1
 rc=$?
 cp "$work/hosts.tap" "$err"
-check "test_store_hosts: one writer per image, gc beside a reader: 3 cases pass" \
-	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/hosts.tap")" -eq 3 ] &&
+check "test_store_hosts: one writer per image, refresh, gc beside a reader: 4 cases pass" \
+	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/hosts.tap")" -eq 4 ] &&
 	 ! grep -q "^not ok" "$work/hosts.tap"'
 
 "$BUILD/tests/mksnap" "$work/snap" --mem $((32 << 20)) >/dev/null 2>&1
@@ -144,6 +145,9 @@ check "once A closed it, C writes that image and reads A's change in it" \
 	'dd if=/dev/zero of="$MNT3/s2/memory.bin" bs=4096 seek=301 count=1 \
 	    conv=notrunc,fsync 2>"$err" &&
 	 dd if="$MNT3/s2/memory.bin" bs=4096 skip=300 count=1 2>/dev/null |
+	 cmp - "$work/a.part" >"$err" 2>&1'
+check "B, read-only, reads A's closed change at its next open" \
+	'dd if="$MNT2/s2/memory.bin" bs=4096 skip=300 count=1 2>/dev/null |
 	 cmp - "$work/a.part" >"$err" 2>&1'
 "$SNAPCTL" store gc "$STORE" >"$err" 2>&1
 rc=$?

@@ -2,7 +2,8 @@
 /*
  * One store in RADOS, opened twice as two hosts would: one writer per
  * image (the second gets -EBUSY, and each takes up what the other
- * wrote), gc beside a reader (what the reader holds as of its open
+ * wrote), a reader taking up a writer's changes at a refresh, gc beside
+ * a reader (what the reader holds as of its open
  * stays readable; freed once it closes) and gc refused beside another
  * writer. Runs where the environment names a cluster (CEPH_CONF, and
  * SNAP_TEST_RADOS_POOL a pool of it: tests/integration/snapfs_rados.sh
@@ -189,6 +190,39 @@ static void test_one_writer_per_image(void **state)
 }
 
 /*
+ * A reader sees an image as of its open; a refresh (snapfs: each open)
+ * takes up what a writer on another host stored since, and says so.
+ */
+static void test_refresh(void **state)
+{
+	struct fx *f = *state;
+	struct snap_image *xa, *xb;
+	bool changed = true;
+
+	f->a = open_as(f, 0);
+	f->b = open_as(f, SNAP_STORE_RDONLY);
+	xa = make(f, f->a, "x");
+	write_chunk(f, xa, 0, 1);
+	OK(f, snap_image_sync(xa, &f->err));
+	xb = open_name(f, f->b, "s/x", 0);
+	assert_true(chunk_is(f, xb, 0, 1));
+	OK(f, snap_image_refresh(xb, &changed, &f->err));
+	assert_false(changed);
+	write_chunk(f, xa, 0, 2);
+	write_chunk(f, xa, NCHUNK, 3);		/* and it grows */
+	OK(f, snap_image_flush(xa, &f->err));
+	assert_true(chunk_is(f, xb, 0, 1));	/* as of its open */
+	assert_int_equal(snap_image_size(xb), NCHUNK * CHUNK);
+	OK(f, snap_image_refresh(xb, &changed, &f->err));
+	assert_true(changed);
+	assert_true(chunk_is(f, xb, 0, 2));
+	assert_true(chunk_is(f, xb, NCHUNK, 3));
+	assert_int_equal(snap_image_size(xb), (NCHUNK + 1) * CHUNK);
+	OK(f, snap_image_close(xa, &f->err));
+	OK(f, snap_image_close(xb, &f->err));
+}
+
+/*
  * gc beside a reader: B opened x, then A rewrote every chunk of it and
  * removed its name. A's gc keeps what B holds, and B reads x as it was
  * at its open; once B closes it, the next gc frees it all. (Without the
@@ -253,6 +287,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_one_writer_per_image,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_beside_reader, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_gc_refused_beside_writer,
