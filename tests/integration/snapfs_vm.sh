@@ -25,11 +25,6 @@ CP=${CP:-cp}
 [ -x ./cp ] && CP=./cp	# coreutils' (copy_file_range), not busybox's
 S=$T/vm.sock
 M=$T/mnt
-tick_list() { sed -n 's/^tick \([0-9]*\)$/\1/p' "$1"; }
-first_tick() { t=$(tick_list "$1" | head -1); echo "${t:-0}"; }
-last_tick() { t=$(tick_list "$1" | tail -1); echo "${t:-0}"; }
-sound() { ! grep -q "MISMATCH\|FAULT" "$1"; }
-clean() { sound "$1" && ! grep -q "snapfs-guest ready" "$1"; }	# no reboot
 ctl() { r=$("$SNAPVM" ctl "$S" "$@"); crc=$?; }
 
 # The daemon is ours: stopped by its pid, its mount gone, even on failure.

@@ -64,11 +64,6 @@ export CEPH_CONF
 STORE=$(cat store.name)
 S=$T/vm.sock
 M=$T/mnt
-tick_list() { sed -n 's/^tick \([0-9]*\)$/\1/p' "$1"; }
-first_tick() { t=$(tick_list "$1" | head -1); echo "${t:-0}"; }
-last_tick() { t=$(tick_list "$1" | tail -1); echo "${t:-0}"; }
-sound() { ! grep -q "MISMATCH\|FAULT" "$1"; }
-clean() { sound "$1" && ! grep -q "snapfs-guest ready" "$1"; }	# no reboot
 cleanup() { [ -n "$pid" ] && stop; fs_unmount; }
 trap cleanup EXIT
 mkdir -p "$M"

@@ -94,11 +94,6 @@ SNAPEDIT=${SNAPEDIT:-./snapedit}
 SNAPCTL=${SNAPCTL:-./snapctl}
 S=$T/vm.sock
 ticks() { grep -c '^tick ' "$1"; }
-tick_list() { sed -n 's/^tick \([0-9]*\)$/\1/p' "$1"; }
-first_tick() { t=$(tick_list "$1" | head -1); echo "${t:-0}"; }
-last_tick() { t=$(tick_list "$1" | tail -1); echo "${t:-0}"; }
-sound() { ! grep -q "MISMATCH\|FAULT" "$1"; }
-clean() { sound "$1" && ! grep -q "snapfs-guest ready" "$1"; }	# no reboot
 ctl() {
 	r=$(timeout 120 "$SNAPVM" ctl "$S" "$@"); crc=$?
 	[ -n "$r" ] || stuck "snapvm ctl $1: no answer in 120 s (status $crc)"

@@ -20,6 +20,11 @@
 #                       snapfs STORE DIR -f OPTION... in the background:
 #                       $fspid, its stderr appended to $T/fs.err; waits up
 #                       to 10 s for the mount, false without it
+#   tick_list FILE      the test guest's tick numbers in FILE, one a line
+#   first_tick FILE, last_tick FILE
+#                       the first and last of them (0: none)
+#   sound FILE          no MISMATCH or FAULT line of the guest's checks
+#   clean FILE          sound, and no "ready" line: it did not boot again
 #   fs_unmount          SIGTERM to $fspid (SIGKILL after 10 s) and wait:
 #                       $fsrc; a mount it left is lazily unmounted
 SNAPVM=${SNAPVM:-./snapvm}
@@ -121,3 +126,10 @@ fs_unmount() {
 	wait "$fspid" 2>/dev/null; fsrc=$?; fspid=
 	grep -q " $fsdir fuse" /proc/mounts && umount -l "$fsdir"
 }
+
+# The test guest's console (tests/guest).
+tick_list() { sed -n 's/^tick \([0-9]*\)$/\1/p' "$1"; }
+first_tick() { t=$(tick_list "$1" | head -1); echo "${t:-0}"; }
+last_tick() { t=$(tick_list "$1" | tail -1); echo "${t:-0}"; }
+sound() { ! grep -q "MISMATCH\|FAULT" "$1"; }
+clean() { sound "$1" && ! grep -q "snapfs-guest ready" "$1"; }	# no reboot
