@@ -79,21 +79,29 @@ static int mr_get(void *ctx, const char *name, size_t max, uint8_t **buf,
 	return 0;
 }
 
+/* A new write operation on object name, while this open may write. */
+static int write_op(struct meta_rados *mr, const char *name,
+		    rados_write_op_t *op, struct snap_err *err)
+{
+	int ret = meta_rados_lease_check(mr, name, err);
+
+	if (ret)
+		return ret;
+	*op = rados_create_write_op();
+	return *op ? 0 : snap_err_set(err, -ENOMEM, "%s: out of memory", name);
+}
+
 static int mr_put(void *ctx, const char *name, const void *buf, size_t len,
 		     unsigned flags, struct snap_err *err)
 {
 	struct meta_rados *mr = ctx;
-	rados_write_op_t op = rados_create_write_op();
+	rados_write_op_t op;
 	char oid[256];
 	int ret;
 
-	ret = meta_rados_lease_check(mr, name, err);
-	if (ret || !op) {
-		if (op)
-			rados_release_write_op(op);
-		return ret ? ret : snap_err_set(err, -ENOMEM, "%s: out of "
-						"memory", name);
-	}
+	ret = write_op(mr, name, &op, err);
+	if (ret)
+		return ret;
 	oid_of(name, oid, sizeof(oid));
 	if (flags & META_NOREPLACE)
 		rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
@@ -111,17 +119,13 @@ static int mr_append(void *ctx, const char *name, uint64_t at,
 			struct snap_err *err)
 {
 	struct meta_rados *mr = ctx;
-	rados_write_op_t op = rados_create_write_op();
+	rados_write_op_t op;
 	char oid[256];
 	int ret;
 
-	ret = meta_rados_lease_check(mr, name, err);
-	if (ret || !op) {
-		if (op)
-			rados_release_write_op(op);
-		return ret ? ret : snap_err_set(err, -ENOMEM, "%s: out of "
-						"memory", name);
-	}
+	ret = write_op(mr, name, &op, err);
+	if (ret)
+		return ret;
 	oid_of(name, oid, sizeof(oid));
 	rados_write_op_assert_exists(op);
 	rados_write_op_truncate(op, at);
