@@ -157,7 +157,8 @@ $(BUILD)/tests/test_future: $(FUTURE_C:.c=.o)
 # before libsnap, which those objects use.
 VMM_TESTED_OBJS := $(patsubst %.c,$(BUILD)/%.o,vmm/opts.c vmm/mem.c \
 		   vmm/cpuid.c vmm/ioport.c vmm/term.c vmm/image.c \
-		   vmm/kvm.c vmm/vstate.c vmm/vstate_conv.c vmm/dev/uart8250.c \
+		   vmm/kvm.c vmm/vstate.c vmm/vstate_vm.c vmm/vstate_conv.c \
+		   vmm/dev/uart8250.c \
 		   vmm/dev/rtc.c vmm/dev/i8042.c $(wildcard vmm/boot/*.c))
 VMM_UNIT_BINS   := $(filter $(BUILD)/tests/test_vmm_%,$(UNIT_BINS))
 

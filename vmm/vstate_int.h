@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPVM_VSTATE_INT_H
+#define SNAPVM_VSTATE_INT_H
+
+/* What vstate.c and vstate_vm.c share, and nobody else sees. */
+
+#include <stdint.h>
+
+#include "snapshot/format/error.h"
+
+#define MSR_IA32_TSC	0x00000010u
+
+/* CLOCK_REALTIME in ns. */
+uint64_t vstate_wall_ns(void);
+
+/* Wall-clock nanoseconds since since_ns; 0 if the clock is behind it. */
+uint64_t vstate_wall_since(uint64_t since_ns);
+
+/* Does the VM have it? Yes (1), no (0: ENXIO) or an error. */
+int vstate_vm_has(int vm_fd, unsigned long req, void *arg, const char *name,
+		  struct snap_err *err);
+
+#endif
