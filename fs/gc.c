@@ -15,7 +15,8 @@
  * - on request: setfattr -n user.snapfs.gc -v now MNT (snapctl store gc
  *   does that for a mounted store); getfattr reads the last result.
  * A gc that cannot run (another process has the store open; in RADOS,
- * another writer) is said in the result, and the background one tries again at the next bound.
+ * another writer) is said in the result, and the background one tries
+ * again at the next bound.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -138,8 +138,6 @@ void fs_renamed(struct fs *fs, const char *from, const char *to);
 /* Log the store's message of a failure the kernel only sees as errno. */
 void fs_log(struct fs *fs, int ret, const struct snap_err *err);
 
-/* ---- workingset.c ---- */
-
 /* fi->fh of a file open for writing: FUSE_FLUSH carries no flags. */
 #define SNAPFS_FH_WRITE	1
 
@@ -147,6 +145,8 @@ static inline uint64_t snapfs_fh_of(const struct fuse_file_info *fi)
 {
 	return (fi->flags & O_ACCMODE) != O_RDONLY ? SNAPFS_FH_WRITE : 0;
 }
+
+/* ---- workingset.c ---- */
 
 /*
  * The kernel opened (or created) n's file with fi; it was released. An

@@ -396,7 +396,7 @@ int store_verify_run(const struct snapctl_cmd *cmd, int argc, char **argv)
 static bool find_mount(const char *dir, char *mnt, size_t size)
 {
 	char real[PATH_MAX], line[3 * PATH_MAX], point[PATH_MAX];
-	char type[64], source[PATH_MAX];
+	char type[64], source[PATH_MAX], opts[256];
 	bool found = false;
 	FILE *f;
 
@@ -406,13 +406,17 @@ static bool find_mount(const char *dir, char *mnt, size_t size)
 	while (!found && fgets(line, sizeof(line), f)) {
 		const char *rest = strstr(line, " - ");
 
-		/* id parent maj:min root POINT options ... - TYPE SOURCE */
-		if (!rest || sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 ||
+		/* id parent maj:min root POINT OPTIONS ... - TYPE SOURCE */
+		if (!rest || sscanf(line, "%*s %*s %*s %*s %4095s %255s", point,
+				    opts) != 2 ||
 		    sscanf(rest, " - %63s %4095s", type, source) != 2)
 			continue;
 		/* mountinfo escapes blanks and backslashes as \ooo: such
-		 * paths never match, and the store path had none. */
-		found = !strcmp(type, "fuse.snapfs") && !strcmp(source, real);
+		 * paths never match, and the store path had none. A mount
+		 * read-only cannot collect. */
+		found = !strcmp(type, "fuse.snapfs") &&
+			!strcmp(source, real) && !strncmp(opts, "rw", 2) &&
+			(opts[2] == ',' || opts[2] == '\0');
 	}
 	fclose(f);
 	if (found)
