@@ -22,14 +22,6 @@
  * used copies. Copies found at start are indexed as the oldest. Races
  * between threads on one key (an eviction removing a file another thread
  * just wrote) can only lose a copy: the next read fetches it again.
- *
- * A fetched value is returned at once and kept by a thread of the cache's
- * own (its digest, its file, the evictions: 3x a bare fetch when the
- * reader waited for them, tests/bench/rados_mount.sh), through a queue
- * of at most KEEP_QUEUE_BYTES; a value that finds it full is not kept.
- * sync and del wait for the queue to empty, so that what was read before
- * a sync is kept after it, and a deleted key is not kept again after its
- * del (its value would still be right: keys name content).
  */
 #include "snapshot/store/backend.h"
 
@@ -43,15 +35,6 @@
 #include "snapshot/format/digest.h"
 
 #define DIGEST_LEN 32
-#define KEEP_QUEUE_BYTES	(32u << 20)
-
-/* A fetched value waiting to be kept. */
-struct keep {
-	struct keep *next;
-	uint8_t key[SNAP_KEY_LEN];
-	size_t len;
-	uint8_t val[];
-};
 
 struct entry {
 	uint8_t key[SNAP_KEY_LEN];
@@ -68,15 +51,6 @@ struct cache_backend {
 	size_t nbuckets, n;
 	struct entry *head, *tail;	/* most and least recently used */
 	uint64_t bytes;
-
-	/* the keeper: its queue, under keep_lock */
-	pthread_mutex_t keep_lock;
-	pthread_cond_t keep_work, keep_idle;
-	struct keep *kq_head, *kq_tail;
-	uint64_t kq_bytes;
-	unsigned keeping;		/* taken off the queue, not kept yet */
-	bool keeper_running, keeper_stop;
-	pthread_t keeper;
 };
 
 /* ---- the index ----------------------------------------------------------- */
@@ -284,80 +258,6 @@ static void local_keep(struct cache_backend *c,
 	} while (n == 16);
 }
 
-/* ---- the keeper ----------------------------------------------------------- */
-
-static void *keeper_main(void *arg)
-{
-	struct cache_backend *c = arg;
-	struct keep *k;
-
-	pthread_mutex_lock(&c->keep_lock);
-	for (;;) {
-		while (!c->kq_head && !c->keeper_stop)
-			pthread_cond_wait(&c->keep_work, &c->keep_lock);
-		k = c->kq_head;
-		if (!k)
-			break;
-		c->kq_head = k->next;
-		if (!c->kq_head)
-			c->kq_tail = NULL;
-		c->keeping++;
-		pthread_mutex_unlock(&c->keep_lock);
-		local_keep(c, k->key, k->val, k->len);
-		pthread_mutex_lock(&c->keep_lock);
-		c->kq_bytes -= k->len;
-		c->keeping--;
-		free(k);
-		if (!c->kq_head && !c->keeping)
-			pthread_cond_broadcast(&c->keep_idle);
-	}
-	pthread_mutex_unlock(&c->keep_lock);
-	return NULL;
-}
-
-/* Keep a copy of what was fetched: by the keeper, or here without one. */
-static void keep_later(struct cache_backend *c,
-		       const uint8_t key[SNAP_KEY_LEN], const void *val,
-		       size_t len)
-{
-	struct keep *k;
-
-	if (!c->keeper_running) {
-		local_keep(c, key, val, len);
-		return;
-	}
-	k = malloc(sizeof(*k) + len);
-	if (!k)
-		return;		/* a copy not kept is only slower */
-	memcpy(k->key, key, SNAP_KEY_LEN);
-	memcpy(k->val, val, len);
-	k->len = len;
-	k->next = NULL;
-	pthread_mutex_lock(&c->keep_lock);
-	if (c->kq_bytes + len > KEEP_QUEUE_BYTES) {
-		pthread_mutex_unlock(&c->keep_lock);
-		free(k);
-		return;
-	}
-	if (c->kq_tail)
-		c->kq_tail->next = k;
-	else
-		c->kq_head = k;
-	c->kq_tail = k;
-	c->kq_bytes += len;
-	pthread_cond_signal(&c->keep_work);
-	pthread_mutex_unlock(&c->keep_lock);
-}
-
-/* Wait until every value queued so far is kept. */
-static void keep_drain(struct cache_backend *c)
-{
-	pthread_mutex_lock(&c->keep_lock);
-	while (c->kq_head || c->keeping)
-		pthread_cond_wait(&c->keep_idle, &c->keep_lock);
-	pthread_mutex_unlock(&c->keep_lock);
-}
-
 /* ---- the backend --------------------------------------------------------- */
 
 static int cache_get(void *ctx, const uint8_t key[SNAP_KEY_LEN], void *buf,
@@ -382,7 +282,7 @@ static int cache_get(void *ctx, const uint8_t key[SNAP_KEY_LEN], void *buf,
 	}
 	ret = c->remote.ops->get(c->remote.ctx, key, buf, cap, len);
 	if (!ret)
-		keep_later(c, key, buf, *len);
+		local_keep(c, key, buf, *len);
 	return ret;
 }
 
@@ -419,7 +319,6 @@ static int cache_del(void *ctx, const uint8_t key[SNAP_KEY_LEN])
 	struct cache_backend *c = ctx;
 
 	/* The copy first: a get between the two must not find it. */
-	keep_drain(c);
 	local_drop(c, key);
 	return c->remote.ops->del(c->remote.ctx, key);
 }
@@ -436,7 +335,6 @@ static int cache_sync(void *ctx)
 {
 	struct cache_backend *c = ctx;
 
-	keep_drain(c);
 	return c->remote.ops->sync(c->remote.ctx);
 }
 
@@ -452,16 +350,6 @@ static int cache_compact(void *ctx)
 /* Everything but the remote, which a failed constructor leaves alone. */
 static void cache_release(struct cache_backend *c)
 {
-	if (c->keeper_running) {	/* it keeps what is queued first */
-		pthread_mutex_lock(&c->keep_lock);
-		c->keeper_stop = true;
-		pthread_cond_signal(&c->keep_work);
-		pthread_mutex_unlock(&c->keep_lock);
-		pthread_join(c->keeper, NULL);
-	}
-	pthread_cond_destroy(&c->keep_work);
-	pthread_cond_destroy(&c->keep_idle);
-	pthread_mutex_destroy(&c->keep_lock);
 	while (c->head)
 		idx_del(c, idx_slot(c, c->head->key));
 	free(c->buckets);
@@ -517,9 +405,6 @@ int snap_backend_cache(struct snap_backend *remote, const char *dir,
 	c->nbuckets = 1024;
 	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->keep_lock, NULL);
-	pthread_cond_init(&c->keep_work, NULL);
-	pthread_cond_init(&c->keep_idle, NULL);
 	ret = c->buckets ? 0 : -ENOMEM;
 	if (!ret && mkdir(dir, 0700) && errno != EEXIST)
 		ret = snap_err_set(err, -errno, "%s", strerror(errno));
@@ -535,8 +420,6 @@ int snap_backend_cache(struct snap_backend *remote, const char *dir,
 	while ((n = idx_evict(c, victims, 16)))
 		for (size_t i = 0; i < n; i++)
 			c->local.ops->del(c->local.ctx, victims[i]);
-	/* Without its thread, reads keep their copies themselves. */
-	c->keeper_running = !pthread_create(&c->keeper, NULL, keeper_main, c);
 	b->ops = &cache_ops;
 	b->ctx = c;
 	return 0;
