@@ -103,13 +103,6 @@ static void run(struct snap_backend *b, const char *cmd, unsigned n)
 			goto out;
 		}
 	}
-	/* What the reads fetched is kept (a cache tier keeps it in the
-	 * background): the next command finds it there. */
-	ret = b->ops->sync(b->ctx);
-	if (ret) {
-		printf("err sync %s 0\n", strerrorname_np(-ret));
-		goto out;
-	}
 	qsort(t, n, sizeof(*t), cmp_u64);
 	printf("ok %s %u %llu %llu\n", cmd, n,
 	       (unsigned long long)(n ? t[n / 2] : 0),

@@ -168,8 +168,6 @@ static void get_ok(struct fx *f, int i)
 				       &len), 0);
 	assert_int_equal(len, VAL);
 	assert_memory_equal(buf, f->val[i], VAL);
-	/* Copies are kept in the background: by the end of a sync. */
-	assert_int_equal(f->c.ops->sync(f->c.ctx), 0);
 }
 
 /* Remote gets that reading key i costs: 0 (a hit) or 1 (a fetch). */
@@ -187,14 +185,11 @@ static int add_size(void *arg, const uint8_t key[SNAP_KEY_LEN], uint64_t size)
 	return 0;
 }
 
-/* Bytes of the local copies, as a new process finds them in the dir
- * once the cache's sync kept what was read. */
+/* Bytes of the local copies, as a new process finds them in the dir. */
 static uint64_t local_bytes(struct fx *f)
 {
 	struct snap_backend d;
 	uint64_t n = 0;
-
-	assert_int_equal(f->c.ops->sync(f->c.ctx), 0);
 
 	if (snap_backend_dir(f->dir, SNAP_BACKEND_RDONLY, &d, &f->err))
 		fail_msg("%s", f->err.msg);
