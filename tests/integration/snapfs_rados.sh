@@ -51,23 +51,21 @@ ok "a single-node cluster starts ($(awk -v a="$t0" -v b="$(date +%s.%N)" \
 	'BEGIN { printf "%.1f", b - a }') s)"
 STORE=rados:$CEPH_POOL/hosts$$	# unique: mounts are found by this name
 
-# The metadata's contract over RADOS, as over a directory.
-SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
-	"$BUILD/tests/test_meta" >"$work/meta.tap" 2>&1
-rc=$?
-cp "$work/meta.tap" "$err"
-check "test_meta over RADOS as over a directory: 15 cases pass" \
-	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/meta.tap")" -eq 15 ] &&
-	 ! grep -q "^not ok" "$work/meta.tap"'
-
-# Two opens of one store in RADOS as two hosts (test_store_hosts).
-SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
-	"$BUILD/tests/test_store_hosts" >"$work/hosts.tap" 2>&1
-rc=$?
-cp "$work/hosts.tap" "$err"
-check "test_store_hosts: one writer per image, refresh, gc beside a reader: 4 cases pass" \
-	'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$work/hosts.tap")" -eq 4 ] &&
-	 ! grep -q "^not ok" "$work/hosts.tap"'
+# Cmocka program $1 over this cluster: $2 cases pass, none fails ($3 says
+# what they check).
+cmocka_over_rados() {
+	tap=$work/$1.tap cases=$2
+	SNAP_TEST_RADOS_POOL=$CEPH_POOL CMOCKA_MESSAGE_OUTPUT=TAP \
+		"$BUILD/tests/$1" >"$tap" 2>&1
+	rc=$?
+	cp "$tap" "$err"
+	check "$1: $3: $2 cases pass" \
+		'[ "$rc" -eq 0 ] && [ "$(grep -c "^ok" "$tap")" -eq "$cases" ] &&
+		 ! grep -q "^not ok" "$tap"'
+}
+cmocka_over_rados test_meta 15 "the metadata's contract over RADOS, as over a directory"
+cmocka_over_rados test_store_hosts 4 \
+	"two opens as two hosts: one writer per image, refresh, gc beside a reader"
 
 "$BUILD/tests/mksnap" "$work/snap" --mem $((32 << 20)) >/dev/null 2>&1
 check "store init and import into $STORE" \

@@ -19,6 +19,7 @@
 
 #include "snapshot/format/digest.h"
 #include "snapshot/store/store.h"
+#include "snapshot/store/store_int.h"	/* meta_open_decode */
 #include "tests/lib/testutil.h"
 
 struct vcpu_expect {
@@ -712,6 +713,48 @@ static void test_store_fixtures_read(void **unused)
 		check_store_fixture(&store_fixtures[i]);
 }
 
+/*
+ * An open's record of a store in RADOS (proto/store.proto, OpenRecord),
+ * as the first build that wrote one framed it: two deltas, 01 02 03 and
+ * 04 05 06, zero-padded to 16 bytes.
+ */
+#define RECORD_FIXTURE	"2026-12-rados-records"
+
+struct record_ids {
+	unsigned n;
+	uint8_t ids[2][SNAP_ID_LEN];
+};
+
+static int record_id(void *arg, const uint8_t id[SNAP_ID_LEN])
+{
+	struct record_ids *r = arg;
+
+	if (r->n < 2)
+		memcpy(r->ids[r->n], id, SNAP_ID_LEN);
+	r->n++;
+	return 0;
+}
+
+static void test_rados_record(void **unused)
+{
+	const uint8_t want[2][SNAP_ID_LEN] = { { 1, 2, 3 }, { 4, 5, 6 } };
+	struct record_ids r = { 0 };
+	struct snap_err err;
+	uint8_t *buf;
+	size_t len;
+	char *path;
+
+	assert_true(asprintf(&path, "%s/" RECORD_FIXTURE "/openrecord.bin",
+			     compat_dir()) > 0);
+	buf = test_read_file(path, &len);
+	if (meta_open_decode(buf, len, path, record_id, &r, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(r.n, 2);
+	assert_memory_equal(r.ids, want, sizeof(want));
+	free(buf);
+	free(path);
+}
+
 /* Every directory in tests/compat has expectations, and none vanished. */
 static void test_fixture_list_complete(void **unused)
 {
@@ -729,13 +772,14 @@ static void test_fixture_list_complete(void **unused)
 			known |= !strcmp(fixtures[i].name, e->d_name);
 		for (size_t i = 0; i < N_STORE_FIXTURES; i++)
 			known |= !strcmp(store_fixtures[i].name, e->d_name);
+		known |= !strcmp(RECORD_FIXTURE, e->d_name);
 		if (!known)
 			fail_msg("tests/compat/%s has no expected values",
 				 e->d_name);
 		seen++;
 	}
 	closedir(d);
-	assert_int_equal(seen, N_FIXTURES + N_STORE_FIXTURES);
+	assert_int_equal(seen, N_FIXTURES + N_STORE_FIXTURES + 1);
 }
 
 int main(void)
@@ -743,6 +787,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixtures_load),
 		cmocka_unit_test(test_store_fixtures_read),
+		cmocka_unit_test(test_rados_record),
 		cmocka_unit_test(test_fixture_list_complete),
 	};
 
