@@ -197,10 +197,12 @@ differs:
 
 /*
  * Put every piece of state back, in the order KVM needs (vstate.h); the
- * guest's clocks from since_ns, and told they were stopped if they jump.
+ * guest's clocks from *since_ns, and told they were stopped if they jump.
+ * *since_ns is then what vCPU 0's TSC stands for as KVM took it, for
+ * kvmclock to follow.
  */
 static int restore_state(struct vm *vm, const struct snap_state *st,
-			 uint64_t since_ns, bool jump, struct snap_err *err)
+			 uint64_t *since_ns, bool jump, struct snap_err *err)
 {
 	struct vstate_host host;
 	int ret;
@@ -215,11 +217,14 @@ static int restore_state(struct vm *vm, const struct snap_state *st,
 		ret = vstate_vm_restore(vm_fd(vm), st, err);
 	for (unsigned int i = 0; !ret && i < st->n_vcpus; i++) {
 		ret = vstate_vcpu_restore(&host, vm_vcpu_fd(vm, i),
-					  &st->vcpus[i], since_ns, err);
+					  &st->vcpus[i], *since_ns, err);
 		if (!ret && jump)
 			ret = vstate_vcpu_clock_stopped(&host, vm_vcpu_fd(vm, i),
 							st->vcpus[i].id, err);
 	}
+	if (!ret && st->n_vcpus)
+		ret = vstate_vcpu_tsc_since(&host, vm_vcpu_fd(vm, 0),
+					    &st->vcpus[0], since_ns, err);
 	if (!ret)
 		ret = devices_restore(vm_devices(vm), st, err);
 	vstate_host_release(&host);
@@ -236,6 +241,7 @@ struct restore {
 	struct snap_state *st;
 	char memory_path[PATH_MAX];
 	uint64_t since_ns;		/* what the saved clocks stand for */
+	int64_t tsc_lag_ns;		/* how far the TSC fell behind it */
 };
 
 /*
@@ -250,6 +256,8 @@ static int restore_load(void *ctx, struct vm *vm, struct snap_err *err)
 	struct restore *r = ctx;
 	bool jump = !r->cfg.clock_continue;
 	struct timespec ts;
+	uint64_t since;
+	int ret;
 
 	r->since_ns = 0;
 	if (jump)
@@ -260,7 +268,10 @@ static int restore_load(void *ctx, struct vm *vm, struct snap_err *err)
 			      (uint64_t)ts.tv_nsec;
 		jump = false;
 	}
-	return restore_state(vm, r->st, r->since_ns, jump, err);
+	since = r->since_ns;
+	ret = restore_state(vm, r->st, &r->since_ns, jump, err);
+	r->tsc_lag_ns = (int64_t)(r->since_ns - since);
+	return ret;
 }
 
 /* kvmclock starts running when set: just before the guest does. */
@@ -278,6 +289,10 @@ static int restore_launch(void *ctx, struct vm *vm, struct snap_err *err)
 			"mapped %s\n", cfg->dir, r->m.vcpu_count,
 			(unsigned long long)(r->m.memory_size >> 20),
 			cfg->shared ? "shared" : "private");
+	if (cfg->debug)
+		fprintf(stderr, "snapvm: vCPU 0's TSC %lld us behind the "
+			"wall clock, and kvmclock with it\n",
+			(long long)(r->tsc_lag_ns / 1000));
 	snap_state_free(r->st);		/* the VM has it all now */
 	r->st = NULL;
 	return 0;

@@ -25,18 +25,24 @@
  *   4. vstate_vcpu_restore for each vCPU (and, when the clocks jump,
  *      vstate_vcpu_clock_stopped);
  *   5. the devices;
- *   6. vstate_vm_restore_clock, immediately before starting the vCPUs.
+ *   6. vstate_vcpu_tsc_since for vCPU 0, for the next step;
+ *   7. vstate_vm_restore_clock, immediately before starting the vCPUs.
  *
  * The guest's clocks: since_ns is the wall time (CLOCK_REALTIME, ns) that
  * the saved TSC and kvmclock stand for, and each is put where it would be
  * had it run from then to the moment it is written. They are written
  * milliseconds apart (the TSC with its vCPU, kvmclock last), so both must
  * be moved, or the guest's clocksource watchdog sees them disagree by that
- * much and gives up on the TSC. snapvm restore passes the time of the save
- * (vstate_saved_at) for --clock now: both jump by the time since, as after
- * a long stop of the whole VM, and the guest's wall clock reads the time
- * of the restore; or the time just before the first TSC is written, for
- * --clock continue: the guest goes on from the moment of its snapshot.
+ * much and gives up on the TSC. As KVM may not take a TSC exactly as
+ * written (in the rig, vCPU 0's fell 0.4 to 5 ms behind), kvmclock
+ * follows vCPU 0's TSC as it is (vstate_vcpu_tsc_since); each is read or
+ * written within CLOCK_WINDOW_US (50 us) of a reading of the wall clock,
+ * again when a host took the CPU away in between. snapvm restore passes
+ * the time of the save (vstate_saved_at) for --clock now: both jump by
+ * the time since, as after a long stop of the whole VM, and the guest's
+ * wall clock reads the time of the restore; or the time just before the
+ * first TSC is written, for --clock continue: the guest goes on from the
+ * moment of its snapshot.
  * since_ns 0 writes both exactly as saved.
  * A jump longer than the guest's clocksource converts in one step
  * (kvm-clock's max_cycles, about half an hour) overflows that conversion
@@ -166,6 +172,20 @@ int vstate_vcpu_restore(const struct vstate_host *h, int vcpu_fd,
  */
 int vstate_vcpu_clock_stopped(const struct vstate_host *h, int vcpu_fd,
 			      uint32_t id, struct snap_err *err);
+
+/*
+ * The wall time (CLOCK_REALTIME, ns) that vCPU vcpu_fd's TSC, as KVM has
+ * it now, stands for: when it read v's saved value, at the vCPU's rate.
+ * KVM may not take a TSC as written: it works the value out into an
+ * offset at the ioctl, a host that takes the CPU away between the reading
+ * of the wall clock and the ioctl leaves the TSC behind, and a vCPU
+ * written within a second of another gets that one's offset. kvmclock
+ * follows vCPU 0's TSC when given this. *since_ns is left as it was when
+ * v has no saved TSC or its rate is unknown.
+ */
+int vstate_vcpu_tsc_since(const struct vstate_host *h, int vcpu_fd,
+			  const struct snap_vcpu *v, uint64_t *since_ns,
+			  struct snap_err *err);
 
 /*
  * The wall time (CLOCK_REALTIME, ns) at which s was saved: the saved

@@ -10,6 +10,15 @@
 
 #define MSR_IA32_TSC	0x00000010u
 
+/*
+ * How long a clock's reading or writing may take (Linux's clocksource
+ * watchdog calls the TSC unstable when it and kvmclock disagree by a few
+ * hundred us), and how often to try again when a host took the CPU away
+ * in the middle of one.
+ */
+#define CLOCK_WINDOW_US		50u
+#define CLOCK_TRIES		8u
+
 /* CLOCK_REALTIME in ns. */
 uint64_t vstate_wall_ns(void);
 

@@ -15,14 +15,6 @@
 #include "vmm/kvm.h"
 #include "vmm/vstate_int.h"
 
-/*
- * How far apart two readings of a TSC around a reading of kvmclock may
- * be (Linux's clocksource watchdog calls the TSC unstable when the two
- * disagree by a few hundred), and how often to try.
- */
-#define CLOCK_WINDOW_US		50u
-#define CLOCK_TRIES		8u
-
 static const char *const chip_names[] = {
 	[KVM_IRQCHIP_PIC_MASTER] = "PIC master",
 	[KVM_IRQCHIP_PIC_SLAVE] = "PIC slave",
@@ -236,6 +228,66 @@ int vstate_vcpu_clock_stopped(const struct vstate_host *h, int vcpu_fd,
 			    strerror(errno));
 }
 
+/*
+ * Read vcpu_fd's TSC between two readings of the wall clock, into *tsc and
+ * the wall time halfway (*at); again while the readings are more than
+ * CLOCK_WINDOW_US apart, the closest of CLOCK_TRIES kept.
+ */
+static int read_tsc_at(int fd, uint32_t id, uint64_t *tsc, uint64_t *at,
+		       struct snap_err *err)
+{
+	uint64_t best = UINT64_MAX, w0, w1, x;
+	int ret;
+
+	*tsc = 0;
+	*at = 0;
+	for (unsigned int t = 0; t < CLOCK_TRIES; t++) {
+		w0 = vstate_wall_ns();
+		ret = read_tsc(fd, id, &x, err);
+		if (ret)
+			return ret;
+		w1 = vstate_wall_ns();
+		if (t == 0 || w1 - w0 < best) {	/* a clock that went back */
+			best = w1 - w0;		/* reads as far apart */
+			*tsc = x;
+			*at = w1 >= w0 ? w0 + best / 2 : w0;
+		}
+		if (best <= CLOCK_WINDOW_US * 1000u)
+			break;
+	}
+	return 0;
+}
+
+int vstate_vcpu_tsc_since(const struct vstate_host *h, int vcpu_fd,
+			  const struct snap_vcpu *v, uint64_t *since_ns,
+			  struct snap_err *err)
+{
+	const struct snap_msr *saved = saved_tsc(v);
+	uint64_t khz = v->tsc_khz, tsc, at, ran_ns;
+	int n, ret;
+
+	if (!saved)
+		return 0;
+	if (h->get_tsc_khz) {
+		n = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+		if (n < 0)
+			return snap_err_set(err, -errno, "vcpu %u: "
+					    "KVM_GET_TSC_KHZ: %s", v->id,
+					    strerror(errno));
+		khz = (uint64_t)n;
+	}
+	if (!khz)
+		return 0;
+	ret = read_tsc_at(vcpu_fd, v->id, &tsc, &at, err);
+	if (ret)
+		return ret;
+	ran_ns = tsc > saved->value ? (uint64_t)((unsigned __int128)
+						(tsc - saved->value) *
+						1000000u / khz) : 0;
+	*since_ns = at > ran_ns ? at - ran_ns : 0;
+	return 0;
+}
+
 uint64_t vstate_saved_at(const struct snap_state *s, uint64_t created_ns)
 {
 	if (s->has_clock && s->clock.realtime)
@@ -247,17 +299,27 @@ int vstate_vm_restore_clock(int vm_fd, const struct snap_state *s,
 			    uint64_t since_ns, struct snap_err *err)
 {
 	struct kvm_clock_data clock;
+	uint64_t saved, t0;
 
 	if (!s->has_clock)
 		return 0;
 	vstate_clock_to_kvm(&s->clock, &clock);
-	if (since_ns)
-		clock.clock += vstate_wall_since(since_ns);
 	clock.flags = 0;	/* not KVM_CLOCK_REALTIME: see vstate.h */
 	clock.realtime = 0;
 	clock.host_tsc = 0;
-	if (ioctl(vm_fd, KVM_SET_CLOCK, &clock) < 0)
-		return snap_err_set(err, -errno, "KVM_SET_CLOCK: %s",
-				    strerror(errno));
+	saved = clock.clock;
+	/* Again while a host that took the CPU away kept it behind. */
+	for (unsigned int t = 0; t < CLOCK_TRIES; t++) {
+		t0 = vstate_wall_ns();
+		clock.clock = saved;
+		if (since_ns)
+			clock.clock += vstate_wall_since(since_ns);
+		if (ioctl(vm_fd, KVM_SET_CLOCK, &clock) < 0)
+			return snap_err_set(err, -errno, "KVM_SET_CLOCK: %s",
+					    strerror(errno));
+		if (!since_ns ||
+		    vstate_wall_ns() - t0 <= CLOCK_WINDOW_US * 1000u)
+			break;
+	}
 	return 0;
 }

@@ -605,6 +605,7 @@ static void test_clock_forward(void **unused)
 	struct vstate_host h = host();
 	struct snap_state *s = state();
 	struct snap_err err = { "" };
+	uint64_t since;
 
 	assert_int_equal(vstate_saved_at(s, 456), 456);	/* older builds */
 	s->clock.realtime = 123;
@@ -627,6 +628,28 @@ static void test_clock_forward(void **unused)
 			 -EBADF);
 	assert_string_equal(err.msg, "vcpu 0: KVM_GET_TSC_KHZ: Bad file "
 			    "descriptor");
+	/*
+	 * What vCPU 0's TSC stands for, for kvmclock: read from the vCPU at
+	 * the rate KVM gives it, else the saved one; nothing to read (no
+	 * saved TSC, or no rate) leaves since as it was.
+	 */
+	since = 77;
+	assert_int_equal(vstate_vcpu_tsc_since(&h, -1, &s->vcpus[0], &since,
+					       &err), -EBADF);
+	assert_string_equal(err.msg, "vcpu 0: KVM_GET_TSC_KHZ: Bad file "
+			    "descriptor");
+	h.get_tsc_khz = false;
+	assert_int_equal(vstate_vcpu_tsc_since(&h, -1, &s->vcpus[0], &since,
+					       &err), 0);
+	s->vcpus[0].tsc_khz = 2500000;
+	assert_int_equal(vstate_vcpu_tsc_since(&h, -1, &s->vcpus[0], &since,
+					       &err), -EBADF);
+	assert_string_equal(err.msg, "vcpu 0: KVM_GET_MSRS: the TSC: Bad file "
+			    "descriptor");
+	s->vcpus[0].msrs[0].index = 0xfd;	/* no TSC saved */
+	assert_int_equal(vstate_vcpu_tsc_since(&h, -1, &s->vcpus[0], &since,
+					       &err), 0);
+	assert_int_equal(since, 77);
 	/* Without the flag or the capability there is nothing to tell. */
 	assert_int_equal(vstate_vcpu_clock_stopped(&h, -1, 0, &err), 0);
 	h.kvmclock_ctrl = true;
