@@ -21,6 +21,10 @@
  * - sync makes every put and del before it durable.
  * - compact, which a backend may leave NULL, gives back the room of what
  *   del removed, when that is not immediate (gc calls it last).
+ * - forget, which a backend may leave NULL, drops any copy of key it holds
+ *   nearer than where the value lives (the cache tier's local copy), so
+ *   that the next get reads it from there: the store calls it for a value
+ *   it found bad, which a repaired remote may since hold right.
  * - Every operation is safe to call from several threads at once.
  * All return 0 (or what is said above) or a negative errno.
  */
@@ -47,6 +51,7 @@ struct snap_backend_ops {
 		    void *arg);
 	int (*sync)(void *ctx);
 	int (*compact)(void *ctx);
+	void (*forget)(void *ctx, const uint8_t key[SNAP_KEY_LEN]);
 	void (*free)(void *ctx);
 };
 

@@ -11,6 +11,10 @@
  * not match it, or is cut short, is dropped and fetched again, never
  * returned. The store still checks every chunk against its key.
  *
+ * The cache cannot tell a value that was bad when fetched (a corrupt
+ * object, one replaced since): the store can, and calls forget, which
+ * drops the copy, so that its next read fetches the remote's value again.
+ *
  * Puts and dels go to the remote (write-through); a put does not fill the
  * cache (a host rarely reads back at once what it just wrote, and a read
  * fills it). What the remote holds is the truth: has, size and each ask
@@ -371,6 +375,11 @@ static void cache_free(void *ctx)
 	remote.ops->free(remote.ctx);
 }
 
+static void cache_forget(void *ctx, const uint8_t key[SNAP_KEY_LEN])
+{
+	local_drop(ctx, key);
+}
+
 static const struct snap_backend_ops cache_ops = {
 	.put = cache_put,
 	.get = cache_get,
@@ -380,6 +389,7 @@ static const struct snap_backend_ops cache_ops = {
 	.each = cache_each,
 	.sync = cache_sync,
 	.compact = cache_compact,
+	.forget = cache_forget,
 	.free = cache_free,
 };
 

@@ -305,15 +305,22 @@ static const char *unpack(uint8_t codec, void *out, size_t want,
 	return n == want ? NULL : "decompressed to the wrong size";
 }
 
+/* The objects a decode read from the backend, its key's and its bases'. */
+struct fetched {
+	uint8_t keys[PATCH_DEPTH_MAX][SNAP_KEY_LEN];
+	unsigned n;
+};
+
 /*
  * The bytes stored under key into out, unchecked (the caller checks the
  * digest of what comes out): a whole chunk, or a patch's base (from the
  * cache when there, else read at depth + 1) with its pages over it. pi
- * (may be NULL) gets the patch. NULL, or why not, with *ret set.
+ * (may be NULL) gets the patch; f the keys of the objects read. NULL, or
+ * why not, with *ret set.
  */
 static const char *decode(struct snap_store *s, const uint8_t *key,
 			  void *out, struct chunk_patch *pi, unsigned depth,
-			  int *ret)
+			  struct fetched *f, int *ret)
 {
 	uint32_t cs = s->chunk_size;
 	size_t cap = CHUNK_HDR + ZSTD_compressBound(cs), len, mb, at;
@@ -336,6 +343,8 @@ static const char *decode(struct snap_store *s, const uint8_t *key,
 		return "larger than any chunk";
 	if (*ret)
 		return strerror(-*ret);
+	memcpy(f->keys[depth], key, SNAP_KEY_LEN);
+	f->n = depth + 1;
 	*ret = -EIO;
 	if (len < CHUNK_HDR || memcmp(obj, chunk_magic, 4))
 		return "not a chunk";
@@ -373,7 +382,7 @@ static const char *decode(struct snap_store *s, const uint8_t *key,
 		chunk_put(s->cache, ch);
 	} else if (depth + 1 >= PATCH_DEPTH_MAX) {
 		return "patches of patches too deep";
-	} else if ((why = decode(s, base, out, &bp, depth + 1, ret))) {
+	} else if ((why = decode(s, base, out, &bp, depth + 1, f, ret))) {
 		return *ret == -ENOMEM ? why : "its base is unreadable";
 	}
 	/* The base read reused no buffer of this depth: obj still holds. */
@@ -400,25 +409,61 @@ static const char *decode(struct snap_store *s, const uint8_t *key,
 	return NULL;
 }
 
+/* One read of key into out, checked against the key. */
+static const char *load(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
+			void *out, struct chunk_patch *pi, struct fetched *f,
+			int *ret)
+{
+	uint8_t digest[SNAP_DIGEST_LEN];
+	const char *why;
+
+	f->n = 0;
+	why = decode(s, key, out, pi, 0, f, ret);
+	if (!why) {
+		snap_sha256(out, s->chunk_size, digest);
+		if (memcmp(digest, key, SNAP_KEY_LEN)) {
+			*ret = -EIO;
+			why = "content does not match its key";
+		}
+	}
+	return why;
+}
+
+/* Drop the copies a backend keeps nearer of the objects in f. */
+static void forget(struct snap_store *s, const struct fetched *f)
+{
+	const struct snap_backend *b = &s->backend;
+
+	for (unsigned i = 0; i < f->n; i++)
+		b->ops->forget(b->ctx, f->keys[i]);
+}
+
+/*
+ * A bad object read through a backend that keeps copies (the cache tier)
+ * may be a copy of what the remote held then, since repaired: its copies
+ * are dropped and the chunk read once more, from the remote; a copy of
+ * what is still bad there is dropped again, not left for the next read.
+ */
 int chunk_load(struct snap_store *s, const uint8_t key[SNAP_KEY_LEN],
 	       void *out, struct chunk_patch *pi, struct snap_err *err)
 {
-	uint8_t digest[SNAP_DIGEST_LEN];
 	char hex[2 * SNAP_KEY_LEN + 1];
+	struct fetched f;
 	const char *why;
 	int ret;
 
-	key_hex(key, hex);
-	why = decode(s, key, out, pi, 0, &ret);
-	if (!why) {
-		snap_sha256(out, s->chunk_size, digest);
-		if (memcmp(digest, key, SNAP_KEY_LEN))
-			why = "content does not match its key";
+	why = load(s, key, out, pi, &f, &ret);
+	if (why && ret == -EIO && s->backend.ops->forget) {
+		forget(s, &f);
+		why = load(s, key, out, pi, &f, &ret);
+		if (why && ret == -EIO)
+			forget(s, &f);
 	}
 	if (!why)
 		return 0;
 	if (pi)
 		pi->valid = false;
+	key_hex(key, hex);
 	return snap_err_set(err, ret == -ENOMEM ? ret : -EIO, "chunk %.16s: %s",
 			    hex, why);
 }

@@ -65,7 +65,7 @@ figure "cluster start to a working write: $(($(now_ms) - t0)) ms"
 # ---- test_store over RADOS ---------------------------------------------------
 
 # Every /rados and /rados+cache case passes, and there are as many of
-# each as /mem cases (none was left out for want of a cluster).
+# them as /mem and /cache cases (none was left out for want of a cluster).
 rc=0
 : >"$work/store.tap"
 for t in $TEST_STORES; do
@@ -75,13 +75,14 @@ done
 nr=$(grep -c '^ok [0-9]* - .*/rados$' "$work/store.tap")
 nc=$(grep -c '^ok [0-9]* - .*/rados+cache$' "$work/store.tap")
 nm=$(grep -c '^ok [0-9]* - .*/mem$' "$work/store.tap")
+nk=$(grep -c '^ok [0-9]* - .*/cache$' "$work/store.tap")
 grep -E '^not ok|SKIP' "$work/store.tap" >"$err"
 if [ "$rc" -eq 0 ] && [ "$nr" -gt 0 ] && [ "$nr" -eq "$nm" ] &&
-   [ "$nc" -eq "$nm" ] && [ ! -s "$err" ]; then
+   [ "$nc" -eq "$nk" ] && [ ! -s "$err" ]; then
 	ok "test_store over RADOS: $nr cases passed, and $nc behind the cache tier"
 else
 	tail -40 "$work/store.tap" >>"$err"
-	not_ok "test_store over RADOS: exit $rc, $nr and $nc (cache) of $nm cases passed"
+	not_ok "test_store over RADOS: exit $rc, $nr of $nm and $nc of $nk (cache) cases passed"
 fi
 
 # ---- two clients through an OSD's stop and return -----------------------------

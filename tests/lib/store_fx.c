@@ -166,6 +166,14 @@ static int held_sync(void *ctx)
 	return h->inner.ops->sync(h->inner.ctx);
 }
 
+static void held_forget(void *ctx, const uint8_t key[SNAP_KEY_LEN])
+{
+	struct held *h = ctx;
+
+	if (h->inner.ops->forget)
+		h->inner.ops->forget(h->inner.ctx, key);
+}
+
 static void held_free(void *ctx)
 {
 	struct held *h = ctx;
@@ -175,7 +183,8 @@ static void held_free(void *ctx)
 
 const struct snap_backend_ops held_ops = {
 	.put = held_put, .get = held_get, .has = held_has, .del = held_del,
-	.each = held_each, .sync = held_sync, .free = held_free,
+	.each = held_each, .sync = held_sync, .forget = held_forget,
+	.free = held_free,
 };
 
 /* ---- a Ceph cluster, when the environment names one ---------------------- */
@@ -273,6 +282,8 @@ int cache_over(struct fx *f, struct snap_backend *b, const char *name)
 	ret = snap_backend_cache(&remote, path, CACHE_BYTES, b, &f->err);
 	if (ret)
 		remote.ops->free(remote.ctx);
+	else
+		f->remote = remote;
 	return ret;
 }
 

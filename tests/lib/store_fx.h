@@ -79,7 +79,8 @@ extern int on_dir, on_mem, on_cache, on_rados, on_rados_cache;
 struct fx {
 	bool mem;			/* chunks in held (memory or RADOS) */
 	bool rados;
-	bool cached;			/* held is a cache in front */
+	bool cached;			/* held is a cache in front ... */
+	struct snap_backend remote;	/* ... of this (not ours to free) */
 	char *tmp;
 	char *dir;			/* the store: tmp/store */
 	struct held held;		/* ON_MEM: the chunks */
@@ -106,6 +107,9 @@ struct lines {
 	{ #fn "/rados+cache", fn, fx_setup, fx_teardown, &on_rados_cache }
 #define ON_DIR_ONLY(fn)	{ #fn, fn, fx_setup, fx_teardown, &on_dir }
 #define ON_MEM_ONLY(fn)	{ #fn, fn, fx_setup, fx_teardown, &on_mem }
+#define ON_CACHE_ONLY(fn)						\
+	{ #fn "/cache", fn, fx_setup, fx_teardown, &on_cache },		\
+	{ #fn "/rados+cache", fn, fx_setup, fx_teardown, &on_rados_cache }
 
 uint64_t rnd_init(uint64_t seed);
 

@@ -85,6 +85,58 @@ static void test_corrupt_chunk(void **state)
 	free(buf);
 }
 
+/* Put buf under key in the cache tier's remote, in place of its value. */
+static void remote_replace(struct fx *f, const uint8_t key[SNAP_KEY_LEN],
+			  const void *buf, size_t len)
+{
+	struct snap_backend *r = &f->remote;
+
+	assert_int_equal(r->ops->del(r->ctx, key), 0);
+	assert_int_equal(r->ops->put(r->ctx, key, buf, len), 0);
+}
+
+/*
+ * Through a cache tier, a chunk corrupt in the remote is EIO, and reads
+ * right once the remote's object is repaired: the copy the cache kept of
+ * the bad object is not served again.
+ */
+static void test_cache_repaired(void **state)
+{
+	struct fx *f = *state;
+	uint8_t id[SNAP_ID_LEN], key[SNAP_KEY_LEN], *buf = malloc(CHUNK);
+	uint8_t *obj = malloc(2 * CHUNK), *bad = malloc(2 * CHUNK);
+	struct model m = { 0 };
+	struct snap_image *img;
+	size_t len;
+
+	img = fx_new(f, "s/r", 2 * CHUNK, id);
+	model_truncate(&m, 2 * CHUNK);
+	fill_random(buf, CHUNK, 90);
+	img_write(f, img, &m, buf, CHUNK, CHUNK);
+	snap_sha256(buf, CHUNK, key);
+	fx_close_img(f, img);
+	fx_reopen(f);
+	assert_int_equal(f->remote.ops->get(f->remote.ctx, key, obj, 2 * CHUNK,
+					    &len), 0);
+	memcpy(bad, obj, len);
+	bad[len / 2] ^= 0x55;
+	remote_replace(f, key, bad, len);
+	img = fx_open_id(f, id, 0);
+	expect_eio(f, img, id, 1, "corrupt in the remote");
+	fx_close_img(f, img);
+
+	remote_replace(f, key, obj, len);
+	fx_reopen(f);
+	img = fx_open_id(f, id, 0);
+	expect_content(f, img, &m, "repaired in the remote");
+	fx_close_img(f, img);
+	fx_verify_clean(f, "repaired in the remote");
+	model_free(&m);
+	free(bad);
+	free(obj);
+	free(buf);
+}
+
 struct meta_file {
 	char path[4096];
 };
@@ -515,6 +567,7 @@ int main(void)
 {
 	struct CMUnitTest tests[] = {
 		BOTH(test_corrupt_chunk),
+		ON_CACHE_ONLY(test_cache_repaired),
 		ON_DIR_ONLY(test_corrupt_meta),
 		ON_DIR_ONLY(test_crash),
 		{ 0 },	/* room for the skip fx_run may add */
