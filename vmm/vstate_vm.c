@@ -247,8 +247,9 @@ static int read_tsc_at(int fd, uint32_t id, uint64_t *tsc, uint64_t *at,
 		if (ret)
 			return ret;
 		w1 = vstate_wall_ns();
-		if (t == 0 || w1 - w0 < best) {	/* a clock that went back */
-			best = w1 - w0;		/* reads as far apart */
+		/* A wall clock set back in between wraps: the worst. */
+		if (t == 0 || w1 - w0 < best) {
+			best = w1 - w0;
 			*tsc = x;
 			*at = w1 >= w0 ? w0 + best / 2 : w0;
 		}
