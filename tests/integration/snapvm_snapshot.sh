@@ -118,9 +118,9 @@ restored() {	# NAME SNAPSHOT CPUS [restore options]
 # ---- save while running; full and diff --------------------------------
 # 250 pages a second: the guest dirties 1 MB a second between the two
 # saves, and the diff stays under half the 16 MiB full save unless they
-# are 8 s apart (1 MB measured here, 0.5 s apart). At 1000 pages a second
-# that margin was 2 s, which a loaded machine under ASan can take. A pass
-# of each CPU over its 8 MiB takes 16 s.
+# are 8 s apart (1 MB measured here: they were 1 s apart). At 1000
+# pages a second that margin was 2 s, which a loaded machine under ASan
+# can take. A pass of each CPU over its 8 MiB takes 16 s.
 start run --kernel "$GUEST" --mem 256M --cpus 2 --control "$S" \
 	--cmdline "touch=16 rate=250"
 wait_for "$T/out" "^snapfs-guest pass 1 " 2 120
