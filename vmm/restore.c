@@ -241,7 +241,6 @@ struct restore {
 	struct snap_state *st;
 	char memory_path[PATH_MAX];
 	uint64_t since_ns;		/* what the saved clocks stand for */
-	int64_t tsc_lag_ns;		/* how far the TSC fell behind it */
 };
 
 /*
@@ -270,7 +269,10 @@ static int restore_load(void *ctx, struct vm *vm, struct snap_err *err)
 	}
 	since = r->since_ns;
 	ret = restore_state(vm, r->st, &r->since_ns, jump, err);
-	r->tsc_lag_ns = (int64_t)(r->since_ns - since);
+	if (!ret && r->cfg.debug)
+		fprintf(stderr, "snapvm: vCPU 0's TSC %lld us behind the "
+			"wall clock, and kvmclock with it\n",
+			(long long)(r->since_ns - since) / 1000);
 	return ret;
 }
 
@@ -289,10 +291,6 @@ static int restore_launch(void *ctx, struct vm *vm, struct snap_err *err)
 			"mapped %s\n", cfg->dir, r->m.vcpu_count,
 			(unsigned long long)(r->m.memory_size >> 20),
 			cfg->shared ? "shared" : "private");
-	if (cfg->debug)
-		fprintf(stderr, "snapvm: vCPU 0's TSC %lld us behind the "
-			"wall clock, and kvmclock with it\n",
-			(long long)(r->tsc_lag_ns / 1000));
 	snap_state_free(r->st);		/* the VM has it all now */
 	r->st = NULL;
 	return 0;

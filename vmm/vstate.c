@@ -771,6 +771,22 @@ uint64_t vstate_wall_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int vstate_tsc_khz(const struct vstate_host *h, int fd, uint32_t id,
+		   uint64_t saved_khz, uint64_t *khz, struct snap_err *err)
+{
+	int n;
+
+	*khz = saved_khz;
+	if (!h->get_tsc_khz)
+		return 0;
+	n = ioctl(fd, KVM_GET_TSC_KHZ, 0);
+	if (n < 0)
+		return snap_err_set(err, -errno, "vcpu %u: KVM_GET_TSC_KHZ: %s",
+				    id, strerror(errno));
+	*khz = (uint64_t)n;
+	return 0;
+}
+
 uint64_t vstate_wall_since(uint64_t since_ns)
 {
 	uint64_t now = vstate_wall_ns();
@@ -786,7 +802,7 @@ uint64_t vstate_wall_since(uint64_t since_ns)
  */
 static int tsc_rate(struct vcpu_ctx *c)
 {
-	int n;
+	int ret;
 
 	if (!c->since_ns || !c->io.msrs)
 		return 0;
@@ -795,15 +811,10 @@ static int tsc_rate(struct vcpu_ctx *c)
 			c->tsc = &c->io.msrs->entries[i];
 	if (!c->tsc)
 		return 0;		/* none saved: KVM's own goes on */
-	c->tsc_khz = c->io.tsc_khz;
-	if (c->h->get_tsc_khz) {
-		n = ioctl(c->fd, KVM_GET_TSC_KHZ, 0);
-		if (n < 0)
-			return snap_err_set(c->err, -errno, "vcpu %u: "
-					    "KVM_GET_TSC_KHZ: %s", c->id,
-					    strerror(errno));
-		c->tsc_khz = (uint64_t)n;
-	}
+	ret = vstate_tsc_khz(c->h, c->fd, c->id, c->io.tsc_khz, &c->tsc_khz,
+			     c->err);
+	if (ret)
+		return ret;
 	if (!c->tsc_khz)
 		return snap_err_set(c->err, -ENOTSUP, "vcpu %u: TSC rate "
 				    "unknown, the TSC cannot be put forward",

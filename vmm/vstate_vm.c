@@ -264,21 +264,14 @@ int vstate_vcpu_tsc_since(const struct vstate_host *h, int vcpu_fd,
 			  struct snap_err *err)
 {
 	const struct snap_msr *saved = saved_tsc(v);
-	uint64_t khz = v->tsc_khz, tsc, at, ran_ns;
-	int n, ret;
+	uint64_t khz, tsc, at, ran_ns;
+	int ret;
 
 	if (!saved)
 		return 0;
-	if (h->get_tsc_khz) {
-		n = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
-		if (n < 0)
-			return snap_err_set(err, -errno, "vcpu %u: "
-					    "KVM_GET_TSC_KHZ: %s", v->id,
-					    strerror(errno));
-		khz = (uint64_t)n;
-	}
-	if (!khz)
-		return 0;
+	ret = vstate_tsc_khz(h, vcpu_fd, v->id, v->tsc_khz, &khz, err);
+	if (ret || !khz)
+		return ret;
 	ret = read_tsc_at(vcpu_fd, v->id, &tsc, &at, err);
 	if (ret)
 		return ret;
